@@ -1,0 +1,1 @@
+"""burstbus.bots — see docs/architecture.md."""

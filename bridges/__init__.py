@@ -1,0 +1,1 @@
+"""burstbus.bridges — see docs/architecture.md."""

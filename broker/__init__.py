@@ -1,0 +1,1 @@
+"""burstbus.broker — see docs/architecture.md."""

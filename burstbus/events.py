@@ -1,0 +1,132 @@
+"""The event model: what every input becomes before anything acts on it.
+
+An :class:`Event` is what a producer hands to the log; a :class:`RecordedEvent` is what the
+log hands back once the event has a place in the total order (``seq``) and in the hash chain.
+Both are frozen: an event, once written, never changes — corrections are new events.
+
+The canonical JSON encoding defined here is the one the hash chain is computed over, so it
+must stay byte-stable across versions: sorted keys, no whitespace, UTF-8, no NaN/Infinity.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+#: Namespace for deterministic event ids (uuid5), e.g. one id per VOEvent IVORN so that the
+#: log's ``UNIQUE(id)`` is also the IVORN dedupe.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d0c3e-4b1a-5c8e-9a57-0b5b2b3e5a11")
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def utc_now() -> str:
+    """The current time as the fixed-width ISO-8601 UTC string used throughout the log."""
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    """Fixed-width ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` so that string order is time order."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO-8601 time (``Z`` or offset; naive means UTC) into an aware datetime."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def normalise_time(text: str) -> str:
+    """Any ISO-8601 time → the log's fixed-width UTC form (raises ValueError if unparseable)."""
+    return format_time(parse_time(text))
+
+
+def canonical_json(value: Any) -> str:
+    """The canonical text of a JSON value: sorted keys, compact, UTF-8, finite numbers only."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def derived_event_id(*parts: str) -> str:
+    """A deterministic event id: the same parts always give the same id (idempotent appends)."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """An event as produced, before the log orders it.
+
+    ``id`` is the idempotency key: appending an event whose id is already in the log is a
+    no-op that returns the original position. ``stream`` groups events (the burst id when
+    known, else the IVORN's stream). ``actor`` says who caused it: ``vtp:1.2.3.4``,
+    ``xmpp:alice@fsc.example``, ``nats:pipeline.obtloc``, ``cli:import``, ``system``.
+    """
+
+    type: str
+    data: Mapping[str, Any]
+    stream: str = ""
+    actor: str = "system"
+    id: str = field(default_factory=new_event_id)
+    occurred_at: str = field(default_factory=utc_now)
+
+    def data_json(self) -> str:
+        return canonical_json(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event with its place in the log: gap-free ``seq`` and its link in the hash chain."""
+
+    seq: int
+    id: str
+    type: str
+    stream: str
+    actor: str
+    occurred_at: str
+    recorded_at: str
+    data: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The event as one JSON object (what ``burstbus log`` prints, one per line)."""
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "type": self.type,
+            "stream": self.stream,
+            "actor": self.actor,
+            "occurred_at": self.occurred_at,
+            "recorded_at": self.recorded_at,
+            "data": dict(self.data),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an appended event stands. ``new`` is False when its id was already in the log."""
+
+    seq: int
+    id: str
+    hash: str
+    new: bool
+
+
+#: The hash of "nothing before": the first event's ``prev_hash``.
+GENESIS_HASH = "0" * 64

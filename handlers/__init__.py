@@ -1,0 +1,1 @@
+"""burstbus.handlers — see docs/architecture.md."""

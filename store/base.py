@@ -1,0 +1,102 @@
+"""The event log's protocol: the one small interface every backend implements.
+
+Each guarantee is stated here once and checked by the shared contract suite
+(``tests/store/contract.py``) that every backend (SQLite, JetStream) must pass:
+
+* ``append`` is durable when it returns, assigns a gap-free global ``seq`` in commit order,
+  links each record into the SHA-256 hash chain, and is idempotent per event ``id``.
+* ``read`` returns records in ``seq`` order with optional filters.
+* ``subscribe`` yields everything after a position, then live records, with no gap and no
+  repeat at the seam between the two.
+* ``verify`` walks the chain and names the first damaged ``seq``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from burstbus.events import Appended, Event, RecordedEvent
+
+
+class LogError(Exception):
+    """A failure of the log itself (storage, corruption, closed log): never a caller's mistake."""
+
+
+class LogClosed(LogError):
+    """The log was closed; nothing more can be appended or read."""
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The newest record's position and hash; ``seq`` 0 and the genesis hash when empty."""
+
+    seq: int
+    hash: str
+    recorded_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What ``verify`` found. ``first_bad_seq`` is None when the chain is intact."""
+
+    count: int
+    head: Head
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_seq is None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadFilter:
+    """Which records a read selects; every field optional. Times compare with ``recorded_at``."""
+
+    types: tuple[str, ...] | None = None
+    stream: str | None = None
+    since: str | None = None
+    until: str | None = None
+
+    @staticmethod
+    def of(
+        types: Iterable[str] | None = None,
+        stream: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> ReadFilter:
+        return ReadFilter(tuple(types) if types else None, stream, since, until)
+
+
+class EventLog(Protocol):
+    """The append-only, hash-chained event log."""
+
+    async def append(self, events: Sequence[Event]) -> list[Appended]:
+        """Durably append events in order; an id already present is a no-op (``new=False``)."""
+
+    async def read(
+        self, after: int = 0, filter: ReadFilter | None = None, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """Records with ``seq > after`` matching ``filter``, in order, at most ``limit``."""
+
+    def subscribe(
+        self, after: int = 0, filter: ReadFilter | None = None, batch_size: int = 1000
+    ) -> AsyncIterator[list[RecordedEvent]]:
+        """Batches of records after ``after``: first the stored ones, then live ones."""
+
+    async def get(self, seq: int) -> RecordedEvent | None:
+        """The record at ``seq``, if any."""
+
+    async def find(self, event_id: str) -> RecordedEvent | None:
+        """The record with this event id, if any."""
+
+    async def head(self) -> Head:
+        """The newest record's position."""
+
+    async def verify(self, progress: Callable[[int], None] | None = None) -> Verification:
+        """Walk the whole chain; report the first damaged seq, if any."""
+
+    async def close(self) -> None:
+        """Finish pending appends and release the backend."""

@@ -1,0 +1,42 @@
+"""The hash chain: how each record's hash is computed, independent of any backend.
+
+``hash = SHA-256(canonical record)`` where the canonical record is the compact, key-sorted
+JSON object of every stored column, ``prev_hash`` included, with ``data`` embedded as the
+exact canonical text that was stored. Hashing the stored text (not a re-encoding of its
+decoded value) means any byte changed in the database changes the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+_dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def record_hash(
+    *,
+    prev_hash: str,
+    seq: int,
+    id: str,
+    type: str,
+    stream: str,
+    actor: str,
+    occurred_at: str,
+    recorded_at: str,
+    data_json: str,
+) -> str:
+    """SHA-256 (hex) of the canonical encoding of one record; keys in sorted order."""
+    text = (
+        '{"actor":' + _dump(actor)
+        + ',"data":' + data_json
+        + ',"id":' + _dump(id)
+        + ',"occurred_at":' + _dump(occurred_at)
+        + ',"prev_hash":' + _dump(prev_hash)
+        + ',"recorded_at":' + _dump(recorded_at)
+        + ',"seq":' + str(int(seq))
+        + ',"stream":' + _dump(stream)
+        + ',"type":' + _dump(type)
+        + "}"
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

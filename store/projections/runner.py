@@ -1,0 +1,183 @@
+"""The projection runner: follows the log and keeps every read model up to date, exactly once.
+
+All projections live in one SQLite file (``projections.sqlite`` in the data directory), apart
+from the log so that read-model writes never contend with appends. Each batch of records is
+applied to every projection that has not seen it and the projections' checkpoints are moved
+in the same transaction: after a crash the runner resumes from the checkpoints, and a batch
+is either wholly applied or not at all.
+
+A projection whose stored ``version`` differs from its code is rebuilt from the log at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
+
+from burstbus.events import RecordedEvent
+from burstbus.store.base import EventLog
+from burstbus.store.projections.base import Projection
+from burstbus.store.sqlite_thread import connect, run_on_connection
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = """
+CREATE TABLE IF NOT EXISTS projection_checkpoints (
+    name    TEXT PRIMARY KEY,
+    seq     INTEGER NOT NULL,
+    version INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    name: str
+    seq: int
+    version: int
+
+
+def _apply_batch(conn: sqlite3.Connection, projections: Sequence[Projection], records: Sequence[RecordedEvent]) -> None:
+    """One transaction: apply records past each projection's checkpoint, then move it."""
+    if not records:
+        return
+    last = records[-1].seq
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for projection in projections:
+            row = conn.execute("SELECT seq FROM projection_checkpoints WHERE name = ?", (projection.name,)).fetchone()
+            done = row[0] if row else 0
+            if done >= last:
+                continue
+            wanted = projection.event_types
+            todo = [r for r in records if r.seq > done and r.type in wanted]
+            if todo:
+                projection.apply(conn, todo)
+            conn.execute(
+                "INSERT INTO projection_checkpoints (name, seq, version) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET seq = excluded.seq, version = excluded.version",
+                (projection.name, last, projection.version),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _reset(conn: sqlite3.Connection, projections: Sequence[Projection]) -> None:
+    """Drop and recreate the given projections, with their checkpoints back at zero."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for projection in projections:
+            projection.drop(conn)
+            projection.create(conn)
+            conn.execute(
+                "INSERT INTO projection_checkpoints (name, seq, version) VALUES (?, 0, ?) "
+                "ON CONFLICT(name) DO UPDATE SET seq = 0, version = excluded.version",
+                (projection.name, projection.version),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _prepare(conn: sqlite3.Connection, projections: Sequence[Projection]) -> list[str]:
+    """Create missing tables; reset projections whose stored version is stale. Returns those reset."""
+    conn.executescript(CHECKPOINTS)
+    stale = []
+    for projection in projections:
+        row = conn.execute("SELECT version FROM projection_checkpoints WHERE name = ?", (projection.name,)).fetchone()
+        if row is not None and row[0] != projection.version:
+            stale.append(projection)
+        else:
+            projection.create(conn)
+    if stale:
+        _reset(conn, stale)
+    return [p.name for p in stale]
+
+
+class ProjectionRunner:
+    """Keeps a set of projections in one SQLite file in step with an event log."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path, projections: Sequence[Projection]):
+        self.db = db
+        self.path = path
+        self.projections = list(projections)
+        self.applied_seq = 0
+        self._caught_up = asyncio.Event()
+
+    @classmethod
+    async def open(cls, path: Path | str, projections: Sequence[Projection], *, synchronous: str = "NORMAL") -> ProjectionRunner:
+        """Open the projection database. ``NORMAL`` is enough: it can always be rebuilt from the log."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await connect(path, synchronous=synchronous)
+        runner = cls(db, path, projections)
+        reset = await run_on_connection(db, lambda c: _prepare(c, runner.projections))
+        for name in reset:
+            log.warning("projection %s changed version: rebuilding it from the log", name)
+        return runner
+
+    def select(self, names: Sequence[str]) -> list[Projection]:
+        """The projections with these names (all when empty); unknown names raise KeyError."""
+        if not names:
+            return list(self.projections)
+        by_name = {p.name: p for p in self.projections}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise KeyError(f"unknown projection(s): {', '.join(unknown)} (known: {', '.join(by_name)})")
+        return [by_name[n] for n in names]
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        rows = await self.db.execute_fetchall("SELECT name, seq, version FROM projection_checkpoints ORDER BY name")
+        return [Checkpoint(*row) for row in rows]
+
+    async def _start_position(self) -> int:
+        points = {c.name: c.seq for c in await self.checkpoints()}
+        return min((points.get(p.name, 0) for p in self.projections), default=0)
+
+    async def apply(self, records: Sequence[RecordedEvent]) -> None:
+        await run_on_connection(self.db, lambda c: _apply_batch(c, self.projections, records))
+        if records:
+            self.applied_seq = records[-1].seq
+
+    async def catch_up(self, log_: EventLog, batch_size: int = 5000, progress: Callable[[int], None] | None = None) -> int:
+        """Apply everything up to the log's current head; returns the last seq applied."""
+        position = await self._start_position()
+        target = (await log_.head()).seq
+        while position < target:
+            records = await log_.read(position, None, batch_size)
+            if not records:
+                break
+            await self.apply(records)
+            position = records[-1].seq
+            if progress:
+                progress(position)
+        self.applied_seq = max(self.applied_seq, position)
+        return position
+
+    async def follow(self, log_: EventLog, batch_size: int = 5000) -> None:
+        """Run forever: catch up, then apply live batches as they are committed."""
+        position = await self._start_position()
+        async for records in log_.subscribe(position, None, batch_size):
+            await self.apply(records)
+
+    async def rebuild(self, log_: EventLog, names: Sequence[str] = (), progress: Callable[[int], None] | None = None) -> int:
+        """Drop the named projections (all when empty) and replay the log into them."""
+        chosen = self.select(names)
+        await run_on_connection(self.db, lambda c: _reset(c, chosen))
+        return await self.catch_up(log_, progress=progress)
+
+    async def dump(self) -> dict[str, dict[str, list[tuple[object, ...]]]]:
+        """Every projection's rows, for comparisons (tests, ``rebuild --check``)."""
+        return await run_on_connection(self.db, lambda c: {p.name: p.dump(c) for p in self.projections})
+
+    async def close(self) -> None:
+        await self.db.close()
