@@ -95,6 +95,9 @@ class EventLog(Protocol):
     async def head(self) -> Head:
         """The newest record's position."""
 
+    async def seq_at(self, moment: str) -> int:
+        """The last seq recorded at or before ``moment`` (0 if none): what the log knew then."""
+
     async def verify(self, progress: Callable[[int], None] | None = None) -> Verification:
         """Walk the whole chain; report the first damaged seq, if any."""
 

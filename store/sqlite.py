@@ -320,6 +320,10 @@ class SQLiteEventLog:
         seq, digest, recorded_at = rows[0]
         return Head(seq, digest, recorded_at)
 
+    async def seq_at(self, moment: str) -> int:
+        rows = list(await self._reader.execute_fetchall("SELECT MAX(seq) FROM events WHERE recorded_at <= ?", (normalise_time(moment),)))
+        return int(rows[0][0] or 0)
+
     async def verify(self, progress: Callable[[int], None] | None = None) -> Verification:
         return await run_on_connection(self._reader, lambda c: _verify_chain(c, progress))
 

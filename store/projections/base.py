@@ -19,6 +19,23 @@ from typing import ClassVar
 from burstbus.events import RecordedEvent
 
 
+def run_ddl(conn: sqlite3.Connection, script: str) -> None:
+    """Execute a multi-statement DDL script *inside* the current transaction.
+
+    ``sqlite3.Connection.executescript`` commits first, which would break the runner's
+    "rows and checkpoint in one transaction" guarantee; this runs statement by statement.
+    """
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            if statement.strip():
+                conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        conn.execute(statement)
+
+
 class Projection(ABC):
     """A read model maintained from the log."""
 
@@ -33,7 +50,7 @@ class Projection(ABC):
 
     @abstractmethod
     def create(self, conn: sqlite3.Connection) -> None:
-        """Create the tables and indexes (idempotent: ``IF NOT EXISTS``)."""
+        """Create the tables and indexes (idempotent: ``IF NOT EXISTS``), with :func:`run_ddl`."""
 
     @abstractmethod
     def apply(self, conn: sqlite3.Connection, records: Sequence[RecordedEvent]) -> None:

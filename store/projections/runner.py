@@ -66,7 +66,8 @@ def _apply_batch(conn: sqlite3.Connection, projections: Sequence[Projection], re
             )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -84,7 +85,8 @@ def _reset(conn: sqlite3.Connection, projections: Sequence[Projection]) -> None:
             )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -148,12 +150,20 @@ class ProjectionRunner:
         if records:
             self.applied_seq = records[-1].seq
 
-    async def catch_up(self, log_: EventLog, batch_size: int = 5000, progress: Callable[[int], None] | None = None) -> int:
-        """Apply everything up to the log's current head; returns the last seq applied."""
+    async def catch_up(
+        self,
+        log_: EventLog,
+        batch_size: int = 5000,
+        progress: Callable[[int], None] | None = None,
+        stop_at: int | None = None,
+    ) -> int:
+        """Apply everything up to the log's current head (or ``stop_at``); returns the last seq applied."""
         position = await self._start_position()
         target = (await log_.head()).seq
+        if stop_at is not None:
+            target = min(target, stop_at)
         while position < target:
-            records = await log_.read(position, None, batch_size)
+            records = await log_.read(position, None, min(batch_size, target - position))
             if not records:
                 break
             await self.apply(records)

@@ -1,0 +1,289 @@
+"""``burstbus``: the one command-line program (run, import, log, verify, rebuild, replay).
+
+Exit codes: 0 success; 1 the command's own "no" (a damaged chain for ``verify``); 2 bad usage
+or configuration (argparse's convention); 3 the data directory is held by a running service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from burstbus import __version__
+from burstbus.config import Config, ConfigError, load_config
+from burstbus.events import normalise_time
+from burstbus.ingest import Submission
+from burstbus.progress import Progress
+from burstbus.service import Core, ServiceRunning, data_dir_lock, run_service, service_running
+from burstbus.sources import SourceError, count_packets, iter_packets
+from burstbus.store.base import ReadFilter
+from burstbus.store.projections.registry import all_projections
+from burstbus.store.projections.runner import ProjectionRunner
+
+EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+IMPORT_BATCH = 500
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="burstbus", description="The GRB ground segment's event log and message bus.")
+    parser.add_argument("--version", action="version", version=f"burstbus {__version__}")
+    parser.add_argument("--config", type=Path, help="TOML configuration file (default: ./burstbus.toml if present)")
+    parser.add_argument("--data-dir", type=Path, help="data directory (default: ./burstbus-data; env BURSTBUS_DATA_DIR)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("run", help="serve: the log, projections, handlers and configured transports")
+
+    p = commands.add_parser("import", help="ingest VOEvents from files, folders or tarballs")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--quiet", action="store_true", help="summary only, not one line per refused packet")
+
+    p = commands.add_parser("log", help="print events as JSON lines")
+    p.add_argument("--type", action="append", dest="types", metavar="TYPE", help="event type (repeatable)")
+    p.add_argument("--stream", help="only this stream (burst id or IVORN stream)")
+    p.add_argument("--since", help="recorded at or after this ISO-8601 time")
+    p.add_argument("--until", help="recorded at or before this ISO-8601 time")
+    p.add_argument("--after", type=int, default=0, metavar="SEQ", help="only events after this seq")
+    p.add_argument("--limit", type=int, help="at most this many events")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they are appended")
+    p.add_argument("--output", "-o", type=Path, help="write to this file instead of standard output")
+
+    commands.add_parser("verify", help="walk the hash chain; exit 1 naming the first damaged seq")
+
+    p = commands.add_parser("rebuild", help="drop projections and replay the log into them")
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"projections (default all: {', '.join(x.name for x in all_projections())})")
+
+    p = commands.add_parser("replay", help="build the projections as they stood at a time, into a separate database")
+    p.add_argument("--until", required=True, help="ISO-8601 UTC time: what did the log know then?")
+    p.add_argument("--out", type=Path, help="database to write (default: DATA_DIR/replay-<time>.sqlite)")
+    p.add_argument("--bursts", type=int, default=20, help="how many bursts to list (default 20)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose + (1 if args.command == "run" else 0), 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        config = load_config(args.config, overrides={"data": {"dir": str(args.data_dir) if args.data_dir else None}})
+    except ConfigError as exc:
+        print(f"burstbus: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    handler = COMMANDS[args.command]
+    try:
+        return asyncio.run(handler(config, args))
+    except ServiceRunning as exc:
+        print(f"burstbus: {exc}; stop it first", file=sys.stderr)
+        return EXIT_BUSY
+    except KeyboardInterrupt:
+        return 130
+
+
+async def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    await run_service(config)
+    return EXIT_OK
+
+
+async def cmd_import(config: Config, args: argparse.Namespace) -> int:
+    paths: list[Path] = args.paths
+    core = await Core.open(config)
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    refused: list[tuple[str, str]] = []
+    progress = Progress("importing", count_packets(paths))
+    status = EXIT_OK
+    try:
+        batch: list[Submission] = []
+
+        async def flush() -> None:
+            results = await core.ingest.submit_many(batch)
+            for item, result in zip(batch, results, strict=True):
+                outcomes[result.outcome] += 1
+                if result.outcome == "rejected":
+                    reasons[result.code or "?"] += 1
+                    refused.append((item.peer, result.reason or ""))
+            progress.advance(len(batch))
+            batch.clear()
+
+        try:
+            for packet in iter_packets(paths, config.ingest.max_bytes):
+                batch.append(Submission(packet.raw, "import", packet.label))
+                if len(batch) >= IMPORT_BATCH:
+                    await flush()
+        except SourceError as exc:
+            print(f"burstbus import: {exc}", file=sys.stderr)
+            status = EXIT_NO
+        if batch:
+            await flush()
+        progress.close()
+        if not service_running(config.data_dir):
+            await core.catch_up()
+    finally:
+        await core.close()
+    if not args.quiet:
+        for label, reason in refused:
+            print(f"refused  {label}: {reason}")
+    total = sum(outcomes.values())
+    print(
+        f"{total} packets: {outcomes['accepted']} accepted, {outcomes['duplicate']} duplicates "
+        f"(already in the log), {outcomes['rejected']} refused"
+    )
+    for code, n in reasons.most_common():
+        print(f"  refused ({code}): {n}")
+    return status
+
+
+async def cmd_log(config: Config, args: argparse.Namespace) -> int:
+    try:
+        since = normalise_time(args.since) if args.since else None
+        until = normalise_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"burstbus log: bad time: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    core_log = await _open_log(config)
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    flt = ReadFilter.of(args.types, args.stream, since, until)
+    written = 0
+    try:
+        position = args.after
+        while args.limit is None or written < args.limit:
+            want = 1000 if args.limit is None else min(1000, args.limit - written)
+            records = await core_log.read(position, flt, want)
+            if not records:
+                if not args.follow:
+                    break
+                async for batch in core_log.subscribe(position, flt):
+                    for record in batch:
+                        out.write(json.dumps(record.to_json_dict(), ensure_ascii=False) + "\n")
+                    out.flush()
+                break
+            for record in records:
+                out.write(json.dumps(record.to_json_dict(), ensure_ascii=False) + "\n")
+            written += len(records)
+            position = records[-1].seq
+    except BrokenPipeError:
+        pass
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        await core_log.close()
+    return EXIT_OK
+
+
+async def cmd_verify(config: Config, args: argparse.Namespace) -> int:
+    core_log = await _open_log(config)
+    progress = Progress("verifying", (await core_log.head()).seq)
+    try:
+        result = await core_log.verify(lambda n: progress.advance(n - progress.done))
+    finally:
+        progress.close()
+        await core_log.close()
+    if result.ok:
+        print(f"ok: {result.count} events, hash chain intact; head seq {result.head.seq} hash {result.head.hash}")
+        return EXIT_OK
+    print(f"DAMAGED at seq {result.first_bad_seq}: {result.reason} ({result.count} events verified before it)")
+    return EXIT_NO
+
+
+async def cmd_rebuild(config: Config, args: argparse.Namespace) -> int:
+    with data_dir_lock(config.data_dir):
+        core_log = await _open_log(config)
+        runner = await ProjectionRunner.open(config.projections_path, all_projections())
+        try:
+            chosen = runner.select(args.names)
+        except KeyError as exc:
+            print(f"burstbus rebuild: {exc.args[0]}", file=sys.stderr)
+            await runner.close()
+            await core_log.close()
+            return EXIT_USAGE
+        head = (await core_log.head()).seq
+        progress = Progress("rebuilding", head)
+        try:
+            await runner.rebuild(core_log, [p.name for p in chosen], lambda seq: progress.advance(seq - progress.done))
+        finally:
+            progress.close()
+            await runner.close()
+            await core_log.close()
+    print(f"rebuilt {', '.join(p.name for p in chosen)} from {head} events")
+    return EXIT_OK
+
+
+async def cmd_replay(config: Config, args: argparse.Namespace) -> int:
+    try:
+        until = normalise_time(args.until)
+    except ValueError as exc:
+        print(f"burstbus replay: bad --until time: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out: Path = args.out or config.data_dir / f"replay-{until.replace(':', '').replace('.', '_')}.sqlite"
+    if out.exists():
+        out.unlink()
+    core_log = await _open_log(config)
+    runner = await ProjectionRunner.open(out, all_projections())
+    try:
+        stop = await core_log.seq_at(until)
+        applied = await runner.catch_up(core_log, stop_at=stop) if stop else 0
+        record = await core_log.get(stop) if stop else None
+        summary = await _replay_summary(runner, args.bursts)
+    finally:
+        await runner.close()
+        await core_log.close()
+    print(f"state as of {until}: {applied} events (log seq 1..{stop})")
+    if record is not None:
+        print(f"  last event: seq {record.seq} {record.type} recorded {record.recorded_at} hash {record.hash}")
+    print(summary)
+    print(f"projections written to {out}")
+    return EXIT_OK
+
+
+async def _replay_summary(runner: ProjectionRunner, burst_limit: int) -> str:
+    def summarise(conn) -> str:  # type: ignore[no-untyped-def]
+        lines = []
+        notices = conn.execute("SELECT COUNT(*) FROM voevent").fetchone()[0]
+        roles = conn.execute("SELECT role, COUNT(*) FROM voevent GROUP BY role ORDER BY role").fetchall()
+        lines.append(f"  notices: {notices}" + (" (" + ", ".join(f"{r}: {n}" for r, n in roles) + ")" if roles else ""))
+        statuses = conn.execute("SELECT status, COUNT(*) FROM processes GROUP BY status ORDER BY status").fetchall()
+        total = sum(n for _, n in statuses)
+        lines.append(f"  processes: {total}" + (" (" + ", ".join(f"{s}: {n}" for s, n in statuses) + ")" if statuses else ""))
+        count = conn.execute("SELECT COUNT(*) FROM bursts").fetchone()[0]
+        lines.append(f"  bursts: {count}")
+        rows = conn.execute(
+            "SELECT burst_id, notice_count, instruments, ra, dec, err, last_notice_at, retracted FROM bursts "
+            "ORDER BY last_notice_at DESC LIMIT ?",
+            (burst_limit,),
+        ).fetchall()
+        for burst_id, n, instruments, ra, dec, err, last, retracted in rows:
+            where = f"RA {ra:.4f} Dec {dec:+.4f}" + (f" ± {err:.4g}°" if err is not None else "") if ra is not None else "no position"
+            flag = " RETRACTED" if retracted else ""
+            lines.append(f"    {burst_id:<24} {n:>3} notices  {where:<40} last {last}  {', '.join(json.loads(instruments))}{flag}")
+        return "\n".join(lines)
+
+    from burstbus.store.sqlite_thread import run_on_connection
+
+    return await run_on_connection(runner.db, summarise)
+
+
+async def _open_log(config: Config):  # type: ignore[no-untyped-def]
+    from burstbus.store.sqlite import SQLiteEventLog
+
+    return await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "import": cmd_import,
+    "log": cmd_log,
+    "verify": cmd_verify,
+    "rebuild": cmd_rebuild,
+    "replay": cmd_replay,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

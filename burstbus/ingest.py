@@ -1,0 +1,175 @@
+"""Received bytes → ``voevent.accepted`` or ``voevent.rejected`` in the log. Every transport calls this.
+
+The pure part (size, safe parse, schema, IVORN and role checks, fact extraction) is
+:func:`burstbus.voevent.examine.examine`; it is CPU-bound, so it runs in a thread pool. This
+module adds the log:
+
+* An accepted packet's event id is derived from its IVORN, so the log's ``UNIQUE(id)`` is
+  the IVORN dedupe, atomic even across processes: re-sending identical bytes finds the
+  original (``duplicate``: acknowledge, append nothing), different bytes under a known IVORN
+  are refused (``conflict``) and that refusal is itself recorded.
+* Every refusal is a ``voevent.rejected`` event with the reason, the SHA-256 and the first
+  4 KiB of what was received: nothing is dropped silently.
+* The outcome is returned only after the append is durable, so a transport may ACK on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from burstbus.events import Event, derived_event_id
+from burstbus.payload import xml_fields
+from burstbus.store.base import EventLog
+from burstbus.voevent.errors import VOEventRejected
+from burstbus.voevent.examine import Examined, examine
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = "voevent.accepted"
+REJECTED = "voevent.rejected"
+#: How much of a refused packet is kept in its ``voevent.rejected`` event.
+REJECTED_EXCERPT_BYTES = 4096
+
+Outcome = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What happened to one packet. ``seq`` is the log position that records it:
+    the accepted event (also for a duplicate: the original) or the rejection."""
+
+    outcome: Outcome
+    seq: int
+    ivorn: str | None = None
+    reason: str | None = None
+    code: str | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        """True when the sender should get an ACK: the packet is (already) in the log."""
+        return self.outcome != "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One received packet and where it came from."""
+
+    raw: bytes
+    via: str  # vtp, nats, xmpp, http, import, local
+    peer: str  # address, JID, subject or file path
+
+    @property
+    def actor(self) -> str:
+        return f"{self.via}:{self.peer}"
+
+
+def accepted_event_id(ivorn: str) -> str:
+    """The one event id a VOEvent IVORN can ever have in the log."""
+    return derived_event_id(ACCEPTED, ivorn)
+
+
+def accepted_event(item: Submission, examined: Examined) -> Event:
+    summary = examined.summary
+    data: dict[str, Any] = dict(summary)
+    data.update(xml_fields(item.raw))
+    data.update(sha256=examined.sha256, size=len(item.raw), via=item.via, peer=item.peer)
+    return Event(
+        type=ACCEPTED,
+        data=data,
+        stream=str(summary.get("stream") or ""),
+        actor=item.actor,
+        id=accepted_event_id(summary["ivorn"]),
+    )
+
+
+def rejected_event(item: Submission, reason: str, code: str, ivorn: str | None = None) -> Event:
+    excerpt = item.raw[:REJECTED_EXCERPT_BYTES]
+    data: dict[str, Any] = {
+        "reason": reason,
+        "code": code,
+        "via": item.via,
+        "peer": item.peer,
+        "sha256": hashlib.sha256(item.raw).hexdigest(),
+        "size": len(item.raw),
+        "truncated": len(item.raw) > REJECTED_EXCERPT_BYTES,
+    }
+    if ivorn:
+        data["ivorn"] = ivorn
+    data.update({f"excerpt_{k}": v for k, v in xml_fields(excerpt).items()})
+    return Event(type=REJECTED, data=data, stream="", actor=item.actor)
+
+
+class Ingest:
+    """The single entry point for VOEvents, whatever transport brought them."""
+
+    def __init__(self, log_: EventLog, *, max_bytes: int = 1_048_576, threads: int = 2):
+        self.log = log_
+        self.max_bytes = max_bytes
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="burstbus-ingest")
+        self.counts: Counter[tuple[str, Outcome]] = Counter()
+
+    async def submit(self, raw: bytes, *, via: str, peer: str) -> IngestResult:
+        """Examine one packet and record the outcome; returns once it is durable."""
+        [result] = await self.submit_many([Submission(raw, via, peer)])
+        return result
+
+    async def submit_many(self, items: Sequence[Submission]) -> list[IngestResult]:
+        """Examine several packets in parallel and record them with one append (bulk import)."""
+        loop = asyncio.get_running_loop()
+        verdicts = await asyncio.gather(*[loop.run_in_executor(self._pool, self._examine, item.raw) for item in items])
+        events: list[Event] = []
+        for item, verdict in zip(items, verdicts, strict=True):
+            if isinstance(verdict, tuple):
+                events.append(rejected_event(item, *verdict))
+            else:
+                events.append(accepted_event(item, verdict))
+        appended = await self.log.append(events)
+        results: list[IngestResult | None] = [None] * len(items)
+        conflicts: list[tuple[int, Event]] = []
+        for i, (item, event, where) in enumerate(zip(items, events, appended, strict=True)):
+            if event.type == REJECTED:
+                results[i] = IngestResult("rejected", where.seq, None, event.data["reason"], event.data["code"])
+                continue
+            ivorn = event.data["ivorn"]
+            if where.new:
+                results[i] = IngestResult("accepted", where.seq, ivorn)
+                continue
+            original = await self.log.get(where.seq)
+            if original is not None and original.data.get("sha256") == event.data["sha256"]:
+                results[i] = IngestResult("duplicate", where.seq, ivorn)
+                continue
+            reason = (
+                f"IVORN {ivorn} was already accepted (log seq {where.seq}) with different content; "
+                "a changed packet needs a new IVORN"
+            )
+            conflicts.append((i, rejected_event(item, reason, "conflict", ivorn)))
+        if conflicts:
+            recorded = await self.log.append([event for _, event in conflicts])
+            for (i, event), where in zip(conflicts, recorded, strict=True):
+                results[i] = IngestResult("rejected", where.seq, event.data.get("ivorn"), event.data["reason"], "conflict")
+        final = [r for r in results if r is not None]
+        for item, result in zip(items, final, strict=True):
+            self.counts[(item.via, result.outcome)] += 1
+            if result.outcome == "rejected":
+                log.info("refused %s packet from %s: %s", item.via, item.peer, result.reason)
+        return final
+
+    def _examine(self, raw: bytes) -> Examined | tuple[str, str]:
+        """The examined packet, or (reason, code) when it is refused."""
+        try:
+            return examine(raw, max_bytes=self.max_bytes)
+        except VOEventRejected as exc:
+            return exc.reason, exc.code
+        except Exception as exc:  # a bug in extraction must refuse the packet, not crash the transport
+            log.exception("unexpected error examining a packet")
+            return f"internal error while examining the packet: {exc}", "internal"
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,184 @@
+"""The service runner: opens the log, starts every component on one asyncio loop, stops cleanly.
+
+Components are long-running coroutines (projection runner, burst identifier, and — as the
+transports land — VTP, NATS, XMPP, Slack, HTTP). Each runs under a supervisor that logs a
+failure and restarts it with backoff, so one broken consumer never takes the log down.
+
+A lock file in the data directory marks a running service, so commands that rewrite derived
+state (``rebuild``) refuse to run under it, and ``import`` knows whether to bring the
+projections up to date itself or leave that to the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from burstbus.config import Config
+from burstbus.handlers.bursts import BurstIdentifier
+from burstbus.ingest import Ingest
+from burstbus.state import StateStore
+from burstbus.store.projections.registry import all_projections
+from burstbus.store.projections.runner import ProjectionRunner
+from burstbus.store.sqlite import SQLiteEventLog
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "burstbus.lock"
+
+
+class ServiceRunning(RuntimeError):
+    """Another ``burstbus run`` holds the data directory."""
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path):
+    """Hold the data directory's service lock (non-blocking); raise ServiceRunning if taken."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / LOCK_FILE
+    handle: IO[str] = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ServiceRunning(f"burstbus is already running on {data_dir} (pid {holder})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def service_running(data_dir: Path) -> bool:
+    try:
+        with data_dir_lock(data_dir):
+            return False
+    except ServiceRunning:
+        return True
+
+
+@dataclass
+class Core:
+    """The pieces every command works with: the log, handler state, projections, ingest."""
+
+    config: Config
+    log: SQLiteEventLog
+    state: StateStore
+    projections: ProjectionRunner
+    ingest: Ingest
+    bursts: BurstIdentifier
+
+    @classmethod
+    async def open(cls, config: Config) -> Core:
+        log_ = await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
+        state = await StateStore.open(config.state_path)
+        projections = await ProjectionRunner.open(config.projections_path, all_projections())
+        ingest = Ingest(log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads)
+        bursts = BurstIdentifier(log_, state, config.bursts.rules, config.bursts.roles)
+        await bursts.start()
+        return cls(config, log_, state, projections, ingest, bursts)
+
+    async def catch_up(self, progress: Callable[[int], None] | None = None) -> None:
+        """Bring handlers and projections level with the log (used when no service runs)."""
+        await self.bursts.catch_up()
+        await self.projections.catch_up(self.log, progress=progress)
+
+    async def close(self) -> None:
+        self.ingest.close()
+        await self.projections.close()
+        await self.state.close()
+        await self.log.close()
+
+
+@dataclass
+class Supervised:
+    name: str
+    factory: Callable[[], Awaitable[None]]
+    restarts: int = 0
+    task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+class Service:
+    """``burstbus run``: the core plus every configured component, until told to stop."""
+
+    def __init__(self, core: Core):
+        self.core = core
+        self.components: list[Supervised] = []
+        self._stopping = asyncio.Event()
+
+    def add(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self.components.append(Supervised(name, factory))
+
+    async def _supervise(self, component: Supervised) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                await component.factory()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                component.restarts += 1
+                log.exception("%s failed; restarting in %.1fs", component.name, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, 30.0)
+
+    def start(self) -> None:
+        for component in self.components:
+            component.task = asyncio.create_task(self._supervise(component), name=f"burstbus-{component.name}")
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def wait(self) -> None:
+        await self._stopping.wait()
+        for component in self.components:
+            if component.task:
+                component.task.cancel()
+        for component in self.components:
+            if component.task:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await component.task
+
+
+def build_service(core: Core) -> Service:
+    """Wire the components that exist so far."""
+    service = Service(core)
+    service.add("bursts", core.bursts.follow)
+    service.add("projections", lambda: core.projections.follow(core.log))
+    return service
+
+
+async def run_service(config: Config, ready: Callable[[Service], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM; then stop components, finish pending appends, close the log."""
+    with data_dir_lock(config.data_dir):
+        core = await Core.open(config)
+        service = build_service(core)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, service.stop)
+        try:
+            service.start()
+            head = await core.log.head()
+            log.info("burstbus running on %s (log head seq %d)", config.data_dir, head.seq)
+            if ready:
+                ready(service)
+            await service.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await core.close()
+            log.info("burstbus stopped")

@@ -1,0 +1,308 @@
+"""Burst correlation: which burst does an accepted notice belong to?
+
+The decision is recorded as a ``burst.identified`` event (with the rule that matched and the
+notice's facts) so that the ``bursts`` projection is a pure fold of the log and a replay —
+an audit — sees the decision exactly as it was taken, whatever the rules are today.
+
+Rules, first match wins:
+
+1. operator rules from ``[[bursts.rules]]`` (XPath → burst id, optional prefix);
+2. a citation (followup / supersedes / retraction) of a notice already tied to a burst;
+   or, the other way round, an earlier notice in a burst that cites this one (packets can
+   arrive, or be imported, out of order);
+3. SVOM's ``Burst_Id`` parameter (``sb26021102``);
+4. LVK's ``GraceID`` (``S190518bb``);
+5. a GCN trigger number ``TrigID`` with its mission (``swift-532871``, ``fermi-792135758``).
+
+Only roles listed in ``[bursts] roles`` (default: observation) take part, so GCN's test and
+utility packets never open bursts.
+
+:func:`identify` is pure; :class:`BurstIdentifier` is the log consumer around it, keeping
+its IVORN → burst index in ``state.sqlite`` in the same transaction as its checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lxml import etree
+
+from burstbus.config import BurstRule
+from burstbus.events import Event, RecordedEvent, derived_event_id
+from burstbus.payload import xml_bytes
+from burstbus.state import StateStore, save_checkpoint
+from burstbus.store.base import EventLog, ReadFilter
+from burstbus.voevent.parse import parse_xml
+
+log = logging.getLogger(__name__)
+
+IDENTIFIED = "burst.identified"
+CONSUMER = "handler.bursts"
+
+#: Trigger numbers GCN uses as placeholders, which must never merge unrelated packets.
+PLACEHOLDER_TRIGGERS = {0, -1, 99999, 999999}
+
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_.:+-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    name: str
+    xpath: etree.XPath
+    prefix: str
+
+    @staticmethod
+    def of(rule: BurstRule) -> CompiledRule:
+        return CompiledRule(rule.name, etree.XPath(rule.xpath), rule.prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    burst_id: str
+    rule: str
+    detail: str
+
+
+def clean_burst_id(value: str) -> str | None:
+    """A burst id usable in commands and URLs: no spaces or odd characters, bounded length."""
+    cleaned = _SAFE_ID.sub("-", value.strip()).strip("-")[:64]
+    return cleaned or None
+
+
+class BurstIndex(Protocol):
+    """What identification needs to know about notices already tied to bursts."""
+
+    def burst_of(self, ivorn: str) -> str | None:
+        """The burst of an identified notice."""
+
+    def cited_by(self, ivorn: str) -> tuple[str, str] | None:
+        """(burst, citing IVORN) of an identified notice that cites ``ivorn``."""
+
+
+@dataclass
+class MemoryIndex:
+    """A :class:`BurstIndex` in dictionaries (one batch's decisions, and tests)."""
+
+    bursts: dict[str, str] = field(default_factory=dict)
+    citing: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def burst_of(self, ivorn: str) -> str | None:
+        return self.bursts.get(ivorn)
+
+    def cited_by(self, ivorn: str) -> tuple[str, str] | None:
+        return self.citing.get(ivorn)
+
+    def record(self, data: Mapping[str, Any], burst_id: str) -> None:
+        self.bursts[str(data["ivorn"])] = burst_id
+        for citation in data.get("citations") or ():
+            self.citing.setdefault(str(citation.get("ivorn", "")), (burst_id, str(data["ivorn"])))
+
+
+def identify(
+    data: Mapping[str, Any],
+    index: BurstIndex,
+    rules: Sequence[CompiledRule] = (),
+    roles: Sequence[str] = ("observation",),
+) -> Identification | None:
+    """Decide the burst of one accepted notice (``voevent.accepted`` data), or None."""
+    if data.get("role") not in roles:
+        return None
+    if rules:
+        found = _by_operator_rule(data, rules)
+        if found:
+            return found
+    for citation in data.get("citations") or ():
+        burst = index.burst_of(str(citation.get("ivorn", "")))
+        if burst:
+            return Identification(burst, f"citation:{citation.get('type', 'followup')}", str(citation["ivorn"]))
+    citing = index.cited_by(str(data.get("ivorn", "")))
+    if citing:
+        return Identification(citing[0], "cited-by", citing[1])
+    params = data.get("params") or {}
+    burst_id = clean_burst_id(str(params.get("Burst_Id") or ""))
+    if burst_id:
+        return Identification(burst_id, "param:Burst_Id", str(params["Burst_Id"]))
+    grace_id = clean_burst_id(str(params.get("GraceID") or ""))
+    if grace_id:
+        return Identification(grace_id, "param:GraceID", str(params["GraceID"]))
+    trig = str(params.get("TrigID") or "").strip()
+    mission = str(data.get("mission") or "").strip()
+    if trig and mission:
+        try:
+            number = int(trig)
+        except ValueError:
+            number = None
+        if number is not None and number not in PLACEHOLDER_TRIGGERS:
+            burst = clean_burst_id(f"{mission.lower()}-{number}")
+            if burst:
+                return Identification(burst, "param:TrigID", f"{mission} {trig}")
+    return None
+
+
+def _by_operator_rule(data: Mapping[str, Any], rules: Sequence[CompiledRule]) -> Identification | None:
+    try:
+        raw = xml_bytes(data)
+        root = parse_xml(raw, max_bytes=len(raw) + 1)
+    except Exception:  # accepted packets parse; be defensive all the same
+        return None
+    for rule in rules:
+        try:
+            result = rule.xpath(root)
+        except etree.XPathError as exc:
+            log.warning("burst rule %s failed on %s: %s", rule.name, data.get("ivorn"), exc)
+            continue
+        values = result if isinstance(result, list) else [result]
+        for value in values:
+            text = value.text if isinstance(value, etree._Element) else str(value)
+            burst = clean_burst_id(rule.prefix + (text or "")) if text and str(text).strip() else None
+            if burst:
+                return Identification(burst, f"config:{rule.name}", str(text).strip())
+    return None
+
+
+def notice_facts(accepted: RecordedEvent) -> dict[str, Any]:
+    """What the bursts projection needs to know about a notice, copied into the event."""
+    data = accepted.data
+    position = data.get("position") or {}
+    return {
+        "notice_at": data.get("authored") or accepted.recorded_at,
+        "event_time": data.get("time"),
+        "instrument": data.get("instrument"),
+        "mission": data.get("mission"),
+        "role": data.get("role"),
+        "ra": position.get("ra"),
+        "dec": position.get("dec"),
+        "err": position.get("err"),
+        "retraction": any(c.get("type") == "retraction" for c in data.get("citations") or ()),
+    }
+
+
+def identified_event(accepted: RecordedEvent, found: Identification) -> Event:
+    return Event(
+        type=IDENTIFIED,
+        id=derived_event_id(IDENTIFIED, accepted.id),
+        stream=found.burst_id,
+        actor="system:bursts",
+        data={
+            "burst_id": found.burst_id,
+            "ivorn": accepted.data["ivorn"],
+            "accepted_seq": accepted.seq,
+            "rule": found.rule,
+            "detail": found.detail,
+            "notice": notice_facts(accepted),
+        },
+    )
+
+
+_INDEX = """
+CREATE TABLE IF NOT EXISTS burst_index (
+    ivorn    TEXT PRIMARY KEY,
+    burst_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS burst_citations (
+    cited_ivorn  TEXT PRIMARY KEY,
+    burst_id     TEXT NOT NULL,
+    citing_ivorn TEXT NOT NULL
+);
+"""
+
+
+def _load_index(conn: sqlite3.Connection, ivorns: list[str]) -> MemoryIndex:
+    """The stored index entries relevant to a batch: bursts of these IVORNs, and who cites them."""
+    index = MemoryIndex()
+    for start in range(0, len(ivorns), 500):
+        chunk = ivorns[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        index.bursts.update(conn.execute(f"SELECT ivorn, burst_id FROM burst_index WHERE ivorn IN ({marks})", chunk).fetchall())
+        for cited, burst, citing in conn.execute(
+            f"SELECT cited_ivorn, burst_id, citing_ivorn FROM burst_citations WHERE cited_ivorn IN ({marks})", chunk
+        ):
+            index.citing[cited] = (burst, citing)
+    return index
+
+
+class BurstIdentifier:
+    """Follows ``voevent.accepted`` and appends one ``burst.identified`` per notice that matches."""
+
+    def __init__(self, log_: EventLog, state: StateStore, rules: Sequence[BurstRule] = (), roles: Sequence[str] = ("observation",)):
+        self.log = log_
+        self.state = state
+        self.rules = [CompiledRule.of(r) for r in rules]
+        self.roles = tuple(roles)
+        self.identified_total = 0
+        self.position = 0
+
+    async def start(self) -> None:
+        await self.state.run(lambda c: c.executescript(_INDEX))
+        self.position = await self.state.checkpoint(CONSUMER)
+
+    async def process(self, records: Sequence[RecordedEvent]) -> None:
+        """Identify a batch, append the decisions, then save index and checkpoint together."""
+        if not records:
+            return
+        wanted = [r for r in records if r.type == "voevent.accepted" and r.seq > self.position]
+        relevant = sorted(
+            {str(r.data["ivorn"]) for r in wanted} | {str(c.get("ivorn", "")) for r in wanted for c in r.data.get("citations") or ()}
+        )
+        index = await self.state.run(lambda c: _load_index(c, relevant)) if relevant else MemoryIndex()
+        decided = MemoryIndex()  # this batch's decisions, saved with the checkpoint
+        events: list[Event] = []
+        for record in wanted:
+            found = identify(record.data, index, self.rules, self.roles)
+            if found is None:
+                continue
+            index.record(record.data, found.burst_id)
+            decided.record(record.data, found.burst_id)
+            events.append(identified_event(record, found))
+        if events:
+            appended = await self.log.append(events)
+            for event, where in zip(events, appended, strict=True):
+                if not where.new:  # decided before (e.g. state lost): the log's decision stands
+                    original = await self.log.get(where.seq)
+                    if original is not None:
+                        decided.bursts[event.data["ivorn"]] = original.data["burst_id"]
+            self.identified_total += sum(1 for a in appended if a.new)
+        last = records[-1].seq
+
+        def save(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT OR IGNORE INTO burst_index (ivorn, burst_id) VALUES (?, ?)", list(decided.bursts.items()))
+            conn.executemany(
+                "INSERT OR IGNORE INTO burst_citations (cited_ivorn, burst_id, citing_ivorn) VALUES (?, ?, ?)",
+                [(cited, burst, citing) for cited, (burst, citing) in decided.citing.items()],
+            )
+            save_checkpoint(conn, CONSUMER, last)
+
+        await self.state.transaction(save)
+        self.position = last
+
+    async def catch_up(self, batch_size: int = 5000) -> None:
+        """Process everything accepted up to the log's current head."""
+        target = (await self.log.head()).seq
+        while self.position < target:
+            records = await self.log.read(self.position, ReadFilter.of(types=["voevent.accepted"]), batch_size)
+            if not records:
+                await self._advance_to(target)
+                break
+            await self.process(records)
+
+    async def _advance_to(self, seq: int) -> None:
+        await self.state.set_checkpoint(CONSUMER, seq)
+        self.position = seq
+
+    async def follow(self) -> None:
+        """Run forever, identifying notices as they are accepted."""
+        async for records in self.log.subscribe(self.position, ReadFilter.of(types=["voevent.accepted"]), 1000):
+            try:
+                await self.process(records)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("burst identification failed at seq %s; will retry", records[0].seq)
+                await asyncio.sleep(1)
+                raise

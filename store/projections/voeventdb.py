@@ -1,0 +1,692 @@
+"""The VOEvent archive ("voeventdb"): every accepted notice, its citations and its position.
+
+The tables follow 4pisky's voeventdb (``voevent``, ``cite``, ``coord``) so that its REST API
+(``/apiv1/...``) can be served from them and ``voeventdb.remote`` clients work unchanged.
+What differs, and why:
+
+* ``voevent.id`` is the log ``seq`` of the ``voevent.accepted`` event, not a counter of our
+  own: it is stable across rebuilds and points straight back into the log.
+* The exact bytes received (a BLOB, not a re-serialisation) live in ``voevent_xml``, keyed
+  by the same id: SQLite keeps a 1-2 KB value inside its row's page, so in ``voevent`` itself
+  they would make every scan of that table read every packet (4pisky defers the column,
+  and Postgres stores it out of line, for the same reason).
+* Positions carry their unit vector (``cx, cy, cz``) and a declination *zone*; a B-tree
+  index on (zone, ra) replaces Postgres' Q3C. A cone search scans, in each zone the cone
+  touches, the RA interval that bounds it (two intervals when it straddles RA 0/360, all RA
+  when it contains a pole), then keeps the candidates whose chord to the centre is short
+  enough: exact on the sphere. (An R*Tree answers as fast but costs ~4x more per insert,
+  which a rebuild of a million notices feels; see bench/rebuild.py.)
+* Times are the log's fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``), so text order is
+  time order.
+
+The query helpers at the end are pure functions of a ``sqlite3.Connection`` (the HTTP API
+and the bot call them on a read connection). Every value a user supplies is a bound
+parameter; only the *shape* of the SQL depends on which filters are present.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+from burstbus.events import RecordedEvent, format_time, normalise_time
+from burstbus.payload import xml_bytes
+from burstbus.store.projections.base import Projection
+
+ACCEPTED = "voevent.accepted"
+ROLES = ("observation", "prediction", "utility", "test")
+CITE_TYPES = ("followup", "supersedes", "retraction")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS voevent (
+        id              INTEGER PRIMARY KEY,  -- the log seq of its voevent.accepted event
+        ivorn           TEXT    NOT NULL UNIQUE,
+        stream          TEXT    NOT NULL,
+        role            TEXT,
+        version         TEXT,
+        author_ivorn    TEXT,
+        author_datetime TEXT,                 -- Who/Date, fixed-width UTC
+        received        TEXT    NOT NULL,     -- the log's recorded_at
+        instrument      TEXT,
+        mission         TEXT,
+        via             TEXT,
+        sha256          TEXT,
+        size            INTEGER,
+        seq             INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS voevent_stream ON voevent (stream)",
+    "CREATE INDEX IF NOT EXISTS voevent_role ON voevent (role)",
+    "CREATE INDEX IF NOT EXISTS voevent_author_datetime ON voevent (author_datetime)",
+    # The packets themselves, apart: SQLite keeps a 1-2 KB value inside the row's page, so a
+    # scan of ``voevent`` would otherwise read every packet (Postgres' TOAST, 4pisky's
+    # ``deferred`` column, do this for 4pisky).
+    """CREATE TABLE IF NOT EXISTS voevent_xml (
+        id  INTEGER PRIMARY KEY REFERENCES voevent (id),
+        xml BLOB NOT NULL                     -- the exact bytes received
+    )""",
+    """CREATE TABLE IF NOT EXISTS cite (
+        id          INTEGER PRIMARY KEY,
+        voevent_id  INTEGER NOT NULL REFERENCES voevent (id),
+        ref_ivorn   TEXT    NOT NULL,
+        cite_type   TEXT,
+        description TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS cite_ref_ivorn ON cite (ref_ivorn)",
+    "CREATE INDEX IF NOT EXISTS cite_voevent_id ON cite (voevent_id)",
+    # One position per notice (an event carries at most one), so the notice's id keys it.
+    """CREATE TABLE IF NOT EXISTS coord (
+        voevent_id INTEGER PRIMARY KEY REFERENCES voevent (id),
+        ra         REAL    NOT NULL,  -- degrees ICRS, [0, 360)
+        dec        REAL    NOT NULL,  -- degrees, [-90, 90]
+        error      REAL,              -- error-circle radius, degrees
+        time       TEXT,              -- fixed-width UTC
+        zone       INTEGER NOT NULL,  -- floor((dec + 90) / ZONE_HEIGHT): the spatial index
+        cx         REAL    NOT NULL,  -- unit vector, for the exact cone test
+        cy         REAL    NOT NULL,
+        cz         REAL    NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS coord_zone ON coord (zone, ra)",
+)
+
+_INSERT_VOEVENT = (
+    "INSERT OR IGNORE INTO voevent (id, ivorn, stream, role, version, author_ivorn, author_datetime, "
+    "received, instrument, mission, via, sha256, size, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_XML = "INSERT INTO voevent_xml (id, xml) VALUES (?,?)"
+_INSERT_CITE = "INSERT INTO cite (voevent_id, ref_ivorn, cite_type, description) VALUES (?,?,?,?)"
+_INSERT_COORD = "INSERT INTO coord (voevent_id, ra, dec, error, time, zone, cx, cy, cz) VALUES (?,?,?,?,?,?,?,?,?)"
+
+#: Height of a declination zone (degrees). A 1-degree cone touches 5 zones; each is one
+#: index range scan on (zone, ra).
+ZONE_HEIGHT = 0.5
+
+
+def zone_of(dec: float) -> int:
+    """The declination zone of ``dec`` (monotonic in dec, so a dec range is a zone range)."""
+    return math.floor((dec + 90.0) / ZONE_HEIGHT)
+
+
+_FIXED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def _log_time(value: Any) -> str | None:
+    """A time from event data in the log's fixed-width form; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    if _FIXED_TIME.fullmatch(value):
+        return value
+    try:
+        return normalise_time(value)
+    except ValueError:
+        return None
+
+
+def _finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def unit_vector(ra: float, dec: float) -> tuple[float, float, float]:
+    """The ICRS unit vector of (ra, dec) in degrees."""
+    r, d = math.radians(ra), math.radians(dec)
+    cos_d = math.cos(d)
+    return cos_d * math.cos(r), cos_d * math.sin(r), math.sin(d)
+
+
+def _normal_ra(ra: float) -> float:
+    ra %= 360.0
+    return 0.0 if ra >= 360.0 else ra  # (-1e-17) % 360 == 360.0
+
+
+def stream_of(ivorn: str) -> str:
+    """The stream of an IVORN as 4pisky defines it: before ``#``, without ``ivo://``."""
+    head = ivorn.split("#", 1)[0]
+    return head[6:] if head.startswith("ivo://") else head
+
+
+class VOEventDBProjection(Projection):
+    """``voevent.accepted`` → rows in ``voevent``, ``voevent_xml``, ``cite`` and ``coord``."""
+
+    name: ClassVar[str] = "voeventdb"
+    version: ClassVar[int] = 1
+    tables: ClassVar[tuple[str, ...]] = ("voevent", "voevent_xml", "cite", "coord")
+    event_types: ClassVar[frozenset[str]] = frozenset({ACCEPTED})
+
+    def create(self, conn: sqlite3.Connection) -> None:
+        # One statement at a time: ``executescript`` would commit the runner's transaction.
+        for statement in _SCHEMA:
+            conn.execute(statement)
+
+    def apply(self, conn: sqlite3.Connection, records: Sequence[RecordedEvent]) -> None:
+        """Build the batch's rows in Python, then one ``executemany`` per table."""
+        voevents: list[tuple[Any, ...]] = []
+        packets: list[tuple[int, bytes]] = []
+        cites: list[tuple[Any, ...]] = []
+        coords: list[tuple[Any, ...]] = []
+        seen: set[str] = set()
+        for record in records:
+            if record.type != ACCEPTED:
+                continue
+            data = record.data
+            ivorn = data.get("ivorn")
+            if not isinstance(ivorn, str) or not ivorn or ivorn in seen:
+                continue  # an IVORN seen twice keeps its first notice
+            seen.add(ivorn)
+            vid = record.seq
+            try:
+                xml = xml_bytes(data)
+            except (KeyError, ValueError):
+                xml = b""
+            size = data.get("size")
+            voevents.append(
+                (
+                    vid,
+                    ivorn,
+                    data.get("stream") or stream_of(ivorn),
+                    data.get("role"),
+                    data.get("version"),
+                    data.get("author_ivorn"),
+                    _log_time(data.get("authored")),
+                    record.recorded_at,
+                    data.get("instrument"),
+                    data.get("mission"),
+                    data.get("via"),
+                    data.get("sha256"),
+                    size if isinstance(size, int) else len(xml),
+                    vid,
+                )
+            )
+            packets.append((vid, xml))
+            citations = data.get("citations")
+            if citations:
+                description = data.get("citation_description")
+                for cite in citations:
+                    ref = cite.get("ivorn") if isinstance(cite, Mapping) else None
+                    if isinstance(ref, str) and ref:
+                        kind = cite.get("type")
+                        cites.append(
+                            (vid, ref, kind if isinstance(kind, str) else None, description)
+                        )
+            position = data.get("position")
+            if isinstance(position, Mapping):
+                ra = _finite(position.get("ra"))
+                dec = _finite(position.get("dec"))
+                if ra is not None and dec is not None and -90.0 <= dec <= 90.0:
+                    ra = _normal_ra(ra)
+                    error = _finite(position.get("err"))
+                    when = _log_time(position.get("time"))
+                    coords.append((vid, ra, dec, error, when, zone_of(dec), *unit_vector(ra, dec)))
+        if not voevents:
+            return
+        before = conn.total_changes
+        conn.executemany(_INSERT_VOEVENT, voevents)
+        if conn.total_changes - before != len(voevents):
+            # An IVORN stored by an earlier batch was ignored: drop the rest of its rows too.
+            ids = json.dumps([row[0] for row in voevents])
+            kept = {vid for (vid,) in conn.execute(_KEPT, (ids,))}
+            packets = [row for row in packets if row[0] in kept]
+            cites = [row for row in cites if row[0] in kept]
+            coords = [row for row in coords if row[0] in kept]
+        conn.executemany(_INSERT_XML, packets)
+        if cites:
+            conn.executemany(_INSERT_CITE, cites)
+        if coords:
+            conn.executemany(_INSERT_COORD, coords)
+
+
+_KEPT = "SELECT id FROM voevent WHERE id IN (SELECT value FROM json_each(?))"
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+#: Margin added to a cone's bounds (degrees): far below any position's precision, far above
+#: the rounding error of the trigonometry that sizes them.
+_MARGIN = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Cone:
+    """A cone on the sky (degrees): centre and radius."""
+
+    ra: float
+    dec: float
+    radius: float
+
+    def __post_init__(self) -> None:
+        ra, dec, radius = _finite(self.ra), _finite(self.dec), _finite(self.radius)
+        if ra is None or dec is None or radius is None:
+            raise ValueError(
+                f"cone needs finite ra, dec and radius (got {self.ra!r}, {self.dec!r}, {self.radius!r})"
+            )
+        if not -90.0 <= dec <= 90.0:
+            raise ValueError(f"invalid declination value {dec!r}: must be within [-90, 90]")
+        if radius < 0:
+            raise ValueError(f"cone radius must not be negative (got {radius!r})")
+        object.__setattr__(self, "ra", _normal_ra(ra))
+        object.__setattr__(self, "dec", dec)
+        object.__setattr__(self, "radius", min(radius, 180.0))
+
+    def dec_range(self) -> tuple[float, float]:
+        r = self.radius + _MARGIN
+        return max(self.dec - r, -90.0), min(self.dec + r, 90.0)
+
+    def ra_ranges(self) -> list[tuple[float, float]]:
+        """One or two RA intervals (two when the cone straddles RA 0/360) containing the cone."""
+        r = self.radius + _MARGIN
+        if abs(self.dec) + r >= 90.0:  # the cone contains a pole: every RA
+            return [(0.0, 360.0)]
+        # The widest RA offset of a small circle that does not contain a pole.
+        ratio = math.sin(math.radians(r)) / math.cos(math.radians(self.dec))
+        half = math.degrees(math.asin(min(1.0, ratio))) + _MARGIN
+        lo, hi = self.ra - half, self.ra + half
+        if lo < 0.0:
+            return [(lo + 360.0, 360.0), (0.0, hi)]
+        if hi > 360.0:
+            return [(lo, 360.0), (0.0, hi - 360.0)]
+        return [(lo, hi)]
+
+    def centre(self) -> tuple[float, float, float]:
+        return unit_vector(self.ra, self.dec)
+
+    def max_chord2(self) -> float:
+        """Squared chord of the radius: a unit vector is inside iff ``|v - centre|² <=`` this."""
+        return (2.0 * math.sin(math.radians(self.radius) / 2.0)) ** 2 * (1.0 + 1e-12) + 1e-30
+
+
+def zones_between(dec_lo: float, dec_hi: float) -> list[int]:
+    """Every zone that holds a declination in [dec_lo, dec_hi]."""
+    if dec_lo > dec_hi:
+        return []
+    return list(range(zone_of(max(dec_lo, -90.0)), zone_of(min(dec_hi, 90.0)) + 1))
+
+
+def chord2_to_degrees(chord2: float) -> float:
+    """Angular distance (degrees) from a squared chord between unit vectors (exact near 0)."""
+    return math.degrees(2.0 * math.asin(min(1.0, math.sqrt(max(chord2, 0.0)) / 2.0)))
+
+
+_CONE_CANDIDATES = (
+    "SELECT v.ivorn, c.ra, c.dec, c.error, "
+    "(c.cx - ?1) * (c.cx - ?1) + (c.cy - ?2) * (c.cy - ?2) + (c.cz - ?3) * (c.cz - ?3) AS d2 "
+    "FROM coord AS c INDEXED BY coord_zone JOIN voevent AS v ON v.id = c.voevent_id "
+    "WHERE c.zone IN (SELECT value FROM json_each(?4)) AND c.ra BETWEEN ?5 AND ?6 AND d2 <= ?7"
+)
+
+
+def cone_search(
+    conn: sqlite3.Connection, ra: float, dec: float, radius_deg: float, limit: int | None = None
+) -> list[tuple[str, float, float, float | None, float]]:
+    """Notices positioned within ``radius_deg`` of (ra, dec), nearest first.
+
+    Returns ``(ivorn, ra, dec, error, distance_deg)`` tuples; equal distances go by IVORN.
+    """
+    cone = Cone(ra, dec, radius_deg)
+    cx, cy, cz = cone.centre()
+    zones = json.dumps(zones_between(*cone.dec_range()))
+    chord2 = cone.max_chord2()
+    found: dict[str, tuple[str, float, float, float | None, float]] = {}
+    for ra_lo, ra_hi in cone.ra_ranges():
+        for row in conn.execute(_CONE_CANDIDATES, (cx, cy, cz, zones, ra_lo, ra_hi, chord2)):
+            found[row[0]] = row
+    ordered = sorted(found.values(), key=lambda row: (row[4], row[0]))
+    if limit is not None:
+        ordered = ordered[: max(int(limit), 0)]
+    return [
+        (ivorn, c_ra, c_dec, error, chord2_to_degrees(d2))
+        for ivorn, c_ra, c_dec, error, d2 in ordered
+    ]
+
+
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _as_bool(name: str, value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError(f"{name} must be true or false (got {value!r})")
+
+
+def _time_bound(name: str, value: Any) -> str | None:
+    """A time filter bound in the log's form; accepts ISO dates, date-times, ``YYYY-MM``, ``YYYY``."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return format_time(value)
+    text = str(value).strip()
+    if re.fullmatch(r"\d{4}", text):
+        text += "-01-01"
+    elif re.fullmatch(r"\d{4}-\d\d", text):
+        text += "-01"
+    try:
+        return normalise_time(text)
+    except ValueError:
+        raise ValueError(f"{name}: cannot read {value!r} as an ISO-8601 date or time") from None
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The least string above every string starting with ``prefix`` (None: no bound).
+
+    Text compares as UTF-8 bytes, which is code-point order, so ``ivorn >= prefix AND
+    ivorn < _prefix_end(prefix)`` is exactly "starts with" and can use the IVORN index.
+    """
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            nxt = 0xE000 if 0xD800 <= last + 1 <= 0xDFFF else last + 1
+            return prefix[:-1] + chr(nxt)
+        prefix = prefix[:-1]
+    return None
+
+
+def _dec(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    number = _finite(value)
+    if number is None or not -90.0 <= number <= 90.0:
+        raise ValueError(f"{name}: invalid declination value {value!r}")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The voeventdb (4pisky apiv1) filters. Unset fields do not filter.
+
+    Different filters combine with AND. Repeated values of one filter combine as 4pisky
+    does: ``ivorn_contains`` with AND; ``ivorn_prefix``, ``ref_contains``, ``ref_exact``,
+    ``role`` and ``stream`` with OR. Position filters (``cone``, ``dec_gt``, ``dec_lt``)
+    select notices that have a position satisfying all of them. Invalid values raise
+    ``ValueError`` with a message fit for the user.
+    """
+
+    authored_since: str | None = None
+    authored_until: str | None = None
+    cited: bool | None = None
+    cone: Cone | tuple[float, float, float] | str | None = None  # a Cone once constructed
+    coord: bool | None = None
+    dec_gt: float | None = None
+    dec_lt: float | None = None
+    ivorn_contains: tuple[str, ...] = ()
+    ivorn_prefix: tuple[str, ...] = ()
+    ref_any: bool | None = None
+    ref_contains: tuple[str, ...] = ()
+    ref_exact: tuple[str, ...] = ()
+    role: tuple[str, ...] = ()
+    stream: tuple[str, ...] = ()
+
+    #: Filters that may be given several times in a query string.
+    MULTI: ClassVar[frozenset[str]] = frozenset(
+        {"ivorn_contains", "ivorn_prefix", "ref_contains", "ref_exact", "role", "stream"}
+    )
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "authored_since", _time_bound("authored_since", self.authored_since))
+        put(self, "authored_until", _time_bound("authored_until", self.authored_until))
+        for name in ("cited", "coord", "ref_any"):
+            put(self, name, _as_bool(name, getattr(self, name)))
+        cone = self.cone
+        if cone is not None and not isinstance(cone, Cone):
+            if isinstance(cone, str):
+                try:
+                    cone = json.loads(cone)
+                except ValueError:
+                    raise ValueError(
+                        f"cone must be [ra,dec,radius] in degrees (got {self.cone!r})"
+                    ) from None
+            try:
+                ra, dec, radius = cone
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"cone must be [ra,dec,radius] in degrees (got {self.cone!r})"
+                ) from None
+            put(self, "cone", Cone(ra, dec, radius))
+        put(self, "dec_gt", _dec("dec_gt", self.dec_gt))
+        put(self, "dec_lt", _dec("dec_lt", self.dec_lt))
+        for name in self.MULTI:
+            put(self, name, _as_tuple(getattr(self, name)))
+        bad = [r for r in self.role if r not in ROLES]
+        if bad:
+            raise ValueError(f"role must be one of {', '.join(ROLES)} (got {bad[0]!r})")
+
+    @classmethod
+    def from_query(
+        cls, items: Iterable[tuple[str, str]], ignore: Iterable[str] = ("limit", "offset", "order")
+    ) -> Filters:
+        """Filters from query-string pairs (repeats allowed); an unknown key raises ValueError."""
+        known = {f.name for f in fields(cls)}
+        skip = set(ignore)
+        values: dict[str, Any] = {}
+        for key, value in items:
+            if key in skip:
+                continue
+            if key not in known:
+                raise ValueError(f"unknown filter {key!r} (known: {', '.join(sorted(known))})")
+            if key in cls.MULTI:
+                values.setdefault(key, []).append(value)
+            else:
+                values.setdefault(key, value)  # as 4pisky: the first value of a single-valued key
+        return cls(**values)
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The WHERE clause over ``voevent AS v`` and its parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.authored_since is not None:
+            clauses.append("v.author_datetime >= ?")
+            params.append(self.authored_since)
+        if self.authored_until is not None:
+            clauses.append("v.author_datetime <= ?")
+            params.append(self.authored_until)
+        for text in self.ivorn_contains:
+            clauses.append("instr(v.ivorn, ?) > 0")
+            params.append(text)
+        if self.ivorn_prefix:
+            ranges = []
+            for prefix in self.ivorn_prefix:
+                upper = _prefix_end(prefix)
+                if upper is None:
+                    ranges.append("v.ivorn >= ?")
+                    params.append(prefix)
+                else:
+                    ranges.append("(v.ivorn >= ? AND v.ivorn < ?)")
+                    params += [prefix, upper]
+            clauses.append("(" + " OR ".join(ranges) + ")")
+        if self.role:
+            clauses.append(f"v.role IN ({','.join('?' * len(self.role))})")
+            params += self.role
+        if self.stream:
+            clauses.append(f"v.stream IN ({','.join('?' * len(self.stream))})")
+            params += self.stream
+        if self.ref_exact:
+            clauses.append(
+                f"v.id IN (SELECT voevent_id FROM cite WHERE ref_ivorn IN ({','.join('?' * len(self.ref_exact))}))"
+            )
+            params += self.ref_exact
+        if self.ref_contains:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM cite AS k WHERE k.voevent_id = v.id AND ("
+                + " OR ".join("instr(k.ref_ivorn, ?) > 0" for _ in self.ref_contains)
+                + "))"
+            )
+            params += self.ref_contains
+        if self.ref_any is not None:
+            clauses.append(
+                ("" if self.ref_any else "NOT ")
+                + "EXISTS (SELECT 1 FROM cite AS k WHERE k.voevent_id = v.id)"
+            )
+        if self.cited is not None:
+            clauses.append(
+                ("" if self.cited else "NOT ")
+                + "EXISTS (SELECT 1 FROM cite AS k WHERE k.ref_ivorn = v.ivorn)"
+            )
+        if self.coord is not None:
+            clauses.append(
+                ("" if self.coord else "NOT ")
+                + "EXISTS (SELECT 1 FROM coord AS c WHERE c.voevent_id = v.id)"
+            )
+        if self.cone is not None or self.dec_gt is not None or self.dec_lt is not None:
+            sql, more = self._position_subquery()
+            clauses.append(f"v.id IN ({sql})")
+            params += more
+        return (" AND ".join(clauses) if clauses else "1"), params
+
+    def _position_subquery(self) -> tuple[str, list[Any]]:
+        """Ids of notices with a position passing every position filter, via the zone index."""
+        lo = -90.0 if self.dec_gt is None else self.dec_gt
+        hi = 90.0 if self.dec_lt is None else self.dec_lt
+        ranges = [(0.0, 360.0)]
+        exact = []
+        exact_params: list[Any] = []
+        if isinstance(self.cone, Cone):
+            cone_lo, cone_hi = self.cone.dec_range()
+            lo, hi = max(lo, cone_lo), min(hi, cone_hi)
+            ranges = self.cone.ra_ranges()
+            cx, cy, cz = self.cone.centre()
+            exact.append(
+                "(c.cx - ?) * (c.cx - ?) + (c.cy - ?) * (c.cy - ?) + (c.cz - ?) * (c.cz - ?) <= ?"
+            )
+            exact_params += [cx, cx, cy, cy, cz, cz, self.cone.max_chord2()]
+        if self.dec_gt is not None:
+            exact.append("c.dec > ?")
+            exact_params.append(self.dec_gt)
+        if self.dec_lt is not None:
+            exact.append("c.dec < ?")
+            exact_params.append(self.dec_lt)
+        zones = json.dumps(zones_between(lo, hi))
+        part = (
+            "SELECT c.voevent_id FROM coord AS c INDEXED BY coord_zone "
+            "WHERE c.zone IN (SELECT value FROM json_each(?)) AND c.ra BETWEEN ? AND ? AND "
+            + " AND ".join(exact)
+        )
+        params: list[Any] = []
+        for ra_lo, ra_hi in ranges:
+            params += [zones, ra_lo, ra_hi, *exact_params]
+        return " UNION ".join([part] * len(ranges)), params
+
+
+_ORDERS = {
+    None: "v.id",
+    "id": "v.id",
+    "-id": "v.id DESC",
+    "ivorn": "v.ivorn",
+    "-ivorn": "v.ivorn DESC",
+    "author_datetime": "v.author_datetime, v.id",
+    "-author_datetime": "v.author_datetime DESC, v.id",
+}
+#: The values ``order`` accepts (as 4pisky's ``OrderValues``); None means by id.
+ORDERS = tuple(k for k in _ORDERS if k is not None)
+
+
+def _filters(filters: Filters | None, kwargs: Mapping[str, Any]) -> Filters:
+    if filters is not None and kwargs:
+        raise TypeError("pass either a Filters or keyword filters, not both")
+    return filters if filters is not None else Filters(**kwargs)
+
+
+def count(conn: sqlite3.Connection, filters: Filters | None = None, **kwargs: Any) -> int:
+    """How many notices match (``count(conn, role="observation", cone=(ra, dec, r))``)."""
+    where, params = _filters(filters, kwargs).where()
+    return conn.execute(f"SELECT count(*) FROM voevent AS v WHERE {where}", params).fetchone()[0]
+
+
+def list_ivorns(
+    conn: sqlite3.Connection,
+    filters: Filters | None = None,
+    order: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[str]:
+    """IVORNs of matching notices, ordered as 4pisky's ``order`` (id, ivorn, author_datetime,
+    each optionally ``-`` for descending; ties by id), then ``offset`` / ``limit``."""
+    if order not in _ORDERS:
+        raise ValueError(f"invalid order {order!r}: use one of {', '.join(ORDERS)}")
+    if limit is not None and int(limit) < 0:
+        raise ValueError(f"limit must not be negative (got {limit!r})")
+    if int(offset) < 0:
+        raise ValueError(f"offset must not be negative (got {offset!r})")
+    where, params = (filters or Filters()).where()
+    sql = (
+        f"SELECT v.ivorn FROM voevent AS v WHERE {where} ORDER BY {_ORDERS[order]} LIMIT ? OFFSET ?"
+    )
+    params += [-1 if limit is None else int(limit), int(offset)]
+    return [ivorn for (ivorn,) in conn.execute(sql, params)]
+
+
+def packet_xml(conn: sqlite3.Connection, ivorn: str) -> bytes | None:
+    """The exact bytes received for this IVORN, or None."""
+    row = conn.execute(
+        "SELECT x.xml FROM voevent AS v JOIN voevent_xml AS x ON x.id = v.id WHERE v.ivorn = ?",
+        (ivorn,),
+    ).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def synopsis(conn: sqlite3.Connection, ivorn: str) -> dict[str, Any] | None:
+    """One notice without its XML: its row, its citations, its position, who cites it."""
+    conn_row = conn.execute(
+        "SELECT id, ivorn, stream, role, version, author_ivorn, author_datetime, received, "
+        "instrument, mission, via, sha256, size FROM voevent WHERE ivorn = ?",
+        (ivorn,),
+    ).fetchone()
+    if conn_row is None:
+        return None
+    keys = ("id", "ivorn", "stream", "role", "version", "author_ivorn", "author_datetime", "received",
+            "instrument", "mission", "via", "sha256", "size")  # fmt: skip
+    voevent = dict(zip(keys, conn_row, strict=True))
+    refs = conn.execute(
+        "SELECT ref_ivorn, cite_type, description FROM cite WHERE voevent_id = ? ORDER BY id",
+        (voevent["id"],),
+    )
+    coords = conn.execute(
+        "SELECT ra, dec, error, time FROM coord WHERE voevent_id = ?", (voevent["id"],)
+    )
+    cited_by = conn.execute(
+        "SELECT v.ivorn FROM cite AS k JOIN voevent AS v ON v.id = k.voevent_id WHERE k.ref_ivorn = ? ORDER BY v.id",
+        (ivorn,),
+    )
+    return {
+        "voevent": voevent,
+        "refs": [
+            dict(zip(("ref_ivorn", "cite_type", "description"), row, strict=True)) for row in refs
+        ],
+        "coords": [dict(zip(("ra", "dec", "error", "time"), row, strict=True)) for row in coords],
+        "cited_by": [row[0] for row in cited_by],
+    }
+
+
+def stream_counts(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str, int]:
+    """Matching notices per stream (4pisky's ``/map/stream_count``)."""
+    where, params = (filters or Filters()).where()
+    return dict(
+        conn.execute(
+            f"SELECT v.stream, count(*) FROM voevent AS v WHERE {where} GROUP BY v.stream", params
+        )
+    )
+
+
+def role_counts(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str, int]:
+    """Matching notices per role (4pisky's ``/map/role_count``)."""
+    where, params = (filters or Filters()).where()
+    return dict(
+        conn.execute(
+            f"SELECT v.role, count(*) FROM voevent AS v WHERE {where} GROUP BY v.role", params
+        )
+    )

@@ -1,0 +1,169 @@
+"""The burstbus command as an operator uses it: import, log, verify, rebuild, replay, run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.packets import SHARED_VOEVENTS, voevent
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def burstbus(data_dir: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "burstbus.cli", "--data-dir", str(data_dir), *args],
+        cwd=data_dir.parent, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture
+def packets(tmp_path: Path) -> Path:
+    folder = tmp_path / "packets"
+    (folder / "nested").mkdir(parents=True)
+    for i in range(5):
+        (folder / f"good{i}.xml").write_bytes(voevent(f"ivo://cli.example/SWIFT#BAT_{i}", params={"TrigID": str(100 + i)}))
+    (folder / "nested" / "followup.xml").write_bytes(
+        voevent("ivo://cli.example/SWIFT#XRT_0", params={"TrigID": "100"}, cites=[("ivo://cli.example/SWIFT#BAT_0", "followup")])
+    )
+    (folder / "broken.xml").write_bytes(b"<VOEvent ivorn='ivo://x/y#1'")
+    (folder / "bomb.xml").write_bytes(
+        b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+        b'<voe:VOEvent xmlns:voe="http://www.ivoa.net/xml/VOEvent/v2.0" ivorn="ivo://x/y#2" role="test" version="2.0">&b;</voe:VOEvent>'
+    )
+    (folder / "notes.txt").write_text("not a packet: ignored in folders")
+    with tarfile.open(tmp_path / "dump.tar.gz", "w:gz") as archive:
+        extra = tmp_path / "extra.xml"
+        extra.write_bytes(voevent("ivo://cli.example/SWIFT#BAT_tar", params={"TrigID": "900"}))
+        archive.add(extra, arcname="cli.example/SWIFT/BAT_tar")
+    return folder
+
+
+def test_import_log_verify_rebuild_replay(tmp_path: Path, packets: Path) -> None:
+    data = tmp_path / "data"
+    first = burstbus(data, "import", str(packets), str(tmp_path / "dump.tar.gz"), check=True)
+    assert "9 packets: 7 accepted, 0 duplicates (already in the log), 2 refused" in first.stdout
+    assert "broken.xml" in first.stdout and "bomb.xml" in first.stdout
+    assert "refused (doctype): 1" in first.stdout
+
+    again = burstbus(data, "import", str(packets), str(tmp_path / "dump.tar.gz"), check=True)
+    assert "9 packets: 0 accepted, 7 duplicates (already in the log), 2 refused" in again.stdout
+
+    changed = tmp_path / "changed.xml"
+    changed.write_bytes(voevent("ivo://cli.example/SWIFT#BAT_1", params={"TrigID": "101"}, ra=1.0))
+    conflict = burstbus(data, "import", str(changed), check=True)
+    assert "0 accepted" in conflict.stdout and "already accepted" in conflict.stdout
+
+    lines = burstbus(data, "log", check=True).stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    types = [e["type"] for e in events]
+    assert types.count("voevent.accepted") == 7
+    assert types.count("voevent.rejected") == 5  # 2 + 2 on re-import + the conflict
+    assert types.count("burst.identified") == 7
+    only = [json.loads(x) for x in burstbus(data, "log", "--type", "burst.identified", "--stream", "swift-100", check=True).stdout.splitlines()]
+    assert {e["data"]["ivorn"] for e in only} == {"ivo://cli.example/SWIFT#BAT_0", "ivo://cli.example/SWIFT#XRT_0"}
+    tail = [json.loads(x) for x in burstbus(data, "log", "--after", str(len(events) - 2), check=True).stdout.splitlines()]
+    assert [e["seq"] for e in tail] == [len(events) - 1, len(events)]
+    assert burstbus(data, "log", "--until", "2000-01-01T00:00:00Z", check=True).stdout == ""
+    assert burstbus(data, "log", "--since", "not a time").returncode == 2
+
+    verified = burstbus(data, "verify", check=True)
+    assert f"ok: {len(events)} events" in verified.stdout
+
+    before = sqlite3.connect(data / "projections.sqlite").execute("SELECT ivorn FROM voevent ORDER BY ivorn").fetchall()
+    assert len(before) == 7
+    assert "rebuilt voeventdb, processes, bursts" in burstbus(data, "rebuild", check=True).stdout
+    after = sqlite3.connect(data / "projections.sqlite").execute("SELECT ivorn FROM voevent ORDER BY ivorn").fetchall()
+    assert after == before
+    unknown = burstbus(data, "rebuild", "nosuch")
+    assert unknown.returncode == 2 and "unknown projection" in unknown.stderr
+
+    cut = events[3]["recorded_at"]
+    replay = burstbus(data, "replay", "--until", cut, "--out", str(tmp_path / "then.sqlite"), check=True)
+    assert "state as of" in replay.stdout and "bursts:" in replay.stdout
+    then = sqlite3.connect(tmp_path / "then.sqlite").execute("SELECT COUNT(*) FROM voevent").fetchone()[0]
+    assert then <= 7
+
+    # an edited event is caught, and named
+    conn = sqlite3.connect(data / "log.sqlite")
+    conn.execute("DROP TRIGGER events_append_only_update")
+    conn.execute("UPDATE events SET data = replace(data, 'BAT_3', 'BAT_9') WHERE data LIKE '%BAT_3%' AND type = 'voevent.accepted'")
+    seq = conn.execute("SELECT seq FROM events WHERE data LIKE '%BAT_9%' AND type = 'voevent.accepted'").fetchone()[0]
+    conn.commit()
+    conn.close()
+    damaged = burstbus(data, "verify")
+    assert damaged.returncode == 1
+    assert f"DAMAGED at seq {seq}" in damaged.stdout
+
+
+def test_bad_configuration_stops_the_start(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[log]\nsynchronous = "sometimes"\n')
+    result = burstbus(tmp_path / "data", "--config", str(config), "verify")
+    assert result.returncode == 2
+    assert "log.synchronous" in result.stderr
+
+
+def test_run_serves_until_sigterm_and_sigint(tmp_path: Path, packets: Path) -> None:
+    data = tmp_path / "data"
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "burstbus.cli", "--data-dir", str(data), "run"],
+            cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        )
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if "burstbus running" in line:
+                    break
+            # while it runs: rebuild is refused, import is taken in and projected by the service
+            busy = burstbus(data, "rebuild")
+            assert busy.returncode == 3 and "already running" in busy.stderr
+            if signum == signal.SIGTERM:
+                burstbus(data, "import", str(packets), check=True)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    rows = sqlite3.connect(data / "projections.sqlite").execute("SELECT COUNT(*) FROM burst_notices").fetchone()[0]
+                    if rows == 6:
+                        break
+                    time.sleep(0.1)
+                assert rows == 6
+            os.kill(proc.pid, signum)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.skipif(not SHARED_VOEVENTS.is_dir(), reason="shared/voevents not present")
+def test_import_of_the_real_packets(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = burstbus(data, "import", str(SHARED_VOEVENTS), check=True)
+    summary = first.stdout.strip().splitlines()
+    print("\n".join(summary[-8:]))
+    total_line = next(line for line in summary if " packets: " in line)
+    total = int(total_line.split()[0])
+    assert total >= 2000
+    refused_lines = [line for line in summary if line.startswith("refused  ")]
+    for line in refused_lines:
+        assert ": " in line.split(".xml", 1)[-1], line  # every refusal carries a reason
+    assert any("odd_no_namespace_packet.xml" in line for line in refused_lines)
+    for real in ("swift_bat_grb_pos_v2.0.xml", "swift_xrt_pos_v1.1_followup.xml", "fermi_gbm_flt_pos_v1.1.xml",
+                 "integral_spiacs_v1.1.xml", "svom_eclairs_wakeup.xml", "lvc_s230527ch_preliminary_o4.xml"):
+        assert not any(real in line for line in refused_lines), real
+    second = burstbus(data, "import", str(SHARED_VOEVENTS), check=True)
+    assert f"{total} packets: 0 accepted" in second.stdout
+    assert "ok:" in burstbus(data, "verify", check=True).stdout

@@ -1,0 +1,67 @@
+"""Configuration: defaults, file, environment, and refusal that names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from burstbus.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "burstbus.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(environ={})
+    assert config.data_dir == Path("burstbus-data")
+    assert config.log.synchronous == "FULL"
+    assert config.ingest.max_bytes == 1_048_576
+    assert config.bursts.roles == ("observation",)
+
+
+def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, '[log]\nsynchronous = "normal"\n[data]\ndir = "/srv/bb"\n[ingest]\nmax_bytes = 4096\n')
+    config = load_config(path, environ={"BURSTBUS_INGEST_MAX_BYTES": "8192", "BURSTBUS_UNRELATED": "x"})
+    assert config.log.synchronous == "NORMAL"
+    assert config.data_dir == Path("/srv/bb")
+    assert config.ingest.max_bytes == 8192
+    config = load_config(path, environ={"BURSTBUS_DATA_DIR": "/env"}, overrides={"data": {"dir": "/cli"}})
+    assert config.data_dir == Path("/cli")
+
+
+def test_burst_rules_from_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[bursts]\nroles = ["observation", "test"]\n'
+        '[[bursts.rules]]\nname = "grb-name"\nxpath = "//Param[@name=\'GRB_Name\']/@value"\nprefix = "grb-"\n',
+    )
+    config = load_config(path, environ={})
+    assert config.bursts.roles == ("observation", "test")
+    assert config.bursts.rules[0].prefix == "grb-"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key"),
+    [
+        ("[log]\nsynchronus = \"FULL\"\n", {}, "log.synchronus"),
+        ("[log]\nsynchronous = \"FAST\"\n", {}, "log.synchronous"),
+        ("[ingest]\nmax_bytes = \"big\"\n", {}, "ingest.max_bytes"),
+        ("[ingest]\nmax_bytes = 10\n", {}, "ingest.max_bytes"),
+        ("", {"BURSTBUS_INGEST_THREADS": "two"}, "ingest.threads"),
+        ("[nonsense]\nx = 1\n", {}, "nonsense"),
+        ("[bursts]\nroles = [\"observaton\"]\n", {}, "bursts.roles[0]"),
+        ("[[bursts.rules]]\nname = \"r\"\nxpath = \"//[\"\n", {}, "bursts.rules[0].xpath"),
+        ("[[bursts.rules]]\nxpath = \"//a\"\n", {}, "bursts.rules[0].name"),
+        ("[log\n", {}, "burstbus.toml"),
+    ],
+)
+def test_bad_configuration_is_refused_naming_the_key(tmp_path: Path, text: str, env: dict[str, str], key: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ=env)
+    assert key in str(caught.value)
