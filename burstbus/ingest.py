@@ -29,6 +29,7 @@ from burstbus.payload import xml_fields
 from burstbus.store.base import EventLog
 from burstbus.voevent.errors import VOEventRejected
 from burstbus.voevent.examine import Examined, examine
+from burstbus.voevent.extract import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ def accepted_event(item: Submission, examined: Examined) -> Event:
     data: dict[str, Any] = dict(summary)
     data.update(xml_fields(item.raw))
     data.update(sha256=examined.sha256, size=len(item.raw), via=item.via, peer=item.peer)
+    if examined.tolerated:  # known quirks of real senders that the strict schema refuses
+        data["tolerated"] = list(examined.tolerated)
     return Event(
         type=ACCEPTED,
         data=data,
@@ -170,6 +173,10 @@ class Ingest:
         except Exception as exc:  # a bug in extraction must refuse the packet, not crash the transport
             log.exception("unexpected error examining a packet")
             return f"internal error while examining the packet: {exc}", "internal"
+
+    async def warm_up(self) -> None:
+        """Do the extractor's one-time setup (astropy tables) now, not on the first alert."""
+        await asyncio.get_running_loop().run_in_executor(self._pool, warm_up)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -166,6 +166,7 @@ async def run_service(config: Config, ready: Callable[[Service], None] | None = 
     """Run until SIGINT/SIGTERM; then stop components, finish pending appends, close the log."""
     with data_dir_lock(config.data_dir):
         core = await Core.open(config)
+        await core.ingest.warm_up()
         service = build_service(core)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
