@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from burstbus.sources import SourceError, count_packets, iter_packets
 from burstbus.store.base import ReadFilter
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
+from burstbus.store.sqlite import SQLiteEventLog
+from burstbus.store.sqlite_thread import run_on_connection
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 IMPORT_BATCH = 500
@@ -244,7 +247,7 @@ async def cmd_replay(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _replay_summary(runner: ProjectionRunner, burst_limit: int) -> str:
-    def summarise(conn) -> str:  # type: ignore[no-untyped-def]
+    def summarise(conn: sqlite3.Connection) -> str:
         lines = []
         notices = conn.execute("SELECT COUNT(*) FROM voevent").fetchone()[0]
         roles = conn.execute("SELECT role, COUNT(*) FROM voevent GROUP BY role ORDER BY role").fetchall()
@@ -265,14 +268,10 @@ async def _replay_summary(runner: ProjectionRunner, burst_limit: int) -> str:
             lines.append(f"    {burst_id:<24} {n:>3} notices  {where:<40} last {last}  {', '.join(json.loads(instruments))}{flag}")
         return "\n".join(lines)
 
-    from burstbus.store.sqlite_thread import run_on_connection
-
     return await run_on_connection(runner.db, summarise)
 
 
-async def _open_log(config: Config):  # type: ignore[no-untyped-def]
-    from burstbus.store.sqlite import SQLiteEventLog
-
+async def _open_log(config: Config) -> SQLiteEventLog:
     return await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
 
 

@@ -176,7 +176,7 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
 
 def _convert(hint: Any, value: Any, key: str, meta: Mapping[str, Any]) -> Any:
     origin = typing.get_origin(hint)
-    if is_dataclass(hint):
+    if isinstance(hint, type) and is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(key, "must be a table")
         return _build(hint, value, key + ".")

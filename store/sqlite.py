@@ -306,11 +306,11 @@ class SQLiteEventLog:
                 await asyncio.wait_for(wake.wait(), self._poll_interval)
 
     async def get(self, seq: int) -> RecordedEvent | None:
-        rows = await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,))
+        rows = list(await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,)))
         return _row_to_event(rows[0]) if rows else None
 
     async def find(self, event_id: str) -> RecordedEvent | None:
-        rows = await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,))
+        rows = list(await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,)))
         return _row_to_event(rows[0]) if rows else None
 
     async def head(self) -> Head:

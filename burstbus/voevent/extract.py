@@ -328,7 +328,7 @@ def _build_matrices() -> dict[str, tuple[tuple[float, float, float], ...] | None
         m = np.asarray(icrs.cartesian.xyz.value, dtype=float)  # shape (3, 3): columns
         if not np.allclose(m @ m.T, np.eye(3), atol=1e-12):
             raise RuntimeError(f"{name} -> ICRS is not a rotation")
-        out[name] = tuple(tuple(float(v) for v in row) for row in m)
+        out[name] = tuple((float(row[0]), float(row[1]), float(row[2])) for row in m)
     return out
 
 
