@@ -167,3 +167,26 @@ def test_import_of_the_real_packets(tmp_path: Path) -> None:
     second = burstbus(data, "import", str(SHARED_VOEVENTS), check=True)
     assert f"{total} packets: 0 accepted" in second.stdout
     assert "ok:" in burstbus(data, "verify", check=True).stdout
+
+
+def test_log_follow_prints_new_events_as_they_arrive(tmp_path: Path, packets: Path) -> None:
+    data = tmp_path / "data"
+    burstbus(data, "import", str(packets / "good0.xml"), check=True)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "burstbus.cli", "--data-dir", str(data), "log", "--follow", "--type", "voevent.accepted"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert follower.stdout is not None
+        first = json.loads(follower.stdout.readline())
+        assert first["data"]["ivorn"] == "ivo://cli.example/SWIFT#BAT_0"
+        burstbus(data, "import", str(packets / "good1.xml"), check=True)  # another process appends
+        second = json.loads(follower.stdout.readline())
+        assert second["data"]["ivorn"] == "ivo://cli.example/SWIFT#BAT_1"
+        assert second["seq"] > first["seq"]
+    finally:
+        follower.send_signal(signal.SIGINT)
+        try:
+            follower.wait(timeout=30)
+        finally:
+            follower.kill()
