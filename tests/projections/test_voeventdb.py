@@ -241,6 +241,47 @@ async def test_an_ivorn_seen_twice_keeps_the_first(
     conn.close()
 
 
+async def test_odd_data_is_kept_as_far_as_it_makes_sense(
+    tmp_path: Path, log: SQLiteEventLog, runner: ProjectionRunner
+) -> None:
+    """The ingest validates, but a projection must never stall the runner on odd data."""
+    odd: list[dict[str, Any]] = [
+        {"position": {"ra": None, "dec": 10.0}},  # (NaN cannot reach the log: canonical JSON)
+        {"position": {"ra": 10.0, "dec": 95.0}},
+        {"position": {"ra": "12.5", "dec": "-3", "err": "n/a", "time": "not a time"}},
+        {"position": {"dec": 10.0}},
+        {"position": "somewhere"},
+        {"citations": ["ivo://bare/string#1", {"ivorn": ""}, {"ivorn": "ivo://ok/x#1", "type": 3}]},
+        {"authored": "last tuesday", "stream": None},
+    ]
+    events = []
+    for i, change in enumerate(odd):
+        event = accepted(f"ivo://odd/s#{i}")
+        events.append(
+            Event(type=event.type, data={**event.data, **change}, stream="odd", id=event.id)
+        )
+    missing = dict(accepted("ivo://odd/s#noxml").data)
+    del missing["xml"]
+    events.append(Event(type="voevent.accepted", data=missing, id="noxml"))
+    events.append(Event(type="voevent.accepted", data={"role": "observation"}, id="noivorn"))
+    await log.append(events)
+    await runner.catch_up(log)
+    conn = read(tmp_path)
+    assert count(conn) == len(odd) + 1  # everything with an IVORN
+    assert conn.execute("SELECT voevent_id, ra, dec, error, time FROM coord").fetchall() == [
+        (3, 12.5, -3.0, None, None)
+    ]
+    assert conn.execute("SELECT ref_ivorn, cite_type FROM cite").fetchall() == [
+        ("ivo://ok/x#1", None)
+    ]
+    assert conn.execute("SELECT stream, author_datetime FROM voevent WHERE id = 7").fetchone() == (
+        "odd/s",
+        None,
+    )
+    assert packet_xml(conn, "ivo://odd/s#noxml") == b""
+    conn.close()
+
+
 def angular_distance(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
     """Haversine, in degrees: an independent reference for the cone search."""
     p1, p2 = math.radians(dec1), math.radians(dec2)
