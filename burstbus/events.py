@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Namespace for deterministic event ids (uuid5), e.g. one id per VOEvent IVORN so that the
 #: log's ``UNIQUE(id)`` is also the IVORN dedupe.
@@ -87,9 +87,12 @@ class Event:
         return canonical_json(self.data)
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedEvent:
-    """An event with its place in the log: gap-free ``seq`` and its link in the hash chain."""
+class RecordedEvent(NamedTuple):
+    """An event with its place in the log: gap-free ``seq`` and its link in the hash chain.
+
+    A NamedTuple rather than a frozen dataclass: a rebuild creates a million of these, and a
+    tuple is built several times faster while being just as immutable.
+    """
 
     seq: int
     id: str

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
 from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
@@ -82,6 +83,15 @@ class _Request:
     done: asyncio.Future[list[Appended]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+def _decode(text: str) -> Any:
+    """JSON text → value; orjson is ~3x faster than json, which remains the fallback for what
+    orjson refuses (integers beyond 64 bits, which the canonical encoder can write)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(
         seq=row[0],
@@ -91,7 +101,7 @@ def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
         actor=row[4],
         occurred_at=row[5],
         recorded_at=row[6],
-        data=json.loads(row[7]),
+        data=_decode(row[7]),
         prev_hash=row[8],
         hash=row[9],
     )
@@ -344,7 +354,11 @@ def _select(after: int, filter: ReadFilter | None, limit: int | None) -> tuple[s
     params: list[Any] = [after]
     if filter is not None:
         if filter.types:
-            clauses.append(f"type IN ({','.join('?' * len(filter.types))})")
+            # One type: walk its (type, seq) index. Several (a projection runner's usual mix,
+            # most of the log): walk seq and test the type — an IN over the index would
+            # gather and then sort every range (measured 3x slower).
+            column = "type" if len(filter.types) == 1 else "+type"
+            clauses.append(f"{column} IN ({','.join('?' * len(filter.types))})")
             params.extend(filter.types)
         if filter.stream is not None:
             clauses.append("stream = ?")

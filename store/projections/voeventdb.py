@@ -6,10 +6,11 @@ What differs, and why:
 
 * ``voevent.id`` is the log ``seq`` of the ``voevent.accepted`` event, not a counter of our
   own: it is stable across rebuilds and points straight back into the log.
-* The exact bytes received (a BLOB, not a re-serialisation) live in ``voevent_xml``, keyed
-  by the same id: SQLite keeps a 1-2 KB value inside its row's page, so in ``voevent`` itself
-  they would make every scan of that table read every packet (4pisky defers the column,
-  and Postgres stores it out of line, for the same reason).
+* The exact bytes received are not copied here: the log keeps them in the
+  ``voevent.accepted`` event whose seq is ``voevent.id``, so :func:`packet_seq` plus one
+  primary-key read of the log gives them back byte for byte. Copying them would double the
+  disk for nothing and make a rebuild decode and rewrite every packet (measured: the copy
+  was the largest single cost of a rebuild); the runner reads records without them.
 * Positions carry their unit vector (``cx, cy, cz``) and a declination *zone*; a B-tree
   index on (zone, ra) replaces Postgres' Q3C. A cone search scans, in each zone the cone
   touches, the RA interval that bounds it (two intervals when it straddles RA 0/360, all RA
@@ -37,7 +38,6 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from burstbus.events import RecordedEvent, format_time, normalise_time
-from burstbus.payload import xml_bytes
 from burstbus.store.projections.base import Projection
 
 ACCEPTED = "voevent.accepted"
@@ -64,13 +64,6 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS voevent_stream ON voevent (stream)",
     "CREATE INDEX IF NOT EXISTS voevent_role ON voevent (role)",
     "CREATE INDEX IF NOT EXISTS voevent_author_datetime ON voevent (author_datetime)",
-    # The packets themselves, apart: SQLite keeps a 1-2 KB value inside the row's page, so a
-    # scan of ``voevent`` would otherwise read every packet (Postgres' TOAST, 4pisky's
-    # ``deferred`` column, do this for 4pisky).
-    """CREATE TABLE IF NOT EXISTS voevent_xml (
-        id  INTEGER PRIMARY KEY REFERENCES voevent (id),
-        xml BLOB NOT NULL                     -- the exact bytes received
-    )""",
     """CREATE TABLE IF NOT EXISTS cite (
         id          INTEGER PRIMARY KEY,
         voevent_id  INTEGER NOT NULL REFERENCES voevent (id),
@@ -99,7 +92,6 @@ _INSERT_VOEVENT = (
     "INSERT OR IGNORE INTO voevent (id, ivorn, stream, role, version, author_ivorn, author_datetime, "
     "received, instrument, mission, via, sha256, size, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-_INSERT_XML = "INSERT INTO voevent_xml (id, xml) VALUES (?,?)"
 _INSERT_CITE = "INSERT INTO cite (voevent_id, ref_ivorn, cite_type, description) VALUES (?,?,?,?)"
 _INSERT_COORD = "INSERT INTO coord (voevent_id, ra, dec, error, time, zone, cx, cy, cz) VALUES (?,?,?,?,?,?,?,?,?)"
 
@@ -174,11 +166,11 @@ def _coord_row(vid: int, position: dict[str, Any]) -> tuple[Any, ...] | None:
 
 
 class VOEventDBProjection(Projection):
-    """``voevent.accepted`` → rows in ``voevent``, ``voevent_xml``, ``cite`` and ``coord``."""
+    """``voevent.accepted`` → rows in ``voevent``, ``cite`` and ``coord``."""
 
     name: ClassVar[str] = "voeventdb"
     version: ClassVar[int] = 1
-    tables: ClassVar[tuple[str, ...]] = ("voevent", "voevent_xml", "cite", "coord")
+    tables: ClassVar[tuple[str, ...]] = ("voevent", "cite", "coord")
     event_types: ClassVar[frozenset[str]] = frozenset({ACCEPTED})
 
     def create(self, conn: sqlite3.Connection) -> None:
@@ -189,7 +181,6 @@ class VOEventDBProjection(Projection):
     def apply(self, conn: sqlite3.Connection, records: Sequence[RecordedEvent]) -> None:
         """Build the batch's rows in Python, then one ``executemany`` per table."""
         voevents: list[tuple[Any, ...]] = []
-        packets: list[tuple[int, bytes]] = []
         cites: list[tuple[Any, ...]] = []
         coords: list[tuple[Any, ...]] = []
         seen: set[str] = set()
@@ -202,14 +193,6 @@ class VOEventDBProjection(Projection):
                 continue  # an IVORN seen twice keeps its first notice
             seen.add(ivorn)
             vid = record.seq
-            text = data.get("xml")
-            if isinstance(text, str):
-                xml = text.encode("utf-8")
-            else:
-                try:
-                    xml = xml_bytes(data)
-                except (KeyError, ValueError):
-                    xml = b""
             size = data.get("size")
             voevents.append(
                 (
@@ -225,11 +208,10 @@ class VOEventDBProjection(Projection):
                     data.get("mission"),
                     data.get("via"),
                     data.get("sha256"),
-                    size if isinstance(size, int) else len(xml),
+                    size if isinstance(size, int) else None,
                     vid,
                 )
             )
-            packets.append((vid, xml))
             citations = data.get("citations")
             if citations:
                 description = data.get("citation_description")
@@ -253,10 +235,8 @@ class VOEventDBProjection(Projection):
             # An IVORN stored by an earlier batch was ignored: drop the rest of its rows too.
             ids = json.dumps([row[0] for row in voevents])
             kept = {vid for (vid,) in conn.execute(_KEPT, (ids,))}
-            packets = [row for row in packets if row[0] in kept]
             cites = [row for row in cites if row[0] in kept]
             coords = [row for row in coords if row[0] in kept]
-        conn.executemany(_INSERT_XML, packets)
         if cites:
             conn.executemany(_INSERT_CITE, cites)
         if coords:
@@ -651,13 +631,12 @@ def list_ivorns(
     return [ivorn for (ivorn,) in conn.execute(sql, params)]
 
 
-def packet_xml(conn: sqlite3.Connection, ivorn: str) -> bytes | None:
-    """The exact bytes received for this IVORN, or None."""
-    row = conn.execute(
-        "SELECT x.xml FROM voevent AS v JOIN voevent_xml AS x ON x.id = v.id WHERE v.ivorn = ?",
-        (ivorn,),
-    ).fetchone()
-    return bytes(row[0]) if row else None
+def packet_seq(conn: sqlite3.Connection, ivorn: str) -> int | None:
+    """The log seq of the ``voevent.accepted`` event holding this IVORN's exact bytes, or None.
+
+    ``burstbus.payload.xml_bytes((await log.get(seq)).data)`` gives the bytes back."""
+    row = conn.execute("SELECT id FROM voevent WHERE ivorn = ?", (ivorn,)).fetchone()
+    return int(row[0]) if row else None
 
 
 def synopsis(conn: sqlite3.Connection, ivorn: str) -> dict[str, Any] | None:
