@@ -1,4 +1,4 @@
-"""``burstbus``: the one command-line program (run, import, log, verify, rebuild, replay).
+"""``burstbus``: the one command-line program (run, import, log, verify, rebuild, replay, publish, subscribe).
 
 Exit codes: 0 success; 1 the command's own "no" (a damaged chain for ``verify``); 2 bad usage
 or configuration (argparse's convention); 3 the data directory is held by a running service.
@@ -66,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", required=True, help="ISO-8601 UTC time: what did the log know then?")
     p.add_argument("--out", type=Path, help="database to write (default: DATA_DIR/replay-<time>.sqlite)")
     p.add_argument("--bursts", type=int, default=20, help="how many bursts to list (default 20)")
+
+    p = commands.add_parser("publish", help="send VOEvents to a VTP broker as an author; exit 1 on any NAK")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--to", metavar="HOST:PORT", help="the broker's author port (default: [vtp] receive_host:receive_port)")
+
+    p = commands.add_parser("subscribe", help="receive VOEvents from a VTP broker; print or save them (Ctrl-C stops)")
+    p.add_argument("address", metavar="HOST:PORT", help="the broker's subscriber port (port 8099 if omitted)")
+    p.add_argument("--filter", action="append", dest="filters", default=[], metavar="XPATH",
+                   help="XPath filter sent to the broker (repeatable; any one selecting is enough)")
+    p.add_argument("--save", type=Path, metavar="DIR", help="write each packet to DIR/<ivorn>.xml")
+    p.add_argument("--local-ivo", default="ivo://burstbus.local/subscriber", help="our IVORN in the VTP handshake")
     return parser
 
 
@@ -271,6 +282,65 @@ async def _replay_summary(runner: ProjectionRunner, burst_limit: int) -> str:
     return await run_on_connection(runner.db, summarise)
 
 
+async def cmd_publish(config: Config, args: argparse.Namespace) -> int:
+    from burstbus.broker.client import parse_address, publish
+
+    try:
+        host, port = parse_address(args.to, 8098) if args.to else (config.vtp.receive_host, config.vtp.receive_port)
+    except ValueError:
+        print(f"burstbus publish: bad --to {args.to!r} (want HOST:PORT)", file=sys.stderr)
+        return EXIT_USAGE
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            answer = await publish(host, port, path.read_bytes())
+        except TimeoutError:
+            print(f"FAILED {path}: no answer from {host}:{port}", file=sys.stderr)
+            status = EXIT_NO
+            continue
+        except OSError as exc:
+            print(f"FAILED {path}: {exc}", file=sys.stderr)
+            status = EXIT_NO
+            continue
+        if answer.acknowledged:
+            print(f"ACK  {path}")
+        else:
+            print(f"NAK  {path}: {answer.reason}")
+            status = EXIT_NO
+    return status
+
+
+async def cmd_subscribe(config: Config, args: argparse.Namespace) -> int:
+    from lxml import etree
+
+    from burstbus.broker.client import event_filename, parse_address, subscribe
+
+    try:
+        host, port = parse_address(args.address, 8099)
+    except ValueError:
+        print(f"burstbus subscribe: bad address {args.address!r} (want HOST:PORT)", file=sys.stderr)
+        return EXIT_USAGE
+    for xpath in args.filters:
+        try:
+            etree.XPath(xpath)
+        except etree.XPathSyntaxError as exc:
+            print(f"burstbus subscribe: --filter {xpath!r} is not valid XPath: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+
+    def on_event(ivorn: str, raw: bytes) -> None:
+        if args.save:
+            target = args.save / event_filename(ivorn)
+            target.write_bytes(raw)
+            print(f"{ivorn}  {len(raw)} bytes  -> {target}", flush=True)
+        else:
+            print(f"{ivorn}  {len(raw)} bytes", flush=True)
+
+    await subscribe(host, port, local_ivo=args.local_ivo, filters=args.filters, on_event=on_event)
+    return EXIT_OK
+
+
 async def _open_log(config: Config) -> SQLiteEventLog:
     return await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
 
@@ -282,6 +352,8 @@ COMMANDS = {
     "verify": cmd_verify,
     "rebuild": cmd_rebuild,
     "replay": cmd_replay,
+    "publish": cmd_publish,
+    "subscribe": cmd_subscribe,
 }
 
 if __name__ == "__main__":

@@ -178,5 +178,7 @@ class Ingest:
         """Do the extractor's one-time setup (astropy tables) now, not on the first alert."""
         await asyncio.get_running_loop().run_in_executor(self._pool, warm_up)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        """Stop the examination threads and wait for them: a thread still tearing down its
+        lxml schema while the interpreter exits can crash the process (seen: double free)."""
+        await asyncio.get_running_loop().run_in_executor(None, lambda: self._pool.shutdown(wait=True, cancel_futures=True))

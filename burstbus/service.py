@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from burstbus.broker.node import VTPNode
 from burstbus.config import Config
 from burstbus.handlers.bursts import BurstIdentifier
 from burstbus.ingest import Ingest
@@ -96,7 +97,7 @@ class Core:
         await self.projections.catch_up(self.log, progress=progress)
 
     async def close(self) -> None:
-        self.ingest.close()
+        await self.ingest.close()
         await self.projections.close()
         await self.state.close()
         await self.log.close()
@@ -117,6 +118,7 @@ class Service:
         self.core = core
         self.components: list[Supervised] = []
         self._stopping = asyncio.Event()
+        self.vtp: VTPNode | None = None
 
     def add(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         self.components.append(Supervised(name, factory))
@@ -159,6 +161,10 @@ def build_service(core: Core) -> Service:
     service = Service(core)
     service.add("bursts", core.bursts.follow)
     service.add("projections", lambda: core.projections.follow(core.log))
+    if core.config.vtp.enabled:
+        service.vtp = VTPNode(core.log, core.ingest, core.config.vtp)
+        for name, factory in service.vtp.components():
+            service.add(name, factory)
     return service
 
 

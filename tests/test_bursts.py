@@ -85,7 +85,7 @@ async def ingest_and_project(tmp_path: Path, packets: list[bytes], rules=()) -> 
         await identifier.catch_up()
     await runner.catch_up(log)
     dump = (await runner.dump())["bursts"]
-    ingest.close()
+    await ingest.close()
     await runner.close()
     await state.close()
     await log.close()
@@ -165,7 +165,7 @@ async def test_real_packets_land_in_the_right_bursts(tmp_path: Path) -> None:
     for name in ("swift_bat_grb_test_pos_role_test.xml", "swift_point_dir_role_utility.xml"):
         assert ivorn_of.get(name) not in notices, name
     print(json.dumps({b: r[8] for b, r in bursts.items()}, indent=1))
-    ingest.close()
+    await ingest.close()
     await runner.close()
     await state.close()
     await log.close()

@@ -17,6 +17,8 @@ import pytest
 from tests.packets import SHARED_VOEVENTS, voevent
 
 REPO = Path(__file__).resolve().parents[1]
+#: Never the default ports: the suite may run beside a real instance.
+EPHEMERAL_PORTS = {"BURSTBUS_VTP_RECEIVE_PORT": "0", "BURSTBUS_VTP_BROADCAST_PORT": "0"}
 
 
 def burstbus(data_dir: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -123,6 +125,7 @@ def test_run_serves_until_sigterm_and_sigint(tmp_path: Path, packets: Path) -> N
         proc = subprocess.Popen(
             [sys.executable, "-m", "burstbus.cli", "--data-dir", str(data), "run"],
             cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+            env={**os.environ, **EPHEMERAL_PORTS},
         )
         try:
             assert proc.stderr is not None

@@ -1,0 +1,300 @@
+"""The VTP subscriber port: every ``voevent.accepted`` in the log, to every subscriber that wants it.
+
+The broadcaster is a log consumer, not a hook on the receiver: whatever way a packet arrived
+(VTP author, upstream broker, NATS, import), once it is accepted in the log it goes out, with
+its exact received bytes. It follows the log from the head at start; a subscriber gets what is
+accepted while it is connected (as with Comet; VTP has no resume).
+
+Per subscriber, as Comet does: an ``authenticate`` on connect, whose reply carries the
+subscriber's XPath filters (``Meta/Param[@name="xpath-filter"]`` or old-style
+``Meta/filter[@type="xpath"]``); ``iamalive`` every ``iamalive_interval`` and the subscriber is
+dropped if it did not answer the previous one or has too many events unacknowledged; a NAK
+drops it. Differences: events are held (not sent unfiltered) until the subscriber's
+authenticate reply arrives or ``authenticate_wait`` passes; the operator can add filters per
+subscriber network (``[[vtp.subscriber_filters]]``); filters run on the loop against one parse
+per event (Comet runs each XPath in a thread per event per subscriber); per-subscriber counters
+(:class:`~burstbus.broker.stats.SubscriberStats`) are kept for the HTTP API and metrics.
+
+Import only after :func:`burstbus.broker.reactor.install`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any
+
+from burstbus.broker.reactor import require_installed
+
+require_installed()
+
+from comet.protocol.base import ElementSender  # noqa: E402
+from comet.protocol.messages import authenticate, iamalive  # noqa: E402
+from comet.utility import ParseError, xml_document  # noqa: E402
+from lxml import etree  # noqa: E402
+from twisted.internet.protocol import ServerFactory  # noqa: E402
+
+from burstbus.broker.reactor import wait_for_deferred  # noqa: E402
+from burstbus.broker.receiver import Networks, allowed, parse_networks  # noqa: E402
+from burstbus.broker.stats import SubscriberStats  # noqa: E402
+from burstbus.config import SubscriberFilter  # noqa: E402
+from burstbus.events import RecordedEvent, utc_now  # noqa: E402
+from burstbus.ingest import ACCEPTED  # noqa: E402
+from burstbus.payload import xml_bytes  # noqa: E402
+from burstbus.store.base import EventLog, ReadFilter  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+#: Transport messages from subscribers are small; a bigger frame is a broken peer.
+SUBSCRIBER_MAX_LENGTH = 65_536
+#: Events held for a subscriber that has not yet sent its filters.
+MAX_HELD = 1000
+
+_SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+class OutgoingEvent:
+    """One accepted packet on its way out: exact bytes plus one parsed tree for the filters."""
+
+    __slots__ = ("seq", "ivorn", "raw", "element")
+
+    def __init__(self, record: RecordedEvent):
+        self.seq = record.seq
+        self.ivorn = str(record.data.get("ivorn", ""))
+        self.raw = xml_bytes(record.data)
+        self.element = etree.fromstring(self.raw, _SAFE_PARSER)
+
+
+def _selects(xpath: etree.XPath, element: Any) -> bool:
+    try:
+        return bool(xpath(element))
+    except etree.XPathError:
+        return False
+
+
+class VTPBroadcastProtocol(ElementSender):
+    factory: VTPBroadcasterFactory
+    MAX_LENGTH = SUBSCRIBER_MAX_LENGTH
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.host = peer.host
+        self.stats = SubscriberStats(peer=f"{peer.host}:{peer.port}", connected_at=utc_now())
+        self.filters: list[etree.XPath] = []
+        self.operator_filters = [etree.XPath(f.xpath) for f in self.factory.filters_for(peer.host)]
+        self.stats.operator_filters = tuple(f.path for f in self.operator_filters)
+        self.alive_count = 0
+        self.held: list[OutgoingEvent] | None = []  # None once filters are known
+        self.factory.subscribers.append(self)
+        log.info("VTP subscriber %s connected", self.stats.peer)
+        self.send_xml(authenticate(self.factory.local_ivo))
+        from twisted.internet import reactor
+
+        self._auth_wait = reactor.callLater(self.factory.authenticate_wait, self._start_sending)  # type: ignore[attr-defined]
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self._auth_wait.active():
+            self._auth_wait.cancel()
+        if self in self.factory.subscribers:
+            self.factory.subscribers.remove(self)
+        log.info("VTP subscriber %s disconnected (sent %d, acked %d)", self.stats.peer, self.stats.sent, self.stats.acked)
+        return super().connectionLost(reason)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        log.warning("VTP subscriber %s sent a %d-byte frame; dropping it", self.stats.peer, length)
+        self.transport.loseConnection()
+
+    def stringReceived(self, data: bytes) -> None:
+        try:
+            incoming = xml_document(data).element  # Comet's parser: no entity expansion
+        except ParseError as exc:
+            log.warning("unparsable message from VTP subscriber %s: %s", self.stats.peer, exc)
+            return
+        role = incoming.get("role")
+        if role == "iamalive":
+            self.alive_count = 0
+            self.stats.last_alive_at = utc_now()
+        elif role == "ack":
+            self.stats.acked += 1
+            self.stats.outstanding = max(0, self.stats.outstanding - 1)
+            self.stats.last_ack_at = utc_now()
+        elif role == "nak":
+            self.stats.naks += 1
+            reason = incoming.findtext("Meta/Result") or "no reason given"
+            log.warning("VTP subscriber %s sent a NAK (%s); dropping it, as VTP requires", self.stats.peer, reason)
+            self.transport.loseConnection()
+        elif role == "authenticate":
+            self._authenticated(incoming)
+        else:
+            log.warning("VTP subscriber %s sent a message with role %r; ignored", self.stats.peer, role)
+
+    def _authenticated(self, incoming: Any) -> None:
+        self.stats.authenticated = True
+        self.stats.ivo = incoming.findtext("Response") or None
+        filters: list[etree.XPath] = []
+        texts: list[str] = []
+        for text in chain(
+            [e.get("value") for e in incoming.findall('Meta/Param[@name="xpath-filter"]')],
+            [e.text for e in incoming.findall('Meta/filter[@type="xpath"]')],
+        ):
+            if not text:
+                continue
+            try:
+                filters.append(etree.XPath(text))
+                texts.append(text)
+            except etree.XPathSyntaxError:
+                log.warning("VTP subscriber %s sent an invalid XPath filter %r; ignored", self.stats.peer, text)
+        self.filters = filters
+        self.stats.filters = tuple(texts)
+        log.info("VTP subscriber %s is %s, filters %s", self.stats.peer, self.stats.ivo, texts or "none")
+        self._start_sending()
+
+    def _start_sending(self) -> None:
+        if self._auth_wait.active():
+            self._auth_wait.cancel()
+        held, self.held = self.held, None
+        for event in held or ():
+            self.deliver(event)
+
+    def wants(self, event: OutgoingEvent) -> bool:
+        if self.operator_filters and not any(_selects(x, event.element) for x in self.operator_filters):
+            return False
+        return not self.filters or any(_selects(x, event.element) for x in self.filters)
+
+    def deliver(self, event: OutgoingEvent) -> None:
+        if self.held is not None:
+            if len(self.held) < MAX_HELD:
+                self.held.append(event)
+            return
+        if not self.wants(event):
+            self.stats.filtered_out += 1
+            return
+        self.sendString(event.raw)
+        self.stats.sent += 1
+        self.stats.outstanding += 1
+        self.stats.last_sent_at = utc_now()
+
+    def send_iamalive(self) -> None:
+        if self.alive_count >= 1:
+            log.warning("VTP subscriber %s did not answer the last iamalive; dropping it", self.stats.peer)
+            self.transport.loseConnection()
+        elif self.stats.outstanding >= self.factory.max_outstanding:
+            log.warning("VTP subscriber %s has %d events unacknowledged; dropping it", self.stats.peer, self.stats.outstanding)
+            self.transport.loseConnection()
+        else:
+            self.send_xml(iamalive(self.factory.local_ivo))
+            self.alive_count += 1
+
+
+class VTPBroadcasterFactory(ServerFactory):
+    protocol = VTPBroadcastProtocol
+
+    def __init__(
+        self,
+        *,
+        local_ivo: str,
+        allow: Sequence[str] = ("0.0.0.0/0", "::/0"),
+        filters: Sequence[SubscriberFilter] = (),
+        max_outstanding: int = 10,
+        authenticate_wait: float = 5.0,
+    ):
+        self.local_ivo = local_ivo
+        self.allow: Networks = parse_networks(allow)
+        self.filters = [(parse_networks([f.network])[0], f) for f in filters]
+        self.max_outstanding = max_outstanding
+        self.authenticate_wait = authenticate_wait
+        self.subscribers: list[VTPBroadcastProtocol] = []
+        self.refused_connections = 0
+
+    def filters_for(self, host: str) -> list[SubscriberFilter]:
+        return [f for network, f in self.filters if allowed(host, (network,))]
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if not allowed(addr.host, self.allow):
+            self.refused_connections += 1
+            log.warning("VTP subscriber connection from %s refused: not in vtp.subscriber_allow", addr.host)
+            return None
+        return super().buildProtocol(addr)
+
+
+class Broadcaster:
+    """The subscriber port plus the log consumer that feeds it."""
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        *,
+        host: str,
+        port: int,
+        iamalive_interval: float = 60.0,
+        **options: Any,
+    ):
+        self.log = event_log
+        self.host = host
+        self.requested_port = port
+        self.iamalive_interval = iamalive_interval
+        self.factory = VTPBroadcasterFactory(**options)
+        self.listening: Any = None
+        #: The last log seq handed to the subscribers (None until following starts).
+        self.position: int | None = None
+        self.broadcast = 0  # events taken from the log
+
+    @property
+    def port(self) -> int:
+        return int(self.listening.getHost().port)
+
+    def subscribers(self) -> list[SubscriberStats]:
+        """A snapshot of every connected subscriber's counters."""
+        return [p.stats for p in self.factory.subscribers]
+
+    async def start(self) -> None:
+        from twisted.internet import reactor
+
+        if self.position is None:
+            self.position = (await self.log.head()).seq
+        self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)  # type: ignore[attr-defined]
+        log.info("VTP broadcaster listening on %s:%d (from log seq %d)", self.host, self.port, self.position)
+
+    async def stop(self) -> None:
+        if self.listening is not None:
+            # the socket closes at once; the Deferred only reports it (bounded, never hang a stop)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wait_for_deferred(self.listening.stopListening()), 5)
+            self.listening = None
+        for subscriber in list(self.factory.subscribers):
+            subscriber.transport.loseConnection()
+
+    async def run(self) -> None:
+        await self.start()
+        alive = asyncio.create_task(self.keep_alive())
+        try:
+            await self.follow()
+        finally:
+            alive.cancel()
+            await self.stop()
+
+    async def follow(self) -> None:
+        assert self.position is not None
+        async for batch in self.log.subscribe(self.position, ReadFilter.of([ACCEPTED])):
+            for record in batch:
+                self.publish(record)
+                self.position = record.seq
+
+    def publish(self, record: RecordedEvent) -> None:
+        try:
+            event = OutgoingEvent(record)
+        except Exception as exc:  # accepted packets always parse; never let one stop the stream
+            log.error("cannot broadcast log seq %d: %s", record.seq, exc)
+            return
+        self.broadcast += 1
+        for subscriber in list(self.factory.subscribers):
+            subscriber.deliver(event)
+
+    async def keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(self.iamalive_interval)
+            for subscriber in list(self.factory.subscribers):
+                subscriber.send_iamalive()

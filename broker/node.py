@@ -1,0 +1,106 @@
+"""VTP in the service: the receiver, broadcaster and upstream subscriber as supervised components.
+
+This module imports nothing from Twisted at import time, so the service can build it before
+the loop runs. Each component installs the reactor on the running loop (once) and only then
+imports the Comet-based modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from burstbus.config import VTPSection
+from burstbus.ingest import Ingest
+from burstbus.store.base import EventLog
+
+if TYPE_CHECKING:
+    from burstbus.broker.broadcaster import Broadcaster
+    from burstbus.broker.receiver import Receiver
+    from burstbus.broker.upstream import Upstreams
+
+
+class VTPNode:
+    """burstbus as a VTP broker. Its attributes are what the HTTP/metrics work reads:
+    ``receiver.stats``, ``broadcaster.subscribers()``, ``upstreams.stats()``."""
+
+    def __init__(self, event_log: EventLog, ingest: Ingest, config: VTPSection):
+        self.log = event_log
+        self.ingest = ingest
+        self.config = config
+        self.receiver: Receiver | None = None
+        self.broadcaster: Broadcaster | None = None
+        self.upstreams: Upstreams | None = None
+        #: Set once each enabled port is listening (tests and `ready` callbacks wait on it).
+        self.receiver_ready = asyncio.Event()
+        self.broadcaster_ready = asyncio.Event()
+
+    def components(self) -> list[tuple[str, Any]]:
+        """(name, coroutine factory) for each enabled part, for :meth:`Service.add`."""
+        c = self.config
+        parts: list[tuple[str, Any]] = []
+        if not c.enabled:
+            return parts
+        if c.receive:
+            parts.append(("vtp-receiver", self.run_receiver))
+        if c.broadcast:
+            parts.append(("vtp-broadcaster", self.run_broadcaster))
+        if c.upstreams:
+            parts.append(("vtp-upstreams", self.run_upstreams))
+        return parts
+
+    async def run_receiver(self) -> None:
+        from burstbus.broker import reactor
+
+        reactor.install()
+        from burstbus.broker.receiver import Receiver
+
+        c = self.config
+        self.receiver = Receiver(
+            self.ingest, host=c.receive_host, port=c.receive_port, local_ivo=c.local_ivo,
+            max_bytes=c.max_bytes, timeout=c.receive_timeout, allow=c.author_allow,
+        )
+        await self.receiver.start()
+        self.receiver_ready.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.receiver_ready.clear()
+            await self.receiver.stop()
+
+    async def run_broadcaster(self) -> None:
+        from burstbus.broker import reactor
+
+        reactor.install()
+        from burstbus.broker.broadcaster import Broadcaster
+
+        c = self.config
+        if self.broadcaster is None:  # keep the log position across a supervised restart
+            self.broadcaster = Broadcaster(
+                self.log, host=c.broadcast_host, port=c.broadcast_port, iamalive_interval=c.iamalive_interval,
+                local_ivo=c.local_ivo, allow=c.subscriber_allow, filters=c.subscriber_filters,
+                max_outstanding=c.max_outstanding_acks, authenticate_wait=c.authenticate_wait,
+            )
+        broadcaster = self.broadcaster
+        await broadcaster.start()
+        self.broadcaster_ready.set()
+        alive = asyncio.create_task(broadcaster.keep_alive())
+        try:
+            await broadcaster.follow()
+        finally:
+            self.broadcaster_ready.clear()
+            alive.cancel()
+            await broadcaster.stop()
+
+    async def run_upstreams(self) -> None:
+        from burstbus.broker import reactor
+
+        reactor.install()
+        from burstbus.broker.upstream import Upstreams
+
+        c = self.config
+        self.upstreams = Upstreams(
+            self.ingest, c.upstreams, local_ivo=c.local_ivo, max_bytes=c.max_bytes,
+            max_delay=c.upstream_max_delay, idle_timeout=c.upstream_idle_timeout,
+        )
+        await self.upstreams.run()

@@ -1,0 +1,93 @@
+"""Twisted on burstbus's one asyncio loop: install the asyncioreactor once, bridge Deferreds.
+
+Comet's protocol code is Twisted; burstbus is asyncio. Twisted's ``AsyncioSelectorReactor``
+drives Twisted's sockets and timers from an asyncio loop, so both share one thread and one loop.
+Three rules (see shared/FIELD-NOTES.md):
+
+* The reactor must be installed **before anything imports** ``comet.protocol`` (those modules
+  import ``twisted.internet.reactor``, which would install the default reactor). So the broker
+  modules that subclass Comet's protocols (``receiver``, ``broadcaster``, ``upstream``) are
+  imported only after :func:`install` — lazily, by the service and the CLI, inside the running
+  loop. They call :func:`require_installed` at import time to fail with a clear message.
+* ``reactor.startRunning(installSignalHandlers=False)``: asyncio owns the loop and the signals;
+  without startRunning Twisted's startup triggers (its thread pool) never fire.
+* ``await deferred`` inside an asyncio task fails; use :func:`wait_for_deferred`
+  (``Deferred.asFuture``). The other way is :func:`as_deferred` (``Deferred.fromFuture``).
+
+The reactor is bound to the loop it was installed on, for the life of the process; installing
+again on the same loop is a no-op, on another loop an error (tests share one session loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+class ReactorError(RuntimeError):
+    """The Twisted reactor cannot be used as asked (wrong loop, not installed, another reactor)."""
+
+
+def install(loop: asyncio.AbstractEventLoop | None = None) -> Any:
+    """Install Twisted's asyncioreactor on ``loop`` (default: the running loop) and start it."""
+    global _loop
+    loop = loop or asyncio.get_running_loop()
+    if _loop is not None:
+        if _loop is not loop:
+            raise ReactorError("the Twisted reactor is already bound to another asyncio loop")
+        from twisted.internet import reactor
+
+        return reactor
+    if "twisted.internet.reactor" in sys.modules:
+        existing = sys.modules["twisted.internet.reactor"]
+        raise ReactorError(
+            f"a Twisted reactor ({type(existing).__name__}) was installed before burstbus's: "
+            "something imported comet.protocol or twisted.internet.reactor too early"
+        )
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install(loop)
+    from twisted.internet import reactor
+
+    _route_twisted_logs()
+    reactor.startRunning(installSignalHandlers=False)  # type: ignore[attr-defined]
+    _loop = loop
+    return reactor
+
+
+def installed() -> bool:
+    return _loop is not None
+
+
+def require_installed() -> None:
+    """Called at import time by modules that import ``comet.protocol``."""
+    if _loop is None:
+        raise ReactorError("call burstbus.broker.reactor.install() before importing the VTP protocol modules")
+
+
+def wait_for_deferred(d: Any) -> asyncio.Future[Any]:
+    """An awaitable for a Twisted Deferred on the reactor's loop."""
+    require_installed()
+    assert _loop is not None
+    return d.asFuture(_loop)
+
+
+def as_deferred(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine as a task and give Twisted a Deferred for its result."""
+    from twisted.internet.defer import Deferred
+
+    return Deferred.fromFuture(asyncio.ensure_future(coro))
+
+
+def _route_twisted_logs() -> None:
+    """Send Twisted's (and so Comet's) log messages to Python logging under ``twisted``."""
+    from twisted.logger import STDLibLogObserver, globalLogBeginner
+
+    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)

@@ -1,0 +1,245 @@
+"""The VTP author port: one packet per connection, ACK only once it is durably in the log.
+
+Comet's own receiver validates, ACKs, *then* stores (an ACK does not mean stored), answers some
+bad packets with silence and drops frames over 99,999 bytes without a word. This receiver keeps
+Comet's wire behaviour that authors rely on (one packet per connection, then the broker closes;
+ACK/NAK built with ``comet.protocol.messages``; ``comet-sendvo`` works unchanged) and changes
+what happens in between:
+
+* every complete frame goes through :meth:`burstbus.ingest.Ingest.submit`; the ACK is sent
+  only after it returns (the append is durable), a NAK carries the ingest's reason;
+* a length prefix over ``max_bytes`` is answered with a NAK at once, the rest of that frame is
+  read and discarded (so the author can read the NAK instead of a reset), then we close;
+* an author that does not finish its frame within ``receive_timeout`` is cut off;
+* a frame cut short (connection closed or timed out mid-frame) or refused for size is recorded
+  as a ``voevent.rejected`` with what was read, so every refusal is in the log;
+* authors outside ``author_allow`` (CIDR list, like Comet's ``--author-whitelist``) are
+  refused at connect time with a log line.
+
+Import only after :func:`burstbus.broker.reactor.install`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from burstbus.broker.reactor import require_installed
+
+require_installed()
+
+from comet.protocol.base import ElementSender  # noqa: E402
+from comet.protocol.messages import ack, nak  # noqa: E402
+from twisted.internet.protocol import ServerFactory  # noqa: E402
+from twisted.protocols.policies import TimeoutMixin  # noqa: E402
+
+from burstbus.broker.reactor import wait_for_deferred  # noqa: E402
+from burstbus.broker.stats import ReceiverStats  # noqa: E402
+from burstbus.ingest import Ingest, Submission, rejected_event  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def parse_networks(values: Iterable[str]) -> Networks:
+    return tuple(ipaddress.ip_network(v, strict=False) for v in values)
+
+
+def allowed(host: str, networks: Networks) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+async def record_refusal(ingest: Ingest, raw: bytes, via: str, peer: str, reason: str, code: str, **extra: Any) -> None:
+    """Append a ``voevent.rejected`` for a refusal the ingest never saw (frame-level problems)."""
+    event = rejected_event(Submission(raw, via, peer), reason, code)
+    if extra:
+        from dataclasses import replace
+
+        event = replace(event, data={**event.data, **extra})
+    try:
+        await ingest.log.append([event])
+    except Exception:
+        log.exception("could not record the refusal of a %s frame from %s", via, peer)
+
+
+class VTPReceiverProtocol(ElementSender, TimeoutMixin):
+    """One author connection: read one frame, ingest it, answer ACK/NAK, close."""
+
+    factory: VTPReceiverFactory
+
+    def connectionMade(self) -> None:
+        self.peer = self.transport.getPeer().host
+        self.MAX_LENGTH = self.factory.max_bytes
+        self.answered = False  # a frame was taken (or refused for size): nothing more is read
+        self.discard_left = 0  # bytes of an oversized frame still to read and drop
+        self.timed_out = False
+        self.factory.stats.connections += 1
+        self.factory.connections.add(self)
+        self.setTimeout(self.factory.timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.discard_left:
+            self.discard_left -= min(len(data), self.discard_left)
+            if not self.discard_left:
+                self.transport.loseConnection()
+            return
+        if self.answered:
+            return  # one packet per connection, as Comet: ignore anything after it
+        super().dataReceived(data)
+
+    def stringReceived(self, data: bytes) -> None:
+        self.answered = True
+        self.setTimeout(None)  # ingest time is ours, not the author's
+        self.pauseProducing()  # stops IntNStringReceiver from handing us further frames
+        task = asyncio.ensure_future(self._ingest(data))
+        self.factory.track(task)
+
+    async def _ingest(self, data: bytes) -> None:
+        try:
+            result = await self.factory.ingest.submit(data, via="vtp", peer=self.peer)
+        except Exception as exc:  # the log failed: the author must retry, so no ACK
+            log.exception("could not store a packet from %s", self.peer)
+            self.factory.stats.outcomes["error"] += 1
+            self._answer(nak(self.factory.local_ivo, None, f"internal error, packet not stored; retry later ({exc})"))
+            return
+        self.factory.stats.outcomes[result.outcome] += 1
+        if result.acknowledged:
+            log.info("VTP %s %s from %s (seq %d)", result.outcome, result.ivorn, self.peer, result.seq)
+            self._answer(ack(self.factory.local_ivo, result.ivorn))
+        else:
+            self._answer(nak(self.factory.local_ivo, result.ivorn, f"Event rejected ({result.code}): {result.reason}"))
+
+    def _answer(self, message: Any) -> None:
+        if self.transport.connected:
+            self.send_xml(message)
+            self.transport.loseConnection()
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        limit = self.factory.max_bytes
+        reason = f"frame of {length:,} bytes is larger than the limit of {limit:,} bytes"
+        log.warning("VTP author %s: %s; refused", self.peer, reason)
+        self.factory.stats.outcomes["too_large"] += 1
+        self.answered = True
+        head = self._unprocessed[4:]
+        self.factory.track(asyncio.ensure_future(
+            record_refusal(self.factory.ingest, head, "vtp", self.peer, reason, "too_large", declared_size=length)
+        ))
+        self.send_xml(nak(self.factory.local_ivo, None, f"Event rejected (too_large): {reason}"))
+        self.discard_left = max(0, length - len(head))
+        self._unprocessed = b""
+        if not self.discard_left:
+            self.transport.loseConnection()
+
+    def timeoutConnection(self) -> None:
+        self.timed_out = True
+        log.warning("VTP author %s sent no complete packet within %.1fs; closing", self.peer, self.factory.timeout)
+        if self._unprocessed:
+            reason = f"no complete packet within {self.factory.timeout:g} s"
+            self.send_xml(nak(self.factory.local_ivo, None, f"Event rejected (timeout): {reason}"))
+        TimeoutMixin.timeoutConnection(self)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.setTimeout(None)
+        self.factory.connections.discard(self)
+        partial = self._unprocessed
+        if partial and not self.answered:
+            code = "timeout" if self.timed_out else "truncated"
+            declared = int.from_bytes(partial[:4], "big") if len(partial) >= 4 else None
+            body = partial[4:]
+            what = f"{len(body):,} of {declared:,} bytes" if declared is not None else f"{len(partial)} bytes of a length prefix"
+            text = (
+                f"no complete packet within {self.factory.timeout:g} s ({what} received)"
+                if self.timed_out
+                else f"connection closed mid-frame ({what} received)"
+            )
+            if not self.timed_out:
+                log.warning("VTP author %s: %s", self.peer, text)
+            self.factory.stats.outcomes[code] += 1
+            self.factory.track(asyncio.ensure_future(
+                record_refusal(self.factory.ingest, body, "vtp", self.peer, text, code, declared_size=declared)
+            ))
+        return super().connectionLost(reason)
+
+
+class VTPReceiverFactory(ServerFactory):
+    protocol = VTPReceiverProtocol
+
+    def __init__(
+        self,
+        ingest: Ingest,
+        *,
+        local_ivo: str,
+        max_bytes: int = 1_048_576,
+        timeout: float = 20.0,
+        allow: Iterable[str] = ("0.0.0.0/0", "::/0"),
+    ):
+        self.ingest = ingest
+        self.local_ivo = local_ivo
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.allow = parse_networks(allow)
+        self.stats = ReceiverStats()
+        self.connections: set[VTPReceiverProtocol] = set()
+        self.tasks: set[asyncio.Future[Any]] = set()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if not allowed(addr.host, self.allow):
+            self.stats.refused_connections += 1
+            log.warning("VTP author connection from %s refused: not in vtp.author_allow", addr.host)
+            return None
+        return super().buildProtocol(addr)
+
+    def track(self, task: asyncio.Future[Any]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+
+class Receiver:
+    """The author port as a service component: listen, serve until cancelled, then close."""
+
+    def __init__(self, ingest: Ingest, *, host: str, port: int, **options: Any):
+        self.host = host
+        self.requested_port = port
+        self.factory = VTPReceiverFactory(ingest, **options)
+        self.listening: Any = None
+
+    @property
+    def stats(self) -> ReceiverStats:
+        return self.factory.stats
+
+    @property
+    def port(self) -> int:
+        return int(self.listening.getHost().port)
+
+    async def start(self) -> None:
+        from twisted.internet import reactor
+
+        self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)  # type: ignore[attr-defined]
+        log.info("VTP receiver listening on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self.listening is not None:
+            # the socket closes at once; the Deferred only reports it (bounded, never hang a stop)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wait_for_deferred(self.listening.stopListening()), 5)
+            self.listening = None
+        if self.factory.tasks:  # let packets already read finish: they may be ACKed and durable
+            await asyncio.wait(list(self.factory.tasks), timeout=10)
+        for connection in list(self.factory.connections):
+            connection.transport.abortConnection()
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()

@@ -1,0 +1,48 @@
+"""Counters the VTP components keep for the HTTP API and metrics (plain data, no Twisted)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SubscriberStats:
+    """One connected VTP subscriber, as an operator would want to see it."""
+
+    peer: str  # "host:port"
+    connected_at: str
+    ivo: str | None = None  # what the subscriber called itself in its authenticate reply
+    filters: tuple[str, ...] = ()  # its own XPath filters
+    operator_filters: tuple[str, ...] = ()  # from [vtp] subscriber_filters
+    authenticated: bool = False
+    sent: int = 0
+    acked: int = 0
+    naks: int = 0
+    filtered_out: int = 0
+    outstanding: int = 0
+    last_sent_at: str | None = None
+    last_ack_at: str | None = None
+    last_alive_at: str | None = None  # last iamalive answer
+
+
+@dataclass
+class ReceiverStats:
+    """What the author port has seen: connections, packets by outcome, frame-level refusals."""
+
+    connections: int = 0
+    refused_connections: int = 0  # not on the allow-list
+    outcomes: Counter[str] = field(default_factory=Counter)  # accepted/duplicate/rejected/too_large/truncated/timeout
+
+
+@dataclass
+class UpstreamStats:
+    """One upstream broker we subscribe to."""
+
+    peer: str  # "host:port"
+    connected: bool = False
+    connects: int = 0
+    messages: int = 0  # every frame, transport messages included
+    received: int = 0  # VOEvent packets
+    outcomes: Counter[str] = field(default_factory=Counter)
+    last_received_at: str | None = None

@@ -1,0 +1,125 @@
+"""Telescopes subscribing to burstbus: real Comet subscribers (``twistd comet --remote``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.broker.harness import (
+    Node,
+    Processes,
+    comet_filename,
+    comet_subscriber,
+    exchange,
+    frame,
+    sendvo,
+    unique_ivorn,
+    wait_for,
+)
+from tests.packets import voevent
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+SVOM = "//Param[@name='Mission' and @value='SVOM']"
+SWIFT = "//Param[@name='Mission' and @value='Swift']"
+
+
+def saved(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and not p.name.endswith("-lock")}
+
+
+async def test_comet_subscribers_get_every_accepted_packet_once_filtered(node: Node, procs: Processes, tmp_path: Path) -> None:
+    everything = comet_subscriber(procs, tmp_path, node.broadcast_port, name="all")
+    svom_only = comet_subscriber(procs, tmp_path, node.broadcast_port, name="svom", filters=(SVOM,))
+    swift_only = comet_subscriber(procs, tmp_path, node.broadcast_port, name="swift", filters=(SWIFT,))
+    await node.wait_subscribers(3)
+
+    svom = [unique_ivorn(f"svom{i}") for i in range(3)]
+    swift = [unique_ivorn(f"swift{i}") for i in range(2)]
+    packets = {i: voevent(i, params={"Mission": "SVOM"}) for i in svom} | {i: voevent(i, params={"Mission": "Swift"}) for i in swift}
+    for n, (ivorn, packet) in enumerate(packets.items()):
+        path = tmp_path / f"p{n}.xml"
+        path.write_bytes(packet)
+        code, out = await sendvo(node.receive_port, path)
+        assert code == 0, out
+        if n == 0:  # a duplicate and refused packets in between: none of them go out
+            assert (await sendvo(node.receive_port, path))[0] == 0
+            assert (await exchange(node.receive_port, frame(voevent(ivorn, ra=3.0))))[0] == "nak"  # type: ignore[index]
+            assert (await exchange(node.receive_port, frame(b"<not-xml")))[0] == "nak"  # type: ignore[index]
+    # accepted by another transport: it goes out too, because the broadcaster follows the log
+    other = unique_ivorn("svom-import")
+    packets[other] = voevent(other, params={"Mission": "SVOM"})
+    assert (await node.core.ingest.submit(packets[other], via="import", peer="test")).outcome == "accepted"
+    svom.append(other)
+    # a last packet every subscriber selects: once it is there, everything before it is too
+    last = unique_ivorn("last")
+    packets[last] = voevent(last, params={"Mission": "SVOM Swift"}, description="last")
+    await node.core.ingest.submit(packets[last], via="import", peer="test")
+
+    expected = {
+        everything: [*svom, *swift, last],
+        svom_only: svom,
+        swift_only: swift,
+    }
+    await wait_for(lambda: comet_filename(last) in saved(everything), "the last packet at the unfiltered subscriber")
+    await wait_for(lambda: len(saved(svom_only)) >= len(svom) and len(saved(swift_only)) >= len(swift), "filtered subscribers")
+    for directory, ivorns in expected.items():
+        files = saved(directory)
+        assert sorted(files) == sorted(comet_filename(i) for i in ivorns), directory  # once each, nothing refused
+        for ivorn in ivorns:
+            assert files[comet_filename(ivorn)] == packets[ivorn]  # the exact bytes received
+
+    assert node.vtp.broadcaster is not None
+    stats = {s.ivo: s for s in node.vtp.broadcaster.subscribers()}
+    assert set(stats) == {"ivo://test/all", "ivo://test/svom", "ivo://test/swift"}
+    assert stats["ivo://test/svom"].filters == (SVOM,)
+    await wait_for(lambda: all(s.acked == s.sent for s in stats.values()), "subscribers' ACKs")
+    assert stats["ivo://test/all"].sent == len(expected[everything])
+    assert stats["ivo://test/swift"].sent == len(swift)
+    assert stats["ivo://test/all"].last_ack_at is not None
+
+
+async def test_operator_filters_and_subscriber_allow_list(tmp_path: Path, procs: Processes) -> None:
+    node = await Node.start(
+        tmp_path / "data",
+        subscriber_filters=[{"network": "127.0.0.0/8", "xpath": SWIFT}],
+    )
+    try:
+        directory = comet_subscriber(procs, tmp_path, node.broadcast_port, name="partner")
+        await node.wait_subscribers(1)
+        svom, swift = unique_ivorn("svom"), unique_ivorn("swift")
+        await node.core.ingest.submit(voevent(svom, params={"Mission": "SVOM"}), via="import", peer="t")
+        await node.core.ingest.submit(voevent(swift, params={"Mission": "Swift"}), via="import", peer="t")
+        await wait_for(lambda: comet_filename(swift) in saved(directory), "the Swift packet")
+        assert list(saved(directory)) == [comet_filename(swift)]
+    finally:
+        await node.stop()
+
+    node = await Node.start(tmp_path / "data2", subscriber_allow=["10.0.0.0/8"])
+    try:
+        comet_subscriber(procs, tmp_path, node.broadcast_port, name="outsider")
+        assert node.vtp.broadcaster is not None
+        broadcaster = node.vtp.broadcaster
+        await wait_for(lambda: broadcaster.factory.refused_connections >= 1, "a refused subscriber")
+        assert broadcaster.subscribers() == []
+    finally:
+        await node.stop()
+
+
+async def test_silent_subscriber_is_dropped(tmp_path: Path) -> None:
+    import asyncio
+
+    node = await Node.start(tmp_path / "data", iamalive_interval=0.2)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", node.broadcast_port)
+        assert node.vtp.broadcaster is not None
+        broadcaster = node.vtp.broadcaster
+        await wait_for(lambda: broadcaster.subscribers(), "the connection")
+        # it never answers authenticate or iamalive: after one unanswered iamalive it is dropped
+        while await reader.read(65536):
+            pass
+        await wait_for(lambda: not broadcaster.subscribers(), "the subscriber to be dropped")
+        writer.close()
+    finally:
+        await node.stop()
