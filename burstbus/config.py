@@ -23,6 +23,8 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from burstbus.bridges.nats.config import NatsSection, check_nats
+
 ENV_PREFIX = "BURSTBUS_"
 DEFAULT_CONFIG_FILE = Path("burstbus.toml")
 
@@ -149,6 +151,7 @@ class Config:
     ingest: IngestSection = IngestSection()
     bursts: BurstsSection = BurstsSection()
     vtp: VTPSection = VTPSection()
+    nats: NatsSection = NatsSection()
 
     @property
     def data_dir(self) -> Path:
@@ -308,6 +311,7 @@ def _check(config: Config) -> None:
         except etree.XPathSyntaxError as exc:
             raise ConfigError(f"bursts.rules[{i}].xpath", f"not a valid XPath: {exc}") from None
     _check_vtp(config.vtp)
+    check_nats(config.nats)
 
 
 def _check_vtp(vtp: VTPSection) -> None:

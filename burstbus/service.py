@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from burstbus.bridges.nats.node import NatsNode, add_nats
 from burstbus.broker.node import VTPNode
 from burstbus.config import Config
 from burstbus.handlers.bursts import BurstIdentifier
@@ -119,6 +120,7 @@ class Service:
         self.components: list[Supervised] = []
         self._stopping = asyncio.Event()
         self.vtp: VTPNode | None = None
+        self.nats: NatsNode | None = None
 
     def add(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         self.components.append(Supervised(name, factory))
@@ -165,6 +167,7 @@ def build_service(core: Core) -> Service:
         service.vtp = VTPNode(core.log, core.ingest, core.config.vtp)
         for name, factory in service.vtp.components():
             service.add(name, factory)
+    service.nats = add_nats(service, core)
     return service
 
 

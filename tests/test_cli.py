@@ -18,7 +18,7 @@ from tests.packets import SHARED_VOEVENTS, voevent
 
 REPO = Path(__file__).resolve().parents[1]
 #: Never the default ports: the suite may run beside a real instance.
-EPHEMERAL_PORTS = {"BURSTBUS_VTP_RECEIVE_PORT": "0", "BURSTBUS_VTP_BROADCAST_PORT": "0"}
+EPHEMERAL_PORTS = {"BURSTBUS_VTP_RECEIVE_PORT": "0", "BURSTBUS_VTP_BROADCAST_PORT": "0", "BURSTBUS_NATS_EMBEDDED_PORT": "0"}
 
 
 def burstbus(data_dir: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:

@@ -65,7 +65,7 @@ class Node:
     @classmethod
     async def start(cls, data_dir: Path, **vtp: Any) -> Node:
         options = {"receive_port": 0, "broadcast_port": 0, "authenticate_wait": 30.0, **vtp}
-        config = load_config(environ={}, overrides={"data": {"dir": str(data_dir)}, "vtp": options})
+        config = load_config(environ={}, overrides={"data": {"dir": str(data_dir)}, "vtp": options, "nats": {"enabled": False}})
         core = await Core.open(config)
         service = build_service(core)
         service.start()

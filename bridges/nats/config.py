@@ -1,0 +1,151 @@
+"""The ``[nats]`` configuration section and how it becomes a nats-py connection.
+
+The dataclass follows ``burstbus.config``'s conventions (frozen, ``metadata`` for choices and
+minimums, secrets as ``env:NAME`` / ``file:/path``) so that the lead can add it to ``Config``
+as ``nats: NatsSection = NatsSection()``; :func:`check_nats` is its cross-field check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# burstbus.config imports this module (the ``[nats]`` section), so it is imported here only
+# inside functions: a top-level import would be circular.
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class NatsSection:
+    """NATS: the bridge in and out of the log, and (empty ``url``) an embedded nats-server."""
+
+    enabled: bool = True
+    #: Empty: start the embedded nats-server. Otherwise one URL or several seed URLs separated
+    #: by commas (``nats://a:4222,nats://b:4222``; ``tls://`` for TLS).
+    url: str = ""
+    #: Port of the embedded server (always bound to 127.0.0.1); 0 picks a free one.
+    embedded_port: int = field(default=4222, metadata={"minimum": 0})
+    #: This node's name in the ``Burstbus-Origin`` header. Empty: host name + data directory hash.
+    node_id: str = ""
+    #: First token of every subject: ``<prefix>.events.<type>``, ``<prefix>.in.voevent`` …
+    prefix: str = "burstbus"
+    #: Publish the log out (``<prefix>.events.*``, ``<prefix>.voevent.*``).
+    outbound: bool = True
+    #: Take ``<prefix>.in.voevent`` and ``<prefix>.in.process`` into the log.
+    inbound: bool = True
+    #: Queue group for the inbound subscriptions (empty: none). Nodes that share one log
+    #: should share a queue group so each request is handled once.
+    queue_group: str = ""
+    #: Publish out into this JetStream stream and checkpoint on its publish acks (created if
+    #: missing, capturing the outbound subjects). Empty: core NATS, checkpoint after a flush.
+    stream: str = ""
+    stream_replicas: int = field(default=1, metadata={"minimum": 1})
+    #: The stream's ``Nats-Msg-Id`` dedupe window (seconds); covers re-sends after an outage.
+    duplicate_window: float = field(default=120.0, metadata={"minimum": 1.0})
+    #: Log records per outbound batch (one flush / one wait for acks per batch).
+    batch_size: int = field(default=500, metadata={"minimum": 1})
+    #: Seconds to wait for a flush or the publish acks of a batch before retrying it.
+    ack_timeout: float = field(default=10.0, metadata={"minimum": 0.1})
+    #: Seconds between reconnection attempts (nats-py ``reconnect_time_wait``); retries forever.
+    reconnect_wait: float = field(default=2.0, metadata={"minimum": 0.01})
+    connect_timeout: float = field(default=5.0, metadata={"minimum": 0.1})
+    #: Credentials as nats-py takes them; secrets may be ``env:NAME`` or ``file:/path``.
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    #: A ``.creds`` file (JWT + NKey seed) or an NKey seed file.
+    credentials: Path | None = None
+    nkeys_seed: Path | None = None
+    #: TLS: CA bundle to trust, client certificate and key (mutual TLS), server name override.
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_hostname: str = ""
+    tls_handshake_first: bool = False
+    #: Largest inbound message taken (bytes); a VOEvent larger than ``ingest.max_bytes`` is
+    #: refused by the ingest anyway, with its own reason.
+    max_inbound_bytes: int = field(default=1_048_576, metadata={"minimum": 1024})
+
+    def servers(self) -> list[str]:
+        return [u.strip() for u in self.url.split(",") if u.strip()]
+
+    @property
+    def embedded(self) -> bool:
+        return not self.servers()
+
+
+def resolve_node_id(section: NatsSection, data_dir: Path) -> str:
+    """The configured node id, else one stable per host and data directory."""
+    if section.node_id:
+        return section.node_id
+    digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{digest}"
+
+
+def check_nats(section: NatsSection) -> None:
+    """Cross-field checks, raising :class:`ConfigError` with the key."""
+    from burstbus.config import ConfigError
+
+    if not _TOKEN.match(section.prefix):
+        raise ConfigError("nats.prefix", f"must be one subject token (letters, digits, _ -), not {section.prefix!r}")
+    if section.stream and not _TOKEN.match(section.stream):
+        raise ConfigError("nats.stream", f"must be a stream name (letters, digits, _ -), not {section.stream!r}")
+    for i, url in enumerate(section.servers()):
+        if not re.match(r"^(nats|tls|ws|wss)://[^\s]+$", url):
+            raise ConfigError("nats.url", f"server {i + 1} is not a nats://, tls://, ws:// or wss:// URL: {url!r}")
+    if (section.tls_cert is None) != (section.tls_key is None):
+        raise ConfigError("nats.tls_cert", "tls_cert and tls_key go together (mutual TLS)")
+    if section.credentials is not None and section.nkeys_seed is not None:
+        raise ConfigError("nats.credentials", "give either credentials or nkeys_seed, not both")
+    for name in ("credentials", "nkeys_seed", "tls_ca", "tls_cert", "tls_key"):
+        path = getattr(section, name)
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"nats.{name}", f"file not found: {path}")
+
+
+def tls_context(section: NatsSection) -> ssl.SSLContext | None:
+    """An SSL context when any TLS option is set (``tls://`` URLs alone use nats-py's default)."""
+    if section.tls_ca is None and section.tls_cert is None:
+        return None
+    context = ssl.create_default_context(cafile=str(section.tls_ca) if section.tls_ca else None)
+    if section.tls_cert is not None and section.tls_key is not None:
+        context.load_cert_chain(str(section.tls_cert), str(section.tls_key))
+    return context
+
+
+def connect_options(section: NatsSection, *, servers: list[str], name: str) -> dict[str, Any]:
+    """Keyword arguments for ``nats.connect``: reconnect forever, credentials and TLS."""
+    from burstbus.config import resolve_secret
+
+    options: dict[str, Any] = {
+        "servers": servers,
+        "name": name,
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": section.reconnect_wait,
+        "connect_timeout": section.connect_timeout,
+    }
+    if section.user:
+        options["user"] = resolve_secret(section.user, "nats.user")
+    if section.password:
+        options["password"] = resolve_secret(section.password, "nats.password")
+    if section.token:
+        options["token"] = resolve_secret(section.token, "nats.token")
+    if section.credentials is not None:
+        options["user_credentials"] = str(section.credentials)
+    if section.nkeys_seed is not None:
+        options["nkeys_seed"] = str(section.nkeys_seed)
+    context = tls_context(section)
+    if context is not None:
+        options["tls"] = context
+    if section.tls_hostname:
+        options["tls_hostname"] = section.tls_hostname
+    if section.tls_handshake_first:
+        options["tls_handshake_first"] = True
+    return options

@@ -1,0 +1,132 @@
+"""NATS in the service: the embedded server (if no URL), one connection, inbound and outbound.
+
+One supervised component (``nats``). It starts the embedded nats-server when ``[nats] url``
+is empty, connects (retrying until a server answers; nats-py then reconnects forever),
+subscribes the inbound subjects and runs the outbox. If the embedded server dies, the
+component fails and the supervisor restarts it, server included; the outbox resumes from its
+checkpoint. Stopping the component closes the connection and stops the embedded server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import nats
+from nats.aio.client import Client as NATS
+
+from burstbus.bridges.nats.config import NatsSection, connect_options, resolve_node_id
+from burstbus.bridges.nats.inbound import Inbound
+from burstbus.bridges.nats.outbound import RETRYABLE, Outbound
+from burstbus.bridges.nats.server import EmbeddedNatsServer
+from burstbus.ingest import Ingest
+from burstbus.state import StateStore
+from burstbus.store.base import EventLog
+
+if TYPE_CHECKING:
+    from burstbus.service import Core, Service
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedServerExited(RuntimeError):
+    """The embedded nats-server is gone; the supervisor restarts the component."""
+
+
+class NatsNode:
+    """burstbus on NATS. ``outbound``, ``inbound`` and ``server`` are there for metrics and tests;
+    ``connected`` is set while the inbound subscriptions are live."""
+
+    def __init__(self, event_log: EventLog, ingest: Ingest, state: StateStore, config: NatsSection, data_dir: Path):
+        self.log = event_log
+        self.ingest = ingest
+        self.state = state
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.node_id = resolve_node_id(config, data_dir)
+        self.server: EmbeddedNatsServer | None = None
+        self.nc: NATS | None = None
+        self.inbound: Inbound | None = None
+        self.outbound: Outbound | None = None
+        self.connected = asyncio.Event()
+
+    def components(self) -> list[tuple[str, Any]]:
+        return [("nats", self.run)] if self.config.enabled else []
+
+    async def connect(self, servers: list[str]) -> NATS:
+        """Connect, retrying until a server answers (nats.connect gives up on a first failure)."""
+        delay = min(self.config.reconnect_wait, 0.5)
+        while True:
+            try:
+                return await nats.connect(**connect_options(self.config, servers=servers, name=f"burstbus {self.node_id}"))
+            except RETRYABLE as exc:
+                log.warning("NATS not reachable at %s (%s); retrying in %.1fs", ",".join(servers), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max(self.config.reconnect_wait, 1.0))
+
+    async def run(self) -> None:
+        c = self.config
+        if c.embedded:
+            self.server = EmbeddedNatsServer(self.data_dir, port=c.embedded_port)
+            await self.server.start()
+            servers = [self.server.url]
+        else:
+            servers = c.servers()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            self.nc = await self.connect(servers)
+            if c.inbound:
+                self.inbound = Inbound(
+                    self.nc, self.log, self.ingest, origin=self.node_id, prefix=c.prefix,
+                    queue=c.queue_group, max_bytes=c.max_inbound_bytes,
+                )
+                await self.inbound.start()
+            if c.outbound:
+                self.outbound = Outbound(
+                    self.nc, self.log, self.state, origin=self.node_id, prefix=c.prefix, stream=c.stream,
+                    stream_replicas=c.stream_replicas, duplicate_window=c.duplicate_window,
+                    batch_size=c.batch_size, ack_timeout=c.ack_timeout, retry_delay=min(c.reconnect_wait, 1.0),
+                )
+                tasks.append(asyncio.create_task(self.outbound.run(), name="burstbus-nats-outbound"))
+            if self.server is not None:
+                tasks.append(asyncio.create_task(self._watch_server(), name="burstbus-nats-server-watch"))
+            self.connected.set()
+            if not tasks:
+                await asyncio.Event().wait()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # raise what stopped it, for the supervisor
+        finally:
+            self.connected.clear()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self.inbound is not None:
+                await self.inbound.stop()
+            if self.nc is not None:
+                with contextlib.suppress(Exception):
+                    await self.nc.close()
+            if self.server is not None:
+                await self.server.close()
+
+    async def _watch_server(self) -> None:
+        assert self.server is not None
+        while self.server.running:
+            await asyncio.sleep(1.0)
+        raise EmbeddedServerExited(f"the embedded nats-server on {self.server.url} exited")
+
+
+def add_nats(service: Service, core: Core) -> NatsNode | None:
+    """Wire NATS into a service (``build_service`` calls this); None when disabled."""
+    section: NatsSection | None = getattr(core.config, "nats", None)
+    if section is None or not section.enabled:
+        return None
+    node = NatsNode(core.log, core.ingest, core.state, section, core.config.data_dir)
+    for name, factory in node.components():
+        service.add(name, factory)
+    return node

