@@ -21,9 +21,8 @@ Import only after :func:`burstbus.broker.reactor.install`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any
 
@@ -37,7 +36,7 @@ from comet.utility import ParseError, xml_document  # noqa: E402
 from lxml import etree  # noqa: E402
 from twisted.internet.protocol import ServerFactory  # noqa: E402
 
-from burstbus.broker.reactor import wait_for_deferred  # noqa: E402
+from burstbus.broker.reactor import stop_listening, wait_until  # noqa: E402
 from burstbus.broker.receiver import Networks, allowed, parse_networks  # noqa: E402
 from burstbus.broker.stats import SubscriberStats  # noqa: E402
 from burstbus.config import SubscriberFilter  # noqa: E402
@@ -66,6 +65,29 @@ class OutgoingEvent:
         self.ivorn = str(record.data.get("ivorn", ""))
         self.raw = xml_bytes(record.data)
         self.element = etree.fromstring(self.raw, _SAFE_PARSER)
+
+
+async def cancel_and_wait(tasks: Sequence[asyncio.Task[Any]], every: float = 0.5) -> None:
+    """Cancel ``tasks`` and return once every one has ended, cancelling again while any runs on.
+
+    One cancel is not always enough on Python 3.11: ``asyncio.wait_for`` swallows a
+    cancellation that arrives while the future it waits on has just completed (it returns
+    that result instead). ``log.subscribe`` waits for commits that way, so a stop that lands
+    just after a commit woke the follower left it following the log for ever, and the
+    service's stop waiting on it (the rare teardown hang of tests/broker). ``asyncio.wait``
+    and ``asyncio.timeout`` never swallow a cancellation.
+    """
+    pending = {task for task in tasks if not task.done()}
+    stopped = set(pending)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every)
+        for task in pending:
+            log.warning("%s still running after being cancelled; cancelling again", task.get_name())
+    for task in stopped:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s ended with an error while stopping", task.get_name(), exc_info=task.exception())
 
 
 def _selects(xpath: etree.XPath, element: Any) -> bool:
@@ -258,22 +280,38 @@ class Broadcaster:
         self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)  # type: ignore[attr-defined]
         log.info("VTP broadcaster listening on %s:%d (from log seq %d)", self.host, self.port, self.position)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 2.0) -> None:
+        """Close the port and every subscriber connection: gracefully (what was sent is
+        flushed), then, after ``grace`` seconds, by force (a subscriber that stopped reading
+        would otherwise hold its connection, and its timers, for ever)."""
+        factory = self.factory
         if self.listening is not None:
-            # the socket closes at once; the Deferred only reports it (bounded, never hang a stop)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wait_for_deferred(self.listening.stopListening()), 5)
-            self.listening = None
-        for subscriber in list(self.factory.subscribers):
+            port, self.listening = self.listening, None
+            await stop_listening(port)
+        for subscriber in list(factory.subscribers):
             subscriber.transport.loseConnection()
+        if not await wait_until(lambda: not factory.subscribers, timeout=grace):
+            for subscriber in list(factory.subscribers):
+                log.warning("VTP subscriber %s did not close within %gs; aborting it", subscriber.stats.peer, grace)
+                subscriber.transport.abortConnection()
+            await wait_until(lambda: not factory.subscribers, timeout=5)
 
-    async def run(self) -> None:
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Listen, follow the log and keep subscribers alive until cancelled (or the log
+        closes); then :meth:`stop`. A failure of either loop ends the run with its error."""
         await self.start()
-        alive = asyncio.create_task(self.keep_alive())
+        tasks = [
+            asyncio.create_task(self.follow(), name="burstbus-vtp-broadcast-follow"),
+            asyncio.create_task(self.keep_alive(), name="burstbus-vtp-iamalive"),
+        ]
         try:
-            await self.follow()
+            if ready:
+                ready()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
-            alive.cancel()
+            await cancel_and_wait(tasks)
             await self.stop()
 
     async def follow(self) -> None:

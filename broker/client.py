@@ -60,11 +60,14 @@ class Answer:
 
 async def publish(host: str, port: int, raw: bytes, *, timeout: float = 60.0) -> Answer:
     """Submit one packet as a VTP author; the broker's ACK or NAK (with its reason)."""
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a Ctrl-C's cancellation
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(frame(raw))
         await writer.drain()
-        answer = await asyncio.wait_for(read_frame(reader, 1 << 20), timeout)
+        async with asyncio.timeout(timeout):
+            answer = await read_frame(reader, 1 << 20)
     finally:
         writer.close()
     if answer is None:
@@ -110,7 +113,8 @@ async def subscribe(
         delay = 1.0
         try:
             while True:
-                data = await asyncio.wait_for(read_frame(reader, max_bytes), idle_timeout)
+                async with asyncio.timeout(idle_timeout):  # wait_for could swallow Ctrl-C (3.11)
+                    data = await read_frame(reader, max_bytes)
                 if data is None:
                     break
                 root = etree.fromstring(data, _SAFE_PARSER)

@@ -60,13 +60,10 @@ class VTPNode:
             self.ingest, host=c.receive_host, port=c.receive_port, local_ivo=c.local_ivo,
             max_bytes=c.max_bytes, timeout=c.receive_timeout, allow=c.author_allow,
         )
-        await self.receiver.start()
-        self.receiver_ready.set()
         try:
-            await asyncio.Event().wait()
+            await self.receiver.run(ready=self.receiver_ready.set)
         finally:
             self.receiver_ready.clear()
-            await self.receiver.stop()
 
     async def run_broadcaster(self) -> None:
         from burstbus.broker import reactor
@@ -81,16 +78,10 @@ class VTPNode:
                 local_ivo=c.local_ivo, allow=c.subscriber_allow, filters=c.subscriber_filters,
                 max_outstanding=c.max_outstanding_acks, authenticate_wait=c.authenticate_wait,
             )
-        broadcaster = self.broadcaster
-        await broadcaster.start()
-        self.broadcaster_ready.set()
-        alive = asyncio.create_task(broadcaster.keep_alive())
         try:
-            await broadcaster.follow()
+            await self.broadcaster.run(ready=self.broadcaster_ready.set)
         finally:
             self.broadcaster_ready.clear()
-            alive.cancel()
-            await broadcaster.stop()
 
     async def run_upstreams(self) -> None:
         from burstbus.broker import reactor

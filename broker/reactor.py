@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,28 @@ def wait_for_deferred(d: Any) -> asyncio.Future[Any]:
     require_installed()
     assert _loop is not None
     return d.asFuture(_loop)
+
+
+async def stop_listening(port: Any, timeout: float = 5.0) -> None:
+    """Close a listening port and wait until its socket is closed (Twisted does that on the
+    reactor's next turn). Bounded: a stop must never hang on it."""
+    try:
+        async with asyncio.timeout(timeout):  # not wait_for: see broadcaster.cancel_and_wait
+            await wait_for_deferred(port.stopListening())
+    except TimeoutError:
+        log.warning("listening port %s did not report closing within %gs", port, timeout)
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float, every: float = 0.02) -> bool:
+    """Poll ``condition`` until it is true or ``timeout`` passes; whether it became true.
+    (Twisted reports a closed connection on the reactor's next turn, not at once.)"""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(every)
+    return True
 
 
 def as_deferred(coro: Coroutine[Any, Any, Any]) -> Any:

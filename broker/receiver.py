@@ -22,10 +22,9 @@ Import only after :func:`burstbus.broker.reactor.install`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from burstbus.broker.reactor import require_installed
@@ -37,7 +36,7 @@ from comet.protocol.messages import ack, nak  # noqa: E402
 from twisted.internet.protocol import ServerFactory  # noqa: E402
 from twisted.protocols.policies import TimeoutMixin  # noqa: E402
 
-from burstbus.broker.reactor import wait_for_deferred  # noqa: E402
+from burstbus.broker.reactor import stop_listening, wait_until  # noqa: E402
 from burstbus.broker.stats import ReceiverStats  # noqa: E402
 from burstbus.ingest import Ingest, Submission, rejected_event  # noqa: E402
 
@@ -227,19 +226,40 @@ class Receiver:
         log.info("VTP receiver listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
+        """Close the port, let packets already read finish (they may be ACKed: durable), cut off
+        every other author, and wait for the refusals that records (truncated frames)."""
+        factory = self.factory
         if self.listening is not None:
-            # the socket closes at once; the Deferred only reports it (bounded, never hang a stop)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wait_for_deferred(self.listening.stopListening()), 5)
-            self.listening = None
-        if self.factory.tasks:  # let packets already read finish: they may be ACKed and durable
-            await asyncio.wait(list(self.factory.tasks), timeout=10)
-        for connection in list(self.factory.connections):
-            connection.transport.abortConnection()
+            port, self.listening = self.listening, None
+            await stop_listening(port)
+        await _finish(factory.tasks, timeout=10)
+        for connection in list(factory.connections):
+            if not connection.transport.disconnecting:  # answered ones are flushing their ACK/NAK
+                connection.transport.abortConnection()
+        # Twisted reports closes on its next turn; connectionLost then records partial frames
+        if not await wait_until(lambda: not factory.connections, timeout=2):
+            for connection in list(factory.connections):
+                connection.transport.abortConnection()
+            if not await wait_until(lambda: not factory.connections, timeout=5):
+                log.warning("%d VTP author connections did not close", len(factory.connections))
+        await _finish(factory.tasks, timeout=5)
 
-    async def run(self) -> None:
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Serve authors until cancelled, then :meth:`stop`."""
         await self.start()
         try:
+            if ready:
+                ready()
             await asyncio.Event().wait()
         finally:
             await self.stop()
+
+
+async def _finish(tasks: set[asyncio.Future[Any]], timeout: float) -> None:
+    """Wait (bounded) for tracked tasks; cancel what is still running after ``timeout``."""
+    if not tasks:
+        return
+    _, late = await asyncio.wait(list(tasks), timeout=timeout)
+    for task in late:
+        log.warning("VTP receiver task %r still running at stop; cancelled", task)
+        task.cancel()

@@ -30,6 +30,7 @@ from comet.protocol.subscriber import VOEventSubscriber, VOEventSubscriberFactor
 from comet.utility import ParseError, xml_document  # noqa: E402
 from twisted.internet.defer import Deferred  # noqa: E402
 
+from burstbus.broker.reactor import wait_until  # noqa: E402
 from burstbus.broker.stats import UpstreamStats  # noqa: E402
 from burstbus.events import utc_now  # noqa: E402
 from burstbus.ingest import Ingest  # noqa: E402
@@ -129,6 +130,8 @@ class Upstreams:
             self.connectors.append(reactor.connectTCP(host, int(port), factory))  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
+        """Stop reconnecting, close every connection, let packets being ingested finish (bounded;
+        they are durable, their ACK may not reach the upstream), then cut off what is left."""
         for factory in self.factories:
             factory.stopTrying()
         for connector in self.connectors:
@@ -136,7 +139,15 @@ class Upstreams:
         self.connectors.clear()
         pending = [t for f in self.factories for t in f.tasks]
         if pending:
-            await asyncio.wait(pending, timeout=10)
+            _, late = await asyncio.wait(pending, timeout=10)
+            for task in late:
+                log.warning("upstream ingest %r still running at stop; cancelled", task)
+                task.cancel()
+        if not await wait_until(lambda: not any(f.protocols for f in self.factories), timeout=2):
+            for factory in self.factories:
+                for protocol in list(factory.protocols):
+                    protocol.transport.abortConnection()
+            await wait_until(lambda: not any(f.protocols for f in self.factories), timeout=5)
 
     async def run(self) -> None:
         await self.start()

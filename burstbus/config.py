@@ -145,6 +145,21 @@ class VTPSection:
 
 
 @dataclass(frozen=True)
+class HttpSection:
+    """The HTTP API (voeventdb-compatible ``/apiv1/``), VOEvent submission, health and metrics."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (tests).
+    port: int = field(default=8080, metadata={"minimum": 0})
+    #: Bearer token for ``POST /api/voevents`` (``env:NAME`` or ``file:/path`` to keep it out
+    #: of the file). Empty: submission is refused (403).
+    token: str = ""
+    #: Prefix when served behind a reverse proxy, e.g. ``/burstbus``.
+    base_path: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataSection = DataSection()
     log: LogSection = LogSection()
@@ -152,6 +167,7 @@ class Config:
     bursts: BurstsSection = BurstsSection()
     vtp: VTPSection = VTPSection()
     nats: NatsSection = NatsSection()
+    http: HttpSection = HttpSection()
 
     @property
     def data_dir(self) -> Path:
@@ -312,6 +328,10 @@ def _check(config: Config) -> None:
             raise ConfigError(f"bursts.rules[{i}].xpath", f"not a valid XPath: {exc}") from None
     _check_vtp(config.vtp)
     check_nats(config.nats)
+    if config.http.base_path and (not config.http.base_path.startswith("/") or config.http.base_path.endswith("/")):
+        raise ConfigError("http.base_path", f"must start with / and not end with one, like /burstbus (got {config.http.base_path!r})")
+    if config.http.token:
+        resolve_secret(config.http.token, "http.token")
 
 
 def _check_vtp(vtp: VTPSection) -> None:

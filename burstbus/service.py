@@ -20,7 +20,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from burstbus.bridges.nats.node import NatsNode, add_nats
 from burstbus.broker.node import VTPNode
@@ -168,7 +168,37 @@ def build_service(core: Core) -> Service:
         for name, factory in service.vtp.components():
             service.add(name, factory)
     service.nats = add_nats(service, core)
+    if core.config.http.enabled:
+        add_http(service, core)
     return service
+
+
+def add_http(service: Service, core: Core) -> None:
+    """Serve the HTTP API; ``/healthz`` reports every supervised component."""
+    from burstbus.bridges.http import make_app, serve
+    from burstbus.config import resolve_secret
+
+    section = core.config.http
+    token = resolve_secret(section.token, "http.token") if section.token else None
+
+    def probe(component: Supervised) -> Callable[[], dict[str, object]]:
+        def state() -> dict[str, object]:
+            running = component.task is not None and not component.task.done()
+            return {"up": running, "restarts": component.restarts, "last_activity": None}
+
+        return state
+
+    health = {c.name: probe(c) for c in service.components}
+
+    def app() -> Any:
+        return make_app(core.log, core.config.projections_path, ingest=core.ingest, token=token,
+                        base_path=section.base_path, components=health)
+
+    def ready(addresses: list[tuple[str, int]]) -> None:
+        for host, port in addresses:
+            log.info("HTTP API on http://%s:%d%s/", host, port, section.base_path)
+
+    service.add("http", lambda: serve(app, section.host, section.port, ready=ready))
 
 
 async def run_service(config: Config, ready: Callable[[Service], None] | None = None) -> None:

@@ -35,7 +35,7 @@ async def appender(core: Core, worker: int) -> None:
 
 async def main(data_dir: Path) -> None:
     # free ephemeral ports: the suite may run beside a real instance on the default ones
-    config = load_config(environ={}, overrides={"data": {"dir": str(data_dir)}, "vtp": {"receive_port": 0, "broadcast_port": 0}, "nats": {"enabled": False}})
+    config = load_config(environ={}, overrides={"data": {"dir": str(data_dir)}, "vtp": {"receive_port": 0, "broadcast_port": 0}, "nats": {"enabled": False}, "http": {"enabled": False}})
     core = await Core.open(config)
     service = build_service(core)
     service.start()

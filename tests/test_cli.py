@@ -9,7 +9,9 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,8 @@ from tests.packets import SHARED_VOEVENTS, voevent
 
 REPO = Path(__file__).resolve().parents[1]
 #: Never the default ports: the suite may run beside a real instance.
-EPHEMERAL_PORTS = {"BURSTBUS_VTP_RECEIVE_PORT": "0", "BURSTBUS_VTP_BROADCAST_PORT": "0", "BURSTBUS_NATS_EMBEDDED_PORT": "0"}
+EPHEMERAL_PORTS = {"BURSTBUS_VTP_RECEIVE_PORT": "0", "BURSTBUS_VTP_BROADCAST_PORT": "0", "BURSTBUS_NATS_EMBEDDED_PORT": "0",
+                   "BURSTBUS_HTTP_PORT": "0"}
 
 
 def burstbus(data_dir: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
@@ -129,9 +132,26 @@ def test_run_serves_until_sigterm_and_sigint(tmp_path: Path, packets: Path) -> N
         )
         try:
             assert proc.stderr is not None
+            http_url, running = None, False
             for line in proc.stderr:
-                if "burstbus running" in line:
+                if "HTTP API on " in line:
+                    http_url = line.split("HTTP API on ", 1)[1].strip()
+                running = running or "burstbus running" in line
+                if running and http_url:
                     break
+            assert http_url, "the service never said where its HTTP API is"
+            # keep draining its log so a full pipe can never stall the service
+            threading.Thread(target=proc.stderr.read, daemon=True).start()
+            # the embedded defaults are all up: log, projections, VTP, NATS, HTTP
+            deadline = time.monotonic() + 60
+            while True:
+                with urllib.request.urlopen(http_url + "healthz") as response:  # noqa: S310 - loopback
+                    health = json.loads(response.read())
+                if all(c["up"] for c in health["components"].values()) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert health["log"]["up"] and set(health["components"]) >= {"bursts", "projections", "nats"}
+            assert all(c["up"] for c in health["components"].values()), health
             # while it runs: rebuild is refused, import is taken in and projected by the service
             busy = burstbus(data, "rebuild")
             assert busy.returncode == 3 and "already running" in busy.stderr

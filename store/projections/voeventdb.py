@@ -608,6 +608,27 @@ def count(conn: sqlite3.Connection, filters: Filters | None = None, **kwargs: An
     return conn.execute(f"SELECT count(*) FROM voevent AS v WHERE {where}", params).fetchone()[0]
 
 
+def _page(
+    conn: sqlite3.Connection,
+    columns: str,
+    filters: Filters | None,
+    order: str | None,
+    limit: int | None,
+    offset: int,
+) -> list[tuple[Any, ...]]:
+    """``SELECT columns FROM voevent AS v`` filtered, ordered as 4pisky, then paged."""
+    if order not in _ORDERS:
+        raise ValueError(f"invalid order {order!r}: use one of {', '.join(ORDERS)}")
+    if limit is not None and int(limit) < 0:
+        raise ValueError(f"limit must not be negative (got {limit!r})")
+    if int(offset) < 0:
+        raise ValueError(f"offset must not be negative (got {offset!r})")
+    where, params = (filters or Filters()).where()
+    sql = f"SELECT {columns} FROM voevent AS v WHERE {where} ORDER BY {_ORDERS[order]} LIMIT ? OFFSET ?"
+    params += [-1 if limit is None else int(limit), int(offset)]
+    return conn.execute(sql, params).fetchall()
+
+
 def list_ivorns(
     conn: sqlite3.Connection,
     filters: Filters | None = None,
@@ -617,18 +638,33 @@ def list_ivorns(
 ) -> list[str]:
     """IVORNs of matching notices, ordered as 4pisky's ``order`` (id, ivorn, author_datetime,
     each optionally ``-`` for descending; ties by id), then ``offset`` / ``limit``."""
-    if order not in _ORDERS:
-        raise ValueError(f"invalid order {order!r}: use one of {', '.join(ORDERS)}")
-    if limit is not None and int(limit) < 0:
-        raise ValueError(f"limit must not be negative (got {limit!r})")
-    if int(offset) < 0:
-        raise ValueError(f"offset must not be negative (got {offset!r})")
-    where, params = (filters or Filters()).where()
-    sql = (
-        f"SELECT v.ivorn FROM voevent AS v WHERE {where} ORDER BY {_ORDERS[order]} LIMIT ? OFFSET ?"
-    )
-    params += [-1 if limit is None else int(limit), int(offset)]
-    return [ivorn for (ivorn,) in conn.execute(sql, params)]
+    return [ivorn for (ivorn,) in _page(conn, "v.ivorn", filters, order, limit, offset)]
+
+
+def list_ivorn_nrefs(
+    conn: sqlite3.Connection,
+    filters: Filters | None = None,
+    order: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[tuple[str, int]]:
+    """``(ivorn, how many citations it makes)`` per matching notice, paged as
+    :func:`list_ivorns` (4pisky's ``/list/ivorn_nrefs``)."""
+    columns = "v.ivorn, (SELECT count(*) FROM cite AS k WHERE k.voevent_id = v.id)"
+    return [(ivorn, n) for ivorn, n in _page(conn, columns, filters, order, limit, offset)]
+
+
+def list_ivorn_ncites(
+    conn: sqlite3.Connection,
+    filters: Filters | None = None,
+    order: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[tuple[str, int]]:
+    """``(ivorn, how many citations of it the archive holds)`` per matching notice, paged as
+    :func:`list_ivorns` (4pisky's ``/list/ivorn_ncites``)."""
+    columns = "v.ivorn, (SELECT count(*) FROM cite AS k WHERE k.ref_ivorn = v.ivorn)"
+    return [(ivorn, n) for ivorn, n in _page(conn, columns, filters, order, limit, offset)]
 
 
 def packet_seq(conn: sqlite3.Connection, ivorn: str) -> int | None:
@@ -690,3 +726,33 @@ def role_counts(conn: sqlite3.Connection, filters: Filters | None = None) -> dic
             f"SELECT v.role, count(*) FROM voevent AS v WHERE {where} GROUP BY v.role", params
         )
     )
+
+
+def authored_month_counts(
+    conn: sqlite3.Connection, filters: Filters | None = None
+) -> dict[str | None, int]:
+    """Matching notices per month of ``Who/Date`` as ``YYYY-MM`` (None: no date), as 4pisky's
+    ``/map/authored_month_count``. Times are UTC, so the month is the text's first 7 chars."""
+    where, params = (filters or Filters()).where()
+    return dict(
+        conn.execute(
+            f"SELECT substr(v.author_datetime, 1, 7) AS month, count(*) FROM voevent AS v "
+            f"WHERE {where} GROUP BY month",
+            params,
+        )
+    )
+
+
+def stream_role_counts(
+    conn: sqlite3.Connection, filters: Filters | None = None
+) -> dict[str, dict[str | None, int]]:
+    """Matching notices per stream, then per role (4pisky's ``/map/stream_role_count``)."""
+    where, params = (filters or Filters()).where()
+    nested: dict[str, dict[str | None, int]] = {}
+    for stream, role, n in conn.execute(
+        f"SELECT v.stream, v.role, count(*) FROM voevent AS v WHERE {where} "
+        "GROUP BY v.stream, v.role",
+        params,
+    ):
+        nested.setdefault(stream, {})[role] = n
+    return nested

@@ -15,7 +15,7 @@ import struct
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class Node:
     @classmethod
     async def start(cls, data_dir: Path, **vtp: Any) -> Node:
         options = {"receive_port": 0, "broadcast_port": 0, "authenticate_wait": 30.0, **vtp}
-        config = load_config(environ={}, overrides={"data": {"dir": str(data_dir)}, "vtp": options, "nats": {"enabled": False}})
+        config = load_config(environ={}, overrides={"data": {"dir": str(data_dir)}, "vtp": options, "nats": {"enabled": False}, "http": {"enabled": False}})
         core = await Core.open(config)
         service = build_service(core)
         service.start()
@@ -97,14 +97,40 @@ class Node:
         await wait_for(lambda: sum(s.authenticated for s in broadcaster.subscribers()) >= n, f"{n} authenticated subscribers")
 
     async def stop(self) -> None:
+        """Stop the service, then close the core, each within DEADLINE. A step that overruns
+        fails the test with every task's await chain, and the core is closed regardless (its
+        SQLite threads would otherwise keep the interpreter from exiting: a hang, not a failure)."""
         self.service.stop()
-        for step in (self.service.wait(), self.core.close()):
-            try:
-                await asyncio.wait_for(asyncio.shield(step), DEADLINE)
-            except TimeoutError:  # say where it hangs instead of hanging the suite
-                for task in asyncio.all_tasks():
-                    task.print_stack()
-                raise
+        try:
+            await within(self.service.wait(), DEADLINE, "the service to stop")
+        finally:
+            await within(self.core.close(), DEADLINE, "the core to close")
+
+
+async def within(coro: Coroutine[Any, Any, Any], timeout: float, what: str) -> Any:
+    """Await ``coro`` for at most ``timeout`` s; past that, raise with every task's await chain.
+    The step keeps running (it is not cancelled: cancelling is what may have failed)."""
+    step = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({step}, timeout=timeout)
+    if not done:
+        chains = "\n".join(await_chain(task) for task in asyncio.all_tasks() if task is not asyncio.current_task())
+        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; tasks:\n{chains}")
+    return step.result()
+
+
+def await_chain(task: asyncio.Task[Any]) -> str:
+    """A task and what it is waiting on, coroutine by coroutine (``Task.print_stack`` shows only
+    the outermost frame, which hid where a stop was stuck)."""
+    lines = [repr(task)]
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            lines.append(f"    awaiting {awaited!r}")
+            break
+        lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join(lines)
 
 
 class Processes:

@@ -123,3 +123,66 @@ async def test_silent_subscriber_is_dropped(tmp_path: Path) -> None:
         writer.close()
     finally:
         await node.stop()
+
+
+async def test_cancel_and_wait_ends_a_follower_whose_cancellation_was_swallowed() -> None:
+    """On Python 3.11 ``asyncio.wait_for`` (how the log's ``subscribe`` waits for commits) swallows
+    a cancellation that lands just after a commit woke it: the follower carries on, and a stop
+    waiting for it hung (the rare teardown hang). ``cancel_and_wait`` asks again until it ends."""
+    import asyncio
+    import contextlib
+    import sys
+
+    from burstbus.broker import reactor
+
+    reactor.install()
+    from burstbus.broker.broadcaster import cancel_and_wait
+
+    commits = [asyncio.Event()]
+    rounds = 0
+
+    async def follower() -> None:  # the shape of SQLiteEventLog.subscribe's wait
+        nonlocal rounds
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(commits[-1].wait(), 0.5)
+            rounds += 1
+
+    task = asyncio.create_task(follower())
+    await asyncio.sleep(0.01)
+    commits[-1].set()  # a commit wakes it ...
+    commits.append(asyncio.Event())
+    await asyncio.sleep(0)  # ... the wake-up completes ...
+    task.cancel()  # ... and the stop lands right then
+    await asyncio.wait({task}, timeout=0.2)
+    if sys.version_info < (3, 12):
+        assert not task.done() and rounds >= 1  # swallowed: it went on following
+    await asyncio.wait_for(cancel_and_wait([task]), 5)
+    assert task.cancelled()
+
+
+async def test_node_stops_although_the_follower_swallows_a_cancellation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import time
+
+    from burstbus.broker import reactor
+
+    reactor.install()
+    from burstbus.broker.broadcaster import Broadcaster
+
+    swallowed: list[bool] = []
+
+    async def follow(self: Broadcaster) -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(True)  # as Python 3.11's wait_for may: carry on following
+
+    monkeypatch.setattr(Broadcaster, "follow", follow)
+    node = await Node.start(tmp_path / "data")
+    started = time.monotonic()
+    await node.stop()
+    assert swallowed and time.monotonic() - started < 10

@@ -58,7 +58,10 @@ def test_publish_subscribe_and_a_comet_subscriber_across_a_sigkill(tmp_path: Pat
     data = tmp_path / "data"
     receive, broadcast = free_port(), free_port()
     env = {**os.environ, "BURSTBUS_VTP_RECEIVE_PORT": str(receive), "BURSTBUS_VTP_BROADCAST_PORT": str(broadcast),
-           "BURSTBUS_VTP_AUTHENTICATE_WAIT": "30"}
+           "BURSTBUS_VTP_AUTHENTICATE_WAIT": "30",
+           # VTP only: the NATS server and HTTP API would take their fixed default ports, and the
+           # SIGKILL below would leave the embedded nats-server running
+           "BURSTBUS_NATS_ENABLED": "false", "BURSTBUS_HTTP_ENABLED": "false"}
     log = tmp_path / "burstbus.log"
     burstbus = start_burstbus(procs, data, env, log)
 

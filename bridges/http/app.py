@@ -1,0 +1,167 @@
+"""The HTTP read side: one aiohttp application over the log and the projections file.
+
+Routes (under ``base_path`` when served behind a reverse proxy at a sub-path):
+
+* ``/apiv1/...``: the voeventdb-compatible API (:mod:`burstbus.bridges.http.apiv1`);
+* ``POST /api/voevents``: submit a VOEvent (:mod:`burstbus.bridges.http.submit`);
+* ``/healthz``, ``/metrics``: operations (:mod:`burstbus.bridges.http.ops`).
+
+Every error is JSON saying what was wrong; a caller's mistake is always a 4xx. Projections
+are read on a thread pool of read-only SQLite connections, so nothing blocks the loop; the
+log is read through its own (aiosqlite) reader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from burstbus.bridges.http.apiv1 import DEFAULT_LIMIT, MAX_LIMIT, ApiV1
+from burstbus.bridges.http.errors import ApiError, error_body, json_response
+from burstbus.bridges.http.ops import Components, HttpStats, Ops
+from burstbus.bridges.http.reader import ProjectionReader
+from burstbus.bridges.http.submit import Submit
+from burstbus.ingest import Ingest
+from burstbus.store.base import EventLog
+
+log = logging.getLogger(__name__)
+
+#: Application keys: what the service (or a test) may reach after ``make_app``.
+COMPONENTS = web.AppKey("components", dict)
+READER = web.AppKey("reader", ProjectionReader)
+HTTP_STATS = web.AppKey("http_stats", HttpStats)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def normal_base_path(base_path: str) -> str:
+    """``""`` or ``/a/b`` (leading slash, no trailing one); refuses what cannot be a path."""
+    path = (base_path or "").strip()
+    if not path or path == "/":
+        return ""
+    if any(c in path for c in "?#% ") or "//" in path:
+        raise ValueError(f"base_path must be a plain URL path like /burstbus (got {base_path!r})")
+    return "/" + path.strip("/")
+
+
+def _route_name(request: web.Request) -> str:
+    """A bounded label for metrics: the matched route's pattern, never the raw path."""
+    info = request.match_info
+    resource = info.route.resource if info.route is not None else None
+    if resource is None or info.http_exception is not None:
+        return "unmatched"
+    return resource.canonical
+
+
+def _middlewares(stats: HttpStats) -> list[Middleware]:
+    @web.middleware
+    async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except ApiError as exc:
+            status = exc.status
+            return exc.response()
+        except web.HTTPException as exc:
+            status = exc.status
+            if exc.status < 400:
+                raise  # redirects and other non-errors pass through
+            message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+            if exc.status == 404:
+                message = f"no such endpoint: {request.method} {request.rel_url.path}"
+            elif exc.status == 405:
+                message = f"{request.method} is not allowed here (allowed: {exc.headers.get('Allow', '')})"
+            headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
+            return json_response(error_body(exc.status, exc.reason, message), status=exc.status, headers=headers)
+        except asyncio.CancelledError:
+            status = 499  # the client went away
+            raise
+        except Exception:
+            log.exception("unhandled error answering %s %s", request.method, request.rel_url)
+            return json_response(
+                error_body(500, "Internal server error", "an unexpected error occurred; it has been logged"),
+                status=500,
+            )
+        finally:
+            stats.observe(request.method, _route_name(request), status, time.perf_counter() - started)
+
+    return [json_errors]
+
+
+def make_app(
+    log: EventLog,
+    projections_path: Path | str,
+    ingest: Ingest | None = None,
+    token: str | None = None,
+    base_path: str = "",
+    *,
+    components: Components | None = None,
+    read_threads: int = 4,
+    query_timeout: float = 10.0,
+    default_limit: int = DEFAULT_LIMIT,
+    max_limit: int = MAX_LIMIT,
+) -> web.Application:
+    """The HTTP application.
+
+    ``components`` is the health registry (name → probe returning ``{"up": bool,
+    "last_activity": iso | None}``); it is kept by reference as ``app[COMPONENTS]``, so
+    probes may be added after the app is built. Without ``ingest`` and ``token``, POST is
+    refused (403). The app owns its projections reader and closes it on cleanup; it never
+    closes the log or the ingest.
+    """
+    base = normal_base_path(base_path)
+    stats = HttpStats()
+    registry: Components = components if components is not None else {}
+    reader = ProjectionReader(projections_path, threads=read_threads, timeout=query_timeout)
+    app = web.Application(middlewares=_middlewares(stats))
+    app[COMPONENTS] = registry
+    app[READER] = reader
+    app[HTTP_STATS] = stats
+
+    api = ApiV1(reader, log, base_path=base, default_limit=default_limit, max_limit=max_limit)
+    for path, handler in api.routes():
+        app.router.add_get(f"{base}/apiv1{path}", handler, allow_head=True)
+    ops = Ops(log, reader, ingest, registry, stats)
+    app.router.add_get(f"{base}/healthz", ops.healthz)
+    app.router.add_get(f"{base}/metrics", ops.metrics)
+    submit = Submit(ingest, token, base)
+    app.router.add_post(f"{base}/api/voevents", submit.post_voevent)
+
+    async def close_reader(_: web.Application) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, reader.close)
+
+    app.on_cleanup.append(close_reader)
+    return app
+
+
+async def serve(
+    app_factory: Callable[[], web.Application],
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    ready: Callable[[list[tuple[str, int]]], None] | None = None,
+) -> None:
+    """Serve a fresh app from ``app_factory`` until cancelled (a supervised component).
+
+    ``ready`` is told the bound addresses (useful with ``port=0``).
+    """
+    # Long filter lists (many ``ref_exact``/``stream`` values) exceed aiohttp's default
+    # 8 KiB request line; 64 KiB still bounds what one request can make the server parse.
+    runner = web.AppRunner(app_factory(), max_line_size=65536)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        if ready is not None:
+            ready([tuple(address[:2]) for address in runner.addresses])
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

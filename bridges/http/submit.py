@@ -1,0 +1,121 @@
+"""``POST /api/voevents``: submit a VOEvent over HTTP, through the same ingest as VTP.
+
+The token (``Authorization: Bearer <token>``) is checked before the body is read. The body
+is read up to the ingest's size limit; a larger one is refused with 413 and, as the VTP
+receiver does for an oversized frame, recorded as a ``voevent.rejected`` with what was read.
+Answers (JSON, always with the reason when refused):
+
+=====  ==========================================================
+201    accepted (appended to the log; ``Location`` is its synopsis)
+200    duplicate (the same IVORN with the same bytes is already in the log)
+409    conflict (the IVORN is in the log with different bytes)
+422    any other refusal (not XML, schema, IVORN, role, ...)
+401    missing or wrong token; 403 no token configured (writes off)
+413    body over the size limit
+=====  ==========================================================
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import replace
+from urllib.parse import quote_plus
+
+from aiohttp import web
+
+from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
+from burstbus.ingest import REJECTED_EXCERPT_BYTES, Ingest, Submission, rejected_event
+from burstbus.store.base import LogError
+
+_CHUNK = 65536
+
+
+class Unauthorized(ApiError):
+    status = 401
+    description = "Unauthorized"
+
+    def __init__(self, message: str, error: str = "invalid_request"):
+        super().__init__(message, headers={"WWW-Authenticate": f'Bearer realm="burstbus", error="{error}"'})
+
+
+class Forbidden(ApiError):
+    status = 403
+    description = "Forbidden"
+
+
+class TooLarge(ApiError):
+    status = 413
+    description = "Payload too large"
+
+
+class Submit:
+    def __init__(self, ingest: Ingest | None, token: str | None, base_path: str = ""):
+        self.ingest = ingest
+        self.token = token
+        self.base_path = base_path
+
+    def _authorize(self, request: web.Request) -> None:
+        if self.ingest is None or not self.token:
+            raise Forbidden("submitting VOEvents over HTTP is off: no write token is configured")
+        header = request.headers.get("Authorization")
+        if not header:
+            raise Unauthorized("this endpoint needs a token: send 'Authorization: Bearer <token>'")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise Unauthorized("the token is not valid", error="invalid_token")
+
+    async def _body(self, request: web.Request, ingest: Ingest, peer: str) -> bytes:
+        limit = ingest.max_bytes
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            head = await request.content.read(REJECTED_EXCERPT_BYTES)
+            await self._refuse_size(ingest, head, peer, declared)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await request.content.read(_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                await self._refuse_size(ingest, b"".join(chunks)[:REJECTED_EXCERPT_BYTES], peer, declared)
+
+    async def _refuse_size(self, ingest: Ingest, head: bytes, peer: str, declared: int | None) -> None:
+        limit = ingest.max_bytes
+        what = f"{declared:,} bytes" if declared is not None else "more bytes"
+        reason = f"the body has {what}; the limit is {limit:,} bytes"
+        event = rejected_event(Submission(head, "http", peer), reason, "too_large")
+        event = replace(event, data={**event.data, "declared_size": declared})
+        try:
+            seq = (await ingest.log.append([event]))[0].seq
+        except LogError:
+            seq = None
+        ingest.counts[("http", "rejected")] += 1
+        raise TooLarge(reason, outcome="rejected", code="too_large", seq=seq, max_bytes=limit)
+
+    async def post_voevent(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        ingest = self.ingest
+        assert ingest is not None  # _authorize refuses when it is None
+        peer = request.remote or "unknown"
+        raw = await self._body(request, ingest, peer)
+        try:
+            result = await ingest.submit(raw, via="http", peer=peer)
+        except LogError as exc:
+            raise Unavailable(f"the event log cannot take the packet now ({exc}); nothing was stored") from None
+        body = {"outcome": result.outcome, "ivorn": result.ivorn, "seq": result.seq}
+        if result.outcome == "accepted":
+            assert result.ivorn is not None
+            location = f"{self.base_path}/apiv1/packet/synopsis/{quote_plus(result.ivorn)}"
+            return json_response(body, status=201, headers={"Location": location})
+        if result.outcome == "duplicate":
+            body["reason"] = "this IVORN is already in the log with identical bytes; nothing appended"
+            return json_response(body, status=200)
+        status = 409 if result.code == "conflict" else 422
+        description = "Conflict" if status == 409 else "VOEvent refused"
+        body.update(reason=result.reason, code=result.code)
+        body.update(error_body(status, description, result.reason or "refused"))
+        return json_response(body, status=status)
