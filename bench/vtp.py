@@ -19,7 +19,10 @@ ACK, close, as ``comet-sendvo``; subscribers: answer ``authenticate``/``iamalive
 
 Every measurement uses its own IVORN stream (authority/resource). Comet keeps one dedupe file
 per stream, ``dbm.dumb`` on this Python, which slows as it grows (FIELD-NOTES); so each of
-Comet's figures starts from an empty file, its best case. The same packets go to both brokers.
+Comet's figures starts from an empty file. Over a run of 2,000 packets that file still grows,
+so the ingest rows also show the rate over the first and the last 300 packets of each run:
+the ratio on the first 300 is the comparison least favourable to burstbus. The same packets
+go to both brokers.
 
 Targets (issue 3): burstbus ingest >= 3x Comet's with 16 authors while appending durably;
 p99 latency with 100 subscribers no worse than Comet's.

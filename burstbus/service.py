@@ -137,7 +137,8 @@ class Service:
                 component.restarts += 1
                 log.exception("%s failed; restarting in %.1fs", component.name, delay)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    async with asyncio.timeout(delay):  # not wait_for: see store/sqlite.py subscribe
+                        await self._stopping.wait()
                 delay = min(delay * 2, 30.0)
 
     def start(self) -> None:

@@ -260,7 +260,10 @@ class JetStreamEventLog:
             if head_before is not None:
                 position = max(position, head_before)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self._poll_interval)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                # cancellation that lands just after the wake-up, and the follower never stops.
+                async with asyncio.timeout(self._poll_interval):
+                    await wake.wait()
 
     async def get(self, seq: int) -> RecordedEvent | None:
         if seq < 1:

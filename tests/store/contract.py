@@ -166,3 +166,23 @@ class EventLogContract:
         with contextlib.suppress(Exception):
             await log.append([ev(1)])
             pytest.fail("append on a closed log must raise")
+
+    async def test_a_cancelled_subscriber_stops_even_right_after_a_commit(self, make_log: MakeLog) -> None:
+        """Cancellation landing just after a commit woke the subscriber must still end it
+        (Python 3.11's wait_for swallowed exactly that one: a service that never stopped)."""
+        log = await make_log()
+        for i in range(20):
+            start = (await log.head()).seq
+
+            async def consume(after: int = start) -> None:
+                async for _batch in log.subscribe(after=after):
+                    pass
+
+            task = asyncio.create_task(consume())
+            await asyncio.sleep(0.01)  # let it reach its wait for the next commit
+            await log.append([ev(i)])  # wakes it ...
+            task.cancel()  # ... and the cancellation lands in the very next loop turn
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 30)  # a deadline for the suite, not a speed check
+            assert task.done()
+        await log.close()
