@@ -47,7 +47,14 @@ class VTPNode:
             parts.append(("vtp-broadcaster", self.run_broadcaster))
         if c.upstreams:
             parts.append(("vtp-upstreams", self.run_upstreams))
+        if c.broadcast and c.test_interval > 0:
+            parts.append(("vtp-test-events", self.run_test_events))
         return parts
+
+    async def run_test_events(self) -> None:
+        from burstbus.broker.testevents import send_test_events
+
+        await send_test_events(self.ingest, self.config.local_ivo, self.config.test_interval)
 
     async def run_receiver(self) -> None:
         from burstbus.broker import reactor

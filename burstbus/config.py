@@ -142,6 +142,8 @@ class VTPSection:
     upstream_max_delay: float = field(default=60.0, metadata={"minimum": 0.1})
     #: Drop an upstream connection that sent nothing (not even iamalive) for this long (Comet: 120).
     upstream_idle_timeout: float = field(default=120.0, metadata={"minimum": 0.1})
+    #: Seconds between periodic test events sent to subscribers (Comet's default: 3600); 0: none.
+    test_interval: float = field(default=3600.0, metadata={"minimum": 0.0})
 
 
 @dataclass(frozen=True)
