@@ -48,6 +48,7 @@ from nats.js.api import StorageType, StreamConfig
 from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
 from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
 from burstbus.store.chain import record_hash
+from burstbus.store.follow import follow
 
 WRONG_LAST_SEQUENCE = 10071
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -248,22 +249,11 @@ class JetStreamEventLog:
     ) -> AsyncIterator[list[RecordedEvent]]:
         """Catch up, then follow: "read after my last seq" is exact on a gap-free stream.
         Appends by this process wake the reader; others' are seen within ``poll_interval``."""
-        position = after
-        while not self._closed:
-            wake = self._appended
-            head_before = (await self.head()).seq if filter is not None else None
-            batch = await self.read(position, filter, batch_size)
-            if batch:
-                position = batch[-1].seq
-                yield batch
-                continue
-            if head_before is not None:
-                position = max(position, head_before)
-            with contextlib.suppress(TimeoutError):
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
-                # cancellation that lands just after the wake-up, and the follower never stops.
-                async with asyncio.timeout(self._poll_interval):
-                    await wake.wait()
+        async for batch in follow(
+            self.read, self.head, lambda: self._appended, lambda: self._closed,
+            self._poll_interval, after, filter, batch_size,
+        ):
+            yield batch
 
     async def get(self, seq: int) -> RecordedEvent | None:
         if seq < 1:

@@ -32,6 +32,7 @@ import orjson
 from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
 from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
 from burstbus.store.chain import record_hash
+from burstbus.store.follow import follow
 from burstbus.store.sqlite_thread import connect, run_on_connection
 
 log = logging.getLogger(__name__)
@@ -299,24 +300,11 @@ class SQLiteEventLog:
         A scan that finds nothing waits for this process's writer to signal a commit, or for
         ``poll_interval`` (to notice other processes' appends).
         """
-        position = after
-        while not self._closed:
-            wake = self._appended
-            # With a filter, note the head *before* reading: if nothing after ``position``
-            # matched, everything up to that head has been seen and the cursor may skip it.
-            head_before = (await self.head()).seq if filter is not None else None
-            batch = await self.read(position, filter, batch_size)
-            if batch:
-                position = batch[-1].seq
-                yield batch
-                continue
-            if head_before is not None:
-                position = max(position, head_before)
-            with contextlib.suppress(TimeoutError):
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
-                # cancellation that lands just after the wake-up, and the follower never stops.
-                async with asyncio.timeout(self._poll_interval):
-                    await wake.wait()
+        async for batch in follow(
+            self.read, self.head, lambda: self._appended, lambda: self._closed,
+            self._poll_interval, after, filter, batch_size,
+        ):
+            yield batch
 
     async def get(self, seq: int) -> RecordedEvent | None:
         rows = list(await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,)))

@@ -15,7 +15,7 @@ import struct
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,9 @@ from lxml import etree
 from burstbus.config import load_config
 from burstbus.events import RecordedEvent
 from burstbus.service import Core, Service, build_service
+from tests.waiting import DEADLINE, wait_for
 
 BIN = Path(sys.executable).parent
-DEADLINE = 60.0  # generous: we wait for conditions, never assert on timings
 
 
 def free_port() -> int:
@@ -39,18 +39,6 @@ def unique_ivorn(name: str) -> str:
     return f"ivo://test.example/vtp#{name}-{uuid.uuid4().hex[:12]}"
 
 
-async def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll ``condition`` (sync or async) until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = condition()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Node:

@@ -7,8 +7,7 @@ by pid, whatever the test did with it.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,23 +23,6 @@ from burstbus.state import StateStore
 from burstbus.store.projections.processes import ProcessesProjection
 from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite import SQLiteEventLog
-
-DEADLINE = 60.0  # generous: we wait for conditions, never assert on timings
-
-
-async def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEADLINE) -> Any:
-    """Poll ``condition`` (sync or async) until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = condition()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 class Servers:

@@ -16,7 +16,8 @@ from burstbus.bridges.nats.config import NatsSection, check_nats, connect_option
 from burstbus.bridges.nats.node import NatsNode
 from burstbus.bridges.nats.server import EmbeddedNatsServer, NatsServerError, find_binary, free_port
 from burstbus.config import ConfigError, _build
-from tests.nats.conftest import Core, Servers, wait_for
+from tests.nats.conftest import Core, Servers
+from tests.waiting import wait_for
 
 
 def section(**values: object) -> NatsSection:

@@ -19,8 +19,9 @@ from burstbus.bridges.nats.outbound import CONSUMER, Outbound, messages_for
 from burstbus.bridges.nats.server import EmbeddedNatsServer
 from burstbus.events import Event
 from burstbus.store.base import ReadFilter
-from tests.nats.conftest import Core, wait_for
+from tests.nats.conftest import Core
 from tests.packets import voevent
+from tests.waiting import wait_for
 
 STREAM = "BURSTBUS"
 

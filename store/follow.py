@@ -1,0 +1,50 @@
+"""Catch-up-then-live reading, shared by every log backend.
+
+A backend supplies ``read`` and ``head`` and signals its own commits on an ``asyncio.Event``
+it replaces after each wake-up; this generator does the rest. It is exact because a log's
+seq is gap-free and commits are ordered: the position only moves past records actually read
+(or, with a filter, past a head noted *before* a read that found nothing), so there is no
+gap and no repeat at the seam between stored and live records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from burstbus.events import RecordedEvent
+from burstbus.store.base import Head, ReadFilter
+
+
+async def follow(
+    read: Callable[[int, ReadFilter | None, int], Awaitable[list[RecordedEvent]]],
+    head: Callable[[], Awaitable[Head]],
+    wake_event: Callable[[], asyncio.Event],
+    closed: Callable[[], bool],
+    poll_interval: float,
+    after: int,
+    filter: ReadFilter | None,
+    batch_size: int,
+) -> AsyncIterator[list[RecordedEvent]]:
+    """Yield batches after ``after``: stored ones first, then live ones as they commit.
+
+    Waits for ``wake_event()`` (this process's commits) or ``poll_interval`` (other
+    processes' commits) when there is nothing to read.
+    """
+    position = after
+    while not closed():
+        wake = wake_event()
+        head_before = (await head()).seq if filter is not None else None
+        batch = await read(position, filter, batch_size)
+        if batch:
+            position = batch[-1].seq
+            yield batch
+            continue
+        if head_before is not None:
+            position = max(position, head_before)
+        with contextlib.suppress(TimeoutError):
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that lands just after the wake-up, and the follower then never stops.
+            async with asyncio.timeout(poll_interval):
+                await wake.wait()
