@@ -25,6 +25,7 @@ from typing import IO, Any
 from burstbus.bridges.nats.node import NatsNode, add_nats
 from burstbus.broker.node import VTPNode
 from burstbus.config import Config
+from burstbus.events import utc_now
 from burstbus.handlers.bursts import BurstIdentifier
 from burstbus.ingest import Ingest
 from burstbus.state import StateStore
@@ -110,6 +111,20 @@ class Supervised:
     factory: Callable[[], Awaitable[None]]
     restarts: int = 0
     task: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: The last failure, while the component waits to be restarted (None once it runs again).
+    failure: str | None = None
+    failed_at: str | None = None
+
+    def health(self) -> dict[str, object]:
+        """What ``/healthz`` says about it: down while stopped or waiting out a failure."""
+        running = self.task is not None and not self.task.done()
+        return {
+            "up": running and self.failure is None,
+            "restarts": self.restarts,
+            "failure": self.failure,
+            "failed_at": self.failed_at,
+            "last_activity": None,
+        }
 
 
 class Service:
@@ -129,11 +144,15 @@ class Service:
         delay = 0.5
         while not self._stopping.is_set():
             try:
-                await component.factory()
+                awaitable = component.factory()
+                component.failure = None
+                await awaitable
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                component.failure = f"{type(exc).__name__}: {exc}"
+                component.failed_at = utc_now()
                 component.restarts += 1
                 log.exception("%s failed; restarting in %.1fs", component.name, delay)
                 with contextlib.suppress(TimeoutError):
@@ -182,14 +201,7 @@ def add_http(service: Service, core: Core) -> None:
     section = core.config.http
     token = resolve_secret(section.token, "http.token") if section.token else None
 
-    def probe(component: Supervised) -> Callable[[], dict[str, object]]:
-        def state() -> dict[str, object]:
-            running = component.task is not None and not component.task.done()
-            return {"up": running, "restarts": component.restarts, "last_activity": None}
-
-        return state
-
-    health = {c.name: probe(c) for c in service.components}
+    health = {c.name: c.health for c in service.components}
 
     def app() -> Any:
         return make_app(core.log, core.config.projections_path, ingest=core.ingest, token=token,

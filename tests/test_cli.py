@@ -213,3 +213,36 @@ def test_log_follow_prints_new_events_as_they_arrive(tmp_path: Path, packets: Pa
             follower.wait(timeout=30)
         finally:
             follower.kill()
+
+
+async def test_a_failing_component_is_reported_down_and_restarted() -> None:
+    import asyncio
+
+    from burstbus.service import Service
+
+    attempts = 0
+
+    async def flaky() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("upstream refused the connection")
+        await asyncio.Event().wait()  # then runs until stopped
+
+    service = Service(core=None)  # type: ignore[arg-type]  # the supervisor needs no core
+    service.add("flaky", flaky)
+    [component] = service.components
+    service.start()
+    while component.failure is None and attempts < 2:
+        await asyncio.sleep(0.01)
+    if attempts < 2:
+        down = component.health()
+        assert down["up"] is False and "upstream refused" in str(down["failure"])
+    while attempts < 2:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0)
+    up = component.health()
+    assert up["up"] is True and up["restarts"] == 1 and up["failure"] is None
+    service.stop()
+    await service.wait()
+    assert component.health()["up"] is False
