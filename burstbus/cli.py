@@ -13,15 +13,22 @@ import logging
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from burstbus import __version__
 from burstbus.config import Config, ConfigError, load_config
-from burstbus.events import normalise_time
+from burstbus.events import RecordedEvent, normalise_time
 from burstbus.ingest import Submission
 from burstbus.progress import Progress
-from burstbus.service import Core, ServiceRunning, data_dir_lock, run_service, service_running
+from burstbus.service import (
+    Core,
+    ServiceRunning,
+    data_dir_lock,
+    open_log,
+    run_service,
+    service_running,
+)
 from burstbus.sources import SourceError, count_packets, iter_packets
 from burstbus.store.base import ReadFilter
 from burstbus.store.projections.registry import all_projections
@@ -162,27 +169,21 @@ async def cmd_log(config: Config, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"burstbus log: bad time: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    core_log = await _open_log(config)
+    core_log = await open_log(config)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     flt = ReadFilter.of(args.types, args.stream, since, until)
+    # --follow: the log's own catch-up-then-live subscription; else the stored events only.
+    batches = core_log.subscribe(args.after, flt) if args.follow else _stored_batches(core_log, args.after, flt)
     written = 0
     try:
-        position = args.after
-        while args.limit is None or written < args.limit:
-            want = 1000 if args.limit is None else min(1000, args.limit - written)
-            records = await core_log.read(position, flt, want)
-            if not records:
-                if not args.follow:
-                    break
-                async for batch in core_log.subscribe(position, flt):
-                    for record in batch:
-                        out.write(json.dumps(record.to_json_dict(), ensure_ascii=False) + "\n")
-                    out.flush()
-                break
-            for record in records:
+        async for batch in batches:
+            room = len(batch) if args.limit is None else args.limit - written
+            for record in batch[:room]:
                 out.write(json.dumps(record.to_json_dict(), ensure_ascii=False) + "\n")
-            written += len(records)
-            position = records[-1].seq
+            out.flush()
+            written += min(room, len(batch))
+            if args.limit is not None and written >= args.limit:
+                break
     except BrokenPipeError:
         pass
     finally:
@@ -192,8 +193,15 @@ async def cmd_log(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _stored_batches(log_: SQLiteEventLog, after: int, flt: ReadFilter) -> AsyncIterator[list[RecordedEvent]]:
+    """The stored events after ``after``, in pages, ending at the current head."""
+    while records := await log_.read(after, flt, 1000):
+        yield records
+        after = records[-1].seq
+
+
 async def cmd_verify(config: Config, args: argparse.Namespace) -> int:
-    core_log = await _open_log(config)
+    core_log = await open_log(config)
     progress = Progress("verifying", (await core_log.head()).seq)
     try:
         result = await core_log.verify(lambda n: progress.advance(n - progress.done))
@@ -209,7 +217,7 @@ async def cmd_verify(config: Config, args: argparse.Namespace) -> int:
 
 async def cmd_rebuild(config: Config, args: argparse.Namespace) -> int:
     with data_dir_lock(config.data_dir):
-        core_log = await _open_log(config)
+        core_log = await open_log(config)
         runner = await ProjectionRunner.open(config.projections_path, all_projections())
         try:
             chosen = runner.select(args.names)
@@ -239,7 +247,7 @@ async def cmd_replay(config: Config, args: argparse.Namespace) -> int:
     out: Path = args.out or config.data_dir / f"replay-{until.replace(':', '').replace('.', '_')}.sqlite"
     if out.exists():
         out.unlink()
-    core_log = await _open_log(config)
+    core_log = await open_log(config)
     runner = await ProjectionRunner.open(out, all_projections())
     try:
         stop = await core_log.seq_at(until)
@@ -341,8 +349,6 @@ async def cmd_subscribe(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _open_log(config: Config) -> SQLiteEventLog:
-    return await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
 
 
 COMMANDS = {

@@ -72,6 +72,11 @@ def service_running(data_dir: Path) -> bool:
         return True
 
 
+async def open_log(config: Config) -> SQLiteEventLog:
+    """The configured event log (every command and the service open it this one way)."""
+    return await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
+
+
 @dataclass
 class Core:
     """The pieces every command works with: the log, handler state, projections, ingest."""
@@ -85,7 +90,7 @@ class Core:
 
     @classmethod
     async def open(cls, config: Config) -> Core:
-        log_ = await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
+        log_ = await open_log(config)
         state = await StateStore.open(config.state_path)
         projections = await ProjectionRunner.open(config.projections_path, all_projections())
         ingest = Ingest(log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads)
