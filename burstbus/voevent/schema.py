@@ -84,14 +84,20 @@ _STC_ATTRIBUTES: dict[str, frozenset[str]] = {
 _DATA_TYPES = frozenset({"string", "float", "int"})
 
 _local = threading.local()
+#: Compiling a schema is not thread-safe in libxml2: its built-in type tables are set up on
+#: first use, and two threads compiling at once failed here with "XMLSchemaParseError:
+#: Internal error: xmlSchemaPValAttrNodeValue" (and once crashed with a double free).
+#: Validation with a compiled schema is thread-safe per schema object; only compiling is locked.
+_compile_lock = threading.Lock()
 
 
 def _schema() -> etree.XMLSchema:
-    """This thread's compiled VOEvent 2.0 schema (compiled once per thread)."""
+    """This thread's compiled VOEvent 2.0 schema (compiled once per thread, one thread at a time)."""
     schema = getattr(_local, "schema", None)
     if schema is None:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-        schema = etree.XMLSchema(etree.fromstring(_SCHEMA_BYTES, parser))
+        with _compile_lock:
+            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+            schema = etree.XMLSchema(etree.fromstring(_SCHEMA_BYTES, parser))
         _local.schema = schema
     return schema
 
