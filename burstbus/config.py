@@ -159,6 +159,15 @@ class HttpSection:
     token: str = ""
     #: Prefix when served behind a reverse proxy, e.g. ``/burstbus``.
     base_path: str = ""
+    #: The web UI's address as users reach it (``https://fsc.example/burstbus``), for links in
+    #: chat messages. Empty: ``http://host:port`` + base_path.
+    public_url: str = ""
+
+    def link_base(self) -> str:
+        """Where links in messages point: ``public_url``, else this server's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}{self.base_path}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""burstbus.bridges.xmpp: the XMPP bridge (slixmpp) — see docs/architecture.md."""
