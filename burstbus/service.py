@@ -219,12 +219,22 @@ def add_http(service: Service, core: Core) -> None:
     service.add("http", lambda: serve(app, section.host, section.port, ready=ready))
 
 
-async def run_service(config: Config, ready: Callable[[Service], None] | None = None) -> None:
-    """Run until SIGINT/SIGTERM; then stop components, finish pending appends, close the log."""
+async def run_service(
+    config: Config,
+    ready: Callable[[Service], None] | None = None,
+    setup: Callable[[Service], None] | None = None,
+) -> None:
+    """Run until SIGINT/SIGTERM; then stop components, finish pending appends, close the log.
+
+    ``setup`` may add components before they start (``burstbus demo`` adds its feeder);
+    ``ready`` is told once they are running.
+    """
     with data_dir_lock(config.data_dir):
         core = await Core.open(config)
         await core.ingest.warm_up()
         service = build_service(core)
+        if setup:
+            setup(service)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, service.stop)
