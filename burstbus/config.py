@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from burstbus.bridges.nats.config import NatsSection, check_nats
+from burstbus.bots.config import AclSection, TriggersSection, check_bot
 
 ENV_PREFIX = "BURSTBUS_"
 DEFAULT_CONFIG_FILE = Path("burstbus.toml")
@@ -179,6 +180,8 @@ class Config:
     vtp: VTPSection = VTPSection()
     nats: NatsSection = NatsSection()
     http: HttpSection = HttpSection()
+    acl: AclSection = AclSection()
+    triggers: TriggersSection = TriggersSection()
 
     @property
     def data_dir(self) -> Path:
@@ -339,6 +342,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"bursts.rules[{i}].xpath", f"not a valid XPath: {exc}") from None
     _check_vtp(config.vtp)
     check_nats(config.nats)
+    check_bot(config.acl, config.triggers)
     if config.http.base_path and (not config.http.base_path.startswith("/") or config.http.base_path.endswith("/")):
         raise ConfigError("http.base_path", f"must start with / and not end with one, like /burstbus (got {config.http.base_path!r})")
     if config.http.token:
