@@ -1,4 +1,4 @@
-"""``burstbus``: the one command-line program (run, import, log, verify, rebuild, replay, publish, subscribe).
+"""``burstbus``: the one command-line program (run, demo, import, log, verify, rebuild, replay, publish, subscribe).
 
 Exit codes: 0 success; 1 the command's own "no" (a damaged chain for ``verify``); 2 bad usage
 or configuration (argparse's convention); 3 the data directory is held by a running service.
@@ -23,6 +23,7 @@ from burstbus.ingest import Submission
 from burstbus.progress import Progress
 from burstbus.service import (
     Core,
+    Service,
     ServiceRunning,
     data_dir_lock,
     open_log,
@@ -37,6 +38,7 @@ from burstbus.store.sqlite import SQLiteEventLog
 from burstbus.store.sqlite_thread import run_on_connection
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
+DEMO_DATA_DIR = Path("burstbus-demo")
 IMPORT_BATCH = 500
 
 
@@ -49,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", help="serve: the log, projections, handlers and configured transports")
+
+    p = commands.add_parser("demo", help="serve and feed a scripted night of alerts (data in ./burstbus-demo unless --data-dir)")
+    p.add_argument("--interval", type=float, default=4.0, metavar="SECONDS", help="pause between two steps (default 4)")
+    p.add_argument("--rounds", type=int, default=0, metavar="N", help="rounds of bursts to play (default 0: until stopped)")
+    p.add_argument("--seed", type=int, default=1, help="random seed for positions (default 1)")
+    p.add_argument("--no-serve", action="store_true", help="only feed the log, then exit (a running service shows it)")
 
     p = commands.add_parser("import", help="ingest VOEvents from files, folders or tarballs")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -110,6 +118,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 async def cmd_run(config: Config, args: argparse.Namespace) -> int:
     await run_service(config)
+    return EXIT_OK
+
+
+async def cmd_demo(config: Config, args: argparse.Namespace) -> int:
+    from burstbus.config import DataSection, with_data_dir
+    from burstbus.demo import feed
+
+    if args.data_dir is None and config.data_dir == DataSection().dir:
+        config = with_data_dir(config, DEMO_DATA_DIR)
+    if args.rounds < 0 or args.interval < 0:
+        print("burstbus demo: --rounds and --interval must not be negative", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"burstbus demo: data in {config.data_dir}", file=sys.stderr)
+    if args.no_serve:
+        core = await Core.open(config)
+        try:
+            await feed(core.ingest, core.log, interval=args.interval, rounds_=args.rounds or 1, seed=args.seed)
+            if not service_running(config.data_dir):
+                await core.catch_up()
+        finally:
+            await core.close()
+        return EXIT_OK
+
+    def setup(service: Service) -> None:
+        core = service.core
+
+        async def feeder() -> None:
+            await feed(core.ingest, core.log, interval=args.interval, rounds_=args.rounds, seed=args.seed,
+                       say=lambda line: logging.getLogger("burstbus.demo").info("%s", line))
+            await asyncio.Event().wait()  # done feeding; keep serving until stopped
+
+        service.add("demo", feeder)
+
+    await run_service(config, setup=setup)
     return EXIT_OK
 
 
@@ -353,6 +395,7 @@ async def cmd_subscribe(config: Config, args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "demo": cmd_demo,
     "import": cmd_import,
     "log": cmd_log,
     "verify": cmd_verify,

@@ -246,3 +246,36 @@ async def test_a_failing_component_is_reported_down_and_restarted() -> None:
     service.stop()
     await service.wait()
     assert component.health()["up"] is False
+
+
+def test_demo_feeds_the_log_then_a_served_demo_fills_the_pages(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    burstbus(data, "demo", "--no-serve", "--interval", "0", "--rounds", "2", check=True)
+    projections = sqlite3.connect(data / "projections.sqlite")
+    bursts = dict(projections.execute("SELECT burst_id, notice_count FROM bursts").fetchall())
+    assert len(bursts) == 4 and sorted(bursts.values()) == [2, 2, 3, 3]  # an SVOM and a Swift burst per round
+    statuses = {row[0] for row in projections.execute("SELECT status FROM processes")}
+    assert statuses == {"complete", "failed"}
+    assert burstbus(data, "verify").returncode == 0
+    # Served: the feeder plays through the ordinary service, so its projections fill too.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "burstbus.cli", "--data-dir", str(data), "demo", "--interval", "0", "--rounds", "1"],
+        cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, stdin=subprocess.DEVNULL,
+        env={**os.environ, **EPHEMERAL_PORTS},
+    )
+    try:
+        assert proc.stderr is not None
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        deadline = time.monotonic() + 120
+        count = 0
+        while time.monotonic() < deadline:
+            count = projections.execute("SELECT COUNT(*) FROM bursts").fetchone()[0]
+            if count == 6:
+                break
+            time.sleep(0.2)
+        assert count == 6
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        proc.wait()
