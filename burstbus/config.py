@@ -23,7 +23,7 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from burstbus.bridges.nats.config import NatsSection, check_nats
+from burstbus.bridges.nats.config import NatsSection, check_log_jetstream, check_nats
 from burstbus.bots.config import AclSection, TriggersSection, check_bot
 
 ENV_PREFIX = "BURSTBUS_"
@@ -52,11 +52,23 @@ class DataSection:
 
 @dataclass(frozen=True)
 class LogSection:
-    backend: str = field(default="sqlite", metadata=_choices("sqlite"))
-    #: FULL: an acknowledged append survives a power cut. NORMAL: survives a crash only.
+    #: ``sqlite`` (DATA_DIR/log.sqlite) or ``jetstream`` (a NATS JetStream stream; each node
+    #: keeps its projections and handler state in local SQLite following it).
+    backend: str = field(default="sqlite", metadata=_choices("sqlite", "jetstream"))
+    #: SQLite. FULL: an acknowledged append survives a power cut. NORMAL: survives a crash only.
     synchronous: str = field(default="FULL", metadata=_choices("FULL", "NORMAL", "EXTRA"))
-    #: How soon a reader notices appends made by another process (seconds).
+    #: How soon a reader notices appends made by another process or node (seconds).
     poll_interval: float = field(default=0.5, metadata={"minimum": 0.01})
+    #: JetStream: seed URLs of the cluster holding the log (comma-separated). Empty: the
+    #: ``[nats] url`` servers, or the embedded nats-server when that is empty too.
+    jetstream_url: str = ""
+    #: JetStream: the stream's name (created if missing) and its replicas (3 in a cluster).
+    stream: str = "BURSTBUS_LOG"
+    replicas: int = field(default=1, metadata={"minimum": 1})
+    #: JetStream: ``Nats-Msg-Id`` dedupe window (seconds); ids stay unique beyond it anyway.
+    duplicate_window: float = field(default=120.0, metadata={"minimum": 1.0})
+    #: JetStream: seconds to wait for an append's acks or a read's answer.
+    timeout: float = field(default=10.0, metadata={"minimum": 0.1})
 
 
 @dataclass(frozen=True)
@@ -342,6 +354,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"bursts.rules[{i}].xpath", f"not a valid XPath: {exc}") from None
     _check_vtp(config.vtp)
     check_nats(config.nats)
+    check_log_jetstream(config.log)
     check_bot(config.acl, config.triggers)
     if config.http.base_path and (not config.http.base_path.startswith("/") or config.http.base_path.endswith("/")):
         raise ConfigError("http.base_path", f"must start with / and not end with one, like /burstbus (got {config.http.base_path!r})")

@@ -29,6 +29,7 @@ from burstbus.events import utc_now
 from burstbus.handlers.bursts import BurstIdentifier
 from burstbus.ingest import Ingest
 from burstbus.state import StateStore
+from burstbus.store.base import EventLog
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite import SQLiteEventLog
@@ -72,8 +73,16 @@ def service_running(data_dir: Path) -> bool:
         return True
 
 
-async def open_log(config: Config) -> SQLiteEventLog:
-    """The configured event log (every command and the service open it this one way)."""
+async def open_log(config: Config) -> EventLog:
+    """The configured event log (every command and the service open it this one way).
+
+    JetStream: the stream named in ``[log]``; with no URL configured the data directory's
+    embedded nats-server is started first and stopped when the log closes (the log owns it,
+    and the NATS bridge shares it)."""
+    if config.log.backend == "jetstream":
+        from burstbus.bridges.nats.log_backend import open_jetstream_log
+
+        return await open_jetstream_log(config)
     return await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
 
 
@@ -82,7 +91,7 @@ class Core:
     """The pieces every command works with: the log, handler state, projections, ingest."""
 
     config: Config
-    log: SQLiteEventLog
+    log: EventLog
     state: StateStore
     projections: ProjectionRunner
     ingest: Ingest
@@ -91,8 +100,12 @@ class Core:
     @classmethod
     async def open(cls, config: Config) -> Core:
         log_ = await open_log(config)
-        state = await StateStore.open(config.state_path)
-        projections = await ProjectionRunner.open(config.projections_path, all_projections())
+        try:
+            state = await StateStore.open(config.state_path)
+            projections = await ProjectionRunner.open(config.projections_path, all_projections())
+        except BaseException:
+            await log_.close()  # and the embedded nats-server it may own
+            raise
         ingest = Ingest(log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads)
         bursts = BurstIdentifier(log_, state, config.bursts.rules, config.bursts.roles)
         await bursts.start()

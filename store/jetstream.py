@@ -20,13 +20,23 @@ Layout and why:
 * **Payload**: JSON with the record's fields and ``data_json``, the exact canonical text that
   was hashed (so ``verify`` hashes the stored bytes, not a re-encoding).
 
+* **Appends are pipelined.** One ``append`` call checks all its ids at once (concurrent
+  ``last_by_subj`` lookups), then publishes its records without waiting between them: the
+  first carries ``Nats-Expected-Last-Sequence``, each later one also
+  ``Nats-Expected-Last-Msg-Id`` = the previous record's id, so a record is stored only right
+  after the one it was hashed against; if any is refused, the ones after it are refused too,
+  and the rest of the call is retried from a fresh head.
+* **Reads come in batches** (``$JS.API.DIRECT.GET`` with ``batch``, nats-server ≥ 2.11;
+  the stream is created with ``allow_direct``): one request returns up to 1,000 records.
+  Direct gets may be answered by a replica that lags the leader, so a read that comes back
+  short is confirmed by one leader lookup (``next_by_subj``) before it reports "nothing more":
+  a follower with a filter moves its position to a head it saw, and must not skip a record a
+  lagging replica did not have yet. Without direct gets (an old server), one record per request.
+
 Durability: a publish ack means the stream leader stored the message (and, with R3, that a
 quorum of replicas did). nats-server fsyncs its files every ``sync_interval`` (2 minutes by
 default): on a single node an acked append survives a process crash but may be lost on power
 loss unless ``sync_interval: always``; with R3 it survives the loss of one node outright.
-
-Reads fetch one message per request (``next_by_subj``); a consumer- or batch-based read is the
-obvious next step for rebuilds of large logs.
 """
 
 from __future__ import annotations
@@ -34,15 +44,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, NamedTuple
 
 import nats
 import nats.errors
 import nats.js.errors
 import orjson
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import StorageType, StreamConfig
 
 from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
@@ -50,7 +64,17 @@ from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verificat
 from burstbus.store.chain import record_hash
 from burstbus.store.follow import follow
 
+log = logging.getLogger(__name__)
+
+#: The server's refusals of an optimistic write: another writer got there first.
 WRONG_LAST_SEQUENCE = 10071
+WRONG_LAST_MSG_ID = 10070
+CONFLICTS = (WRONG_LAST_SEQUENCE, WRONG_LAST_MSG_ID)
+#: Records per direct-get batch request, and the bytes one batch may carry (VOEvents can be
+#: ~1 MiB each; the reply must not overrun the client's pending-bytes limit).
+DIRECT_BATCH = 1000
+DIRECT_MAX_BYTES = 8 * 1024 * 1024
+DEFAULT_STREAM = "BURSTBUS_LOG"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _NOT_TOKEN = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -81,8 +105,6 @@ def _decode(payload: bytes) -> tuple[RecordedEvent, str]:
     try:
         data = orjson.loads(text)
     except orjson.JSONDecodeError:  # integers beyond 64 bits
-        import json
-
         data = json.loads(text)
     record = RecordedEvent(
         body["seq"], body["id"], body["type"], body["stream"], body["actor"], body["occurred_at"],
@@ -103,6 +125,41 @@ def _matches(record: RecordedEvent, filter: ReadFilter | None) -> bool:
     return not (filter.until is not None and record.recorded_at > normalise_time(filter.until))
 
 
+class _Ack(NamedTuple):
+    seq: int
+    duplicate: bool
+
+
+def _ack(msg: Msg, stream: str) -> _Ack | BaseException:
+    """A JetStream publish answer: the ack, or the refusal as an exception."""
+    status = (msg.headers or {}).get("Status")
+    if status == "503":
+        return LogError(f"no JetStream stream answers for {stream} (no responders)")
+    try:
+        body = orjson.loads(msg.data)
+    except orjson.JSONDecodeError:
+        return LogError(f"unreadable publish answer: {msg.data[:200]!r}")
+    if "error" in body:
+        error = body["error"]
+        return nats.js.errors.APIError(
+            code=error.get("code"), err_code=error.get("err_code"), description=error.get("description"), stream=stream,
+        )
+    return _Ack(int(body["seq"]), bool(body.get("duplicate")))
+
+
+class _Planned:
+    """One record of an append call, hashed against its predecessor and ready to publish."""
+
+    __slots__ = ("event", "data_json", "seq", "digest", "recorded_at")
+
+    def __init__(self, event: Event, data_json: str, seq: int, digest: str, recorded_at: str):
+        self.event = event
+        self.data_json = data_json
+        self.seq = seq
+        self.digest = digest
+        self.recorded_at = recorded_at
+
+
 class JetStreamEventLog:
     """The JetStream backend of :class:`burstbus.store.base.EventLog`."""
 
@@ -111,38 +168,82 @@ class JetStreamEventLog:
         self.js = nc.jetstream(timeout=timeout)
         self.stream = stream
         self.prefix = prefix
+        self.timeout = timeout
         self._poll_interval = poll_interval
         self._own_connection = own_connection
         self._lock = asyncio.Lock()
         self._head: Head | None = None
         self._closed = False
         self._appended = asyncio.Event()
+        #: Batched direct gets work on this stream (False: one leader request per record).
+        self.direct = True
+        self._reply_prefix: str | None = None
+        self._replies: Subscription | None = None
+        self._reply_counter = 0
+        self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self.conflicts_total = 0
+        #: What this log needs running and stops when it closes: the embedded nats-server when
+        #: ``burstbus`` started one for it (set by whoever opened the log; the NATS bridge
+        #: shares it rather than starting a second server on the same store).
+        self.server: Any = None
+        self.after_close: list[Callable[[], Awaitable[None]]] = []
+        #: Batched reads served (for tests and metrics).
+        self.direct_batches_total = 0
 
     @classmethod
     async def open(
         cls,
         servers: str | list[str] | NATS,
         *,
-        stream: str = "BURSTBUS_LOG",
+        stream: str = DEFAULT_STREAM,
         prefix: str = "burstbus",
         replicas: int = 1,
+        duplicate_window: float = 120.0,
         poll_interval: float = 0.5,
         timeout: float = 10.0,
         connect_options: dict[str, Any] | None = None,
     ) -> JetStreamEventLog:
-        """Connect (or use ``servers`` if it is a client) and create the stream if missing."""
+        """Connect (or use ``servers`` if it is a client) and create the stream if missing.
+
+        An existing stream is used as it is (its replicas are an operator's decision), except
+        that direct gets are switched on if they are off (batched reads need them).
+        """
         own = not isinstance(servers, NATS)
-        nc = await nats.connect(servers, **(connect_options or {})) if own else servers  # type: ignore[arg-type]
-        log = cls(nc, stream=stream, prefix=prefix, poll_interval=poll_interval, own_connection=own, timeout=timeout)  # type: ignore[arg-type]
+        if own:
+            options = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, **(connect_options or {})}
+            options.pop("servers", None)
+            nc = await nats.connect(servers, **options)  # type: ignore[arg-type]
+        else:
+            nc = servers  # type: ignore[assignment]
+        event_log = cls(nc, stream=stream, prefix=prefix, poll_interval=poll_interval, own_connection=own, timeout=timeout)
         try:
-            await log.js.stream_info(stream)
+            await event_log._ensure_stream(replicas, duplicate_window)
+        except BaseException:
+            if own:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+            raise
+        return event_log
+
+    async def _ensure_stream(self, replicas: int, duplicate_window: float) -> None:
+        try:
+            info = await self.js.stream_info(self.stream)
         except nats.js.errors.NotFoundError:
-            await log.js.add_stream(StreamConfig(
-                name=stream, subjects=[f"{prefix}.log.>"], storage=StorageType.FILE, num_replicas=replicas,
-                deny_delete=True, deny_purge=True,
+            await self.js.add_stream(StreamConfig(
+                name=self.stream, subjects=[f"{self.prefix}.log.>"], storage=StorageType.FILE, num_replicas=replicas,
+                deny_delete=True, deny_purge=True, allow_direct=True, duplicate_window=duplicate_window,
             ))
-        return log
+            return
+        if info.config.num_replicas != replicas:
+            log.warning("stream %s has %s replicas, configured %d: leaving it as it is",
+                        self.stream, info.config.num_replicas, replicas)
+        if not info.config.allow_direct:
+            info.config.allow_direct = True
+            try:
+                await self.js.update_stream(info.config)
+            except nats.js.errors.APIError as exc:
+                log.warning("stream %s: cannot enable direct gets (%s); reading one record per request", self.stream, exc)
+                self.direct = False
 
     def _subject(self, e: Event) -> str:
         return f"{self.prefix}.log.{id_token(e.id)}.{type_tokens(e.type)}"
@@ -155,58 +256,139 @@ class JetStreamEventLog:
         if not events:
             return []
         encoded = [(e, e.data_json()) for e in events]  # encoding errors fail this caller only
-        results: list[Appended] = []
         async with self._lock:
-            seen: dict[str, Appended] = {}
-            for e, data_json in encoded:
-                if e.id in seen:
-                    first = seen[e.id]
-                    results.append(Appended(first.seq, e.id, first.hash, False))
-                    continue
-                done = await self._append_one(e, data_json)
-                seen[e.id] = done
-                results.append(done)
-        if any(r.new for r in results):
+            if self._closed:
+                raise LogClosed("the event log is closed")
+            try:
+                done = await self._append_locked(encoded)
+            except LogError:
+                self._head = None
+                raise
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                self._head = None
+                raise LogError(f"append failed: {type(exc).__name__}: {exc}") from exc
+        results: list[Appended] = []
+        seen: set[str] = set()
+        for e in events:
+            first = done[e.id]
+            results.append(first if e.id not in seen else Appended(first.seq, e.id, first.hash, False))
+            seen.add(e.id)
+        if any(r.new for r in done.values()):
             self._wake_subscribers()
         return results
 
-    async def _append_one(self, e: Event, data_json: str) -> Appended:
+    async def _append_locked(self, encoded: Sequence[tuple[Event, str]]) -> dict[str, Appended]:
+        done: dict[str, Appended] = {}
+        pending: list[tuple[Event, str]] = []
+        for e, data_json in encoded:
+            if e.id not in {p[0].id for p in pending}:
+                pending.append((e, data_json))
+        while pending:
+            # The head first, then the ids: a publish that succeeds against this head means
+            # nothing was appended since, so an id not found now is really not in the log.
+            head = self._head or await self.head()
+            found = await asyncio.gather(*(self.find(e.id) for e, _ in pending))
+            fresh: list[tuple[Event, str]] = []
+            for (e, data_json), record in zip(pending, found, strict=True):
+                if record is not None:
+                    done[e.id] = Appended(record.seq, e.id, record.hash, False)
+                else:
+                    fresh.append((e, data_json))
+            if not fresh:
+                return done
+            stored, problem = await self._publish_chained(head, fresh)
+            for item in stored:
+                done[item.event.id] = Appended(item.seq, item.event.id, item.digest, True)
+            pending = fresh[len(stored):]
+            if not pending:
+                return done
+            self._head = None  # re-read it: another writer, or an unconfirmed publish
+            if isinstance(problem, nats.js.errors.APIError) and problem.err_code in CONFLICTS:
+                self.conflicts_total += 1
+                continue
+            if problem is None:  # a duplicate ack: find() now returns the original
+                continue
+            raise problem
+        return done
+
+    async def _publish_chained(
+        self, head: Head, items: Sequence[tuple[Event, str]]
+    ) -> tuple[list[_Planned], BaseException | None]:
+        """Publish ``items`` after ``head`` without waiting between them; return the prefix
+        that was stored as planned and what stopped the rest (None: a duplicate ack)."""
+        planned: list[_Planned] = []
+        futures: list[asyncio.Future[Msg]] = []
+        outcome: list[_Ack | BaseException] = []  # acks in order, then the first refusal if any
+        previous, previous_id = head, None
         try:
-            while True:
-                existing = await self.find(e.id)
-                if existing is not None:
-                    return Appended(existing.seq, e.id, existing.hash, False)
-                head = self._head or await self.head()
-                seq = head.seq + 1
-                recorded_at = max(utc_now(), head.recorded_at or "")
+            for e, data_json in items:
+                seq = previous.seq + 1
+                recorded_at = max(utc_now(), previous.recorded_at or "")
                 digest = record_hash(
-                    prev_hash=head.hash, seq=seq, id=e.id, type=e.type, stream=e.stream, actor=e.actor,
+                    prev_hash=previous.hash, seq=seq, id=e.id, type=e.type, stream=e.stream, actor=e.actor,
                     occurred_at=e.occurred_at, recorded_at=recorded_at, data_json=data_json,
                 )
-                headers = {"Nats-Msg-Id": e.id, "Nats-Expected-Last-Sequence": str(head.seq)}
-                try:
-                    ack = await self.js.publish(
-                        self._subject(e), _payload(seq, e, data_json, recorded_at, head.hash, digest),
-                        stream=self.stream, headers=headers,
-                    )
-                except nats.js.errors.APIError as exc:
-                    if exc.err_code == WRONG_LAST_SEQUENCE:  # another writer appended: re-read and retry
-                        self.conflicts_total += 1
-                        self._head = None
-                        continue
-                    raise
-                if ack.duplicate:
-                    self._head = None
-                    continue  # find() now returns the original
-                if ack.seq != seq:
-                    raise LogError(f"stream {self.stream} stored seq {ack.seq} where {seq} was expected")
-                self._head = Head(seq, digest, recorded_at)
-                return Appended(seq, e.id, digest, True)
-        except (nats.errors.Error, OSError) as exc:
-            self._head = None
-            if isinstance(exc, LogError):
-                raise
-            raise LogError(f"append failed: {type(exc).__name__}: {exc}") from exc
+                headers = {"Nats-Msg-Id": e.id, "Nats-Expected-Stream": self.stream,
+                           "Nats-Expected-Last-Sequence": str(previous.seq)}
+                if previous_id is not None:
+                    headers["Nats-Expected-Last-Msg-Id"] = previous_id
+                payload = _payload(seq, e, data_json, recorded_at, previous.hash, digest)
+                futures.append(await self._request(self._subject(e), payload, headers))
+                planned.append(_Planned(e, data_json, seq, digest, recorded_at))
+                previous, previous_id = Head(seq, digest, recorded_at), e.id
+            async with asyncio.timeout(self.timeout):
+                for future in futures:  # in order: stop at the first refusal
+                    ack = _ack(await future, self.stream)
+                    outcome.append(ack)
+                    if isinstance(ack, BaseException):
+                        break
+        except TimeoutError as exc:
+            problem = LogError(f"append not confirmed within {self.timeout}s")
+            problem.__cause__ = exc
+            return self._stored_prefix(planned, outcome), problem
+        finally:
+            for future in futures:
+                future.cancel()
+        stored = self._stored_prefix(planned, outcome)
+        if len(stored) == len(planned):
+            return stored, None
+        failure = outcome[len(stored)] if len(stored) < len(outcome) else None
+        if isinstance(failure, BaseException):
+            return stored, failure
+        if failure is not None and not failure.duplicate and failure.seq != planned[len(stored)].seq:
+            expected = planned[len(stored)].seq
+            return stored, LogError(f"stream {self.stream} stored seq {failure.seq} where {expected} was expected")
+        return stored, None
+
+    async def _request(self, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[Msg]:
+        """Publish with a reply subject of our own and return the future of the answer.
+
+        Not nats-py's ``publish_async``: its reply handler raises (instead of resolving the
+        future) on the server's 400 errors, which are exactly the conflicts we retry on."""
+        if self._reply_prefix is None:
+            self._reply_prefix = self.nc.new_inbox()
+            self._replies = await self.nc.subscribe(f"{self._reply_prefix}.*", cb=self._on_reply)
+        self._reply_counter += 1
+        token = str(self._reply_counter)
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
+        self._waiting[token] = future
+        future.add_done_callback(lambda _: self._waiting.pop(token, None))
+        await self.nc.publish(subject, payload, reply=f"{self._reply_prefix}.{token}", headers=headers)
+        return future
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self._waiting.get(msg.subject.rpartition(".")[2])
+        if future is not None and not future.done():
+            future.set_result(msg)
+
+    def _stored_prefix(self, planned: Sequence[_Planned], outcome: Sequence[_Ack | BaseException]) -> list[_Planned]:
+        stored: list[_Planned] = []
+        for item, ack in zip(planned, outcome, strict=False):
+            if isinstance(ack, BaseException) or ack.duplicate or ack.seq != item.seq:
+                break
+            stored.append(item)
+            self._head = Head(item.seq, item.digest, item.recorded_at)
+        return stored
 
     def _wake_subscribers(self) -> None:
         waiting, self._appended = self._appended, asyncio.Event()
@@ -215,6 +397,7 @@ class JetStreamEventLog:
     # -- reading ---------------------------------------------------------------------------
 
     async def _load(self, seq: int, subject: str | None = None, next: bool = False) -> tuple[RecordedEvent, str] | None:
+        """One record from the stream leader (``next``: the first at or after ``seq`` on ``subject``)."""
         try:
             msg = await self.js.get_msg(self.stream, seq=seq, subject=subject, next=next)
         except nats.js.errors.NotFoundError:
@@ -226,23 +409,91 @@ class JetStreamEventLog:
             raise LogError(f"stream seq {msg.seq} holds a record claiming seq {record.seq}")
         return record, text
 
-    async def read(self, after: int = 0, filter: ReadFilter | None = None, limit: int | None = None) -> list[RecordedEvent]:
-        if self._closed:
-            raise LogClosed("the event log is closed")
+    async def _direct_batch(self, start: int, subject: str, batch: int) -> tuple[list[tuple[RecordedEvent, str]], bool] | None:
+        """Up to ``batch`` records from ``start`` on ``subject`` in one request; the flag says
+        the server reported more pending. None: direct gets are not available here."""
+        prefix = getattr(self.js, "_prefix", "$JS.API")
+        inbox = self.nc.new_inbox()
+        subscription = await self.nc.subscribe(inbox)
+        request = {"seq": start, "next_by_subj": subject, "batch": batch, "max_bytes": DIRECT_MAX_BYTES}
+        out: list[tuple[RecordedEvent, str]] = []
+        more = False
+        try:
+            await self.nc.publish(f"{prefix}.DIRECT.GET.{self.stream}", orjson.dumps(request), reply=inbox)
+            while True:
+                msg = await subscription.next_msg(timeout=self.timeout)
+                headers = msg.headers or {}
+                status = headers.get("Status")
+                if status is None:
+                    record, text = _decode(msg.data)
+                    if headers.get("Nats-Sequence") not in (None, str(record.seq)):
+                        raise LogError(f"stream seq {headers.get('Nats-Sequence')} holds a record claiming seq {record.seq}")
+                    out.append((record, text))
+                    if len(out) >= batch:
+                        more = headers.get("Nats-Num-Pending", "0") != "0"
+                        break
+                    continue
+                if status == "204":  # end of batch (max_bytes may end it early)
+                    more = headers.get("Nats-Num-Pending", "0") != "0"
+                    break
+                if status in ("404", "408"):  # nothing (more) at or after start
+                    break
+                if status == "503":  # no responders: direct gets are off for this stream
+                    return None
+                raise LogError(f"direct get on {self.stream}: status {status} {headers.get('Description', '')}")
+        except nats.errors.TimeoutError as exc:
+            raise LogError(f"direct get on {self.stream}: no answer within {self.timeout}s") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+        self.direct_batches_total += 1
+        return out, more
+
+    async def _read_raw(
+        self, after: int, filter: ReadFilter | None, limit: int | None
+    ) -> list[tuple[RecordedEvent, str]]:
         subject = f"{self.prefix}.log.>"
         if filter is not None and filter.types and len(filter.types) == 1:
             subject = f"{self.prefix}.log.*.{type_tokens(filter.types[0])}"
-        out: list[RecordedEvent] = []
-        position = after + 1
+        out: list[tuple[RecordedEvent, str]] = []
+        position = after
+
+        def take(found: tuple[RecordedEvent, str]) -> bool:
+            """Keep one record; True when ``limit`` is reached."""
+            nonlocal position
+            position = found[0].seq
+            if _matches(found[0], filter):
+                out.append(found)
+            return limit is not None and len(out) >= limit
+
         while limit is None or len(out) < limit:
-            found = await self._load(position, subject, next=True)
-            if found is None:
+            if self.direct:
+                # Ask for what is still wanted, or a full batch when a filter is applied here.
+                exact = filter is None or (subject != f"{self.prefix}.log.>" and filter.stream is None
+                                           and filter.since is None and filter.until is None)
+                want = DIRECT_BATCH if limit is None or not exact else max(1, min(DIRECT_BATCH, limit - len(out)))
+                got = await self._direct_batch(position + 1, subject, want)
+                if got is None:
+                    self.direct = False
+                else:
+                    records, more = got
+                    if any(take(found) for found in records):
+                        break
+                    if more and records:
+                        continue
+            # Nothing more here, or a short batch (possibly from a lagging replica): the
+            # leader has every acknowledged record, so it says whether this is the end.
+            found_next = await self._load(position + 1, subject, next=True)
+            if found_next is None or take(found_next):
                 break
-            record = found[0]
-            position = record.seq + 1
-            if _matches(record, filter):
-                out.append(record)
         return out
+
+    async def read(self, after: int = 0, filter: ReadFilter | None = None, limit: int | None = None) -> list[RecordedEvent]:
+        if self._closed:
+            raise LogClosed("the event log is closed")
+        if limit is not None and limit <= 0:
+            return []
+        return [record for record, _ in await self._read_raw(after, filter, limit)]
 
     async def subscribe(
         self, after: int = 0, filter: ReadFilter | None = None, batch_size: int = 1000
@@ -301,24 +552,29 @@ class JetStreamEventLog:
         last = Head(0, GENESIS_HASH, None)
         count = 0
         end = (await self.js.stream_info(self.stream)).state.last_seq
-        for seq in range(1, end + 1):
-            found = await self._load(seq, f"{self.prefix}.log.>", next=True)
-            if found is None or found[0].seq != seq:
-                return Verification(count, last, seq, f"seq {seq} is missing")
-            record, data_json = found
-            if record.prev_hash != prev_hash:
-                return Verification(count, last, seq, "prev_hash does not match the previous record's hash")
-            digest = record_hash(
-                prev_hash=record.prev_hash, seq=seq, id=record.id, type=record.type, stream=record.stream,
-                actor=record.actor, occurred_at=record.occurred_at, recorded_at=record.recorded_at, data_json=data_json,
-            )
-            if digest != record.hash:
-                return Verification(count, last, seq, "stored content does not match its hash")
-            count += 1
-            prev_hash = record.hash
-            last = Head(seq, record.hash, record.recorded_at)
-            if progress and count % 5000 == 0:
-                progress(count)
+        position = 0
+        while position < end:
+            page = await self._read_raw(position, None, min(DIRECT_BATCH, end - position))
+            if not page:
+                return Verification(count, last, position + 1, f"seq {position + 1} is missing")
+            for record, data_json in page:
+                seq = position + 1
+                if record.seq != seq:
+                    return Verification(count, last, seq, f"seq {seq} is missing")
+                if record.prev_hash != prev_hash:
+                    return Verification(count, last, seq, "prev_hash does not match the previous record's hash")
+                digest = record_hash(
+                    prev_hash=record.prev_hash, seq=seq, id=record.id, type=record.type, stream=record.stream,
+                    actor=record.actor, occurred_at=record.occurred_at, recorded_at=record.recorded_at, data_json=data_json,
+                )
+                if digest != record.hash:
+                    return Verification(count, last, seq, "stored content does not match its hash")
+                count += 1
+                position = seq
+                prev_hash = record.hash
+                last = Head(seq, record.hash, record.recorded_at)
+                if progress and count % 5000 == 0:
+                    progress(count)
         if progress:
             progress(count)
         return Verification(count, last)
@@ -329,6 +585,11 @@ class JetStreamEventLog:
         async with self._lock:  # pending appends finish first
             self._closed = True
         self._wake_subscribers()
+        if self._replies is not None:
+            with contextlib.suppress(Exception):
+                await self._replies.unsubscribe()
         if self._own_connection:
             with contextlib.suppress(Exception):
                 await self.nc.close()
+        for hook in self.after_close:
+            await hook()

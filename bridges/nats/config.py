@@ -19,6 +19,28 @@ from typing import Any
 # inside functions: a top-level import would be circular.
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+_SUBJECT_TOKEN = re.compile(r"^([A-Za-z0-9_-]+|\*|>)$")
+_EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+#: Event families burstbus itself defines: a mapping may not forge them (a NATS message
+#: claiming to be ``voevent.accepted`` or ``trigger.approved`` would bypass their checks).
+RESERVED_TYPE_PREFIXES = ("voevent.", "process.", "burst.", "trigger.", "ba.", "bot.", "nats.", "vtp.", "xmpp.",
+                          "slack.", "http.", "notice.", "watchdog.", "system.")
+
+
+@dataclass(frozen=True)
+class SubjectMapping:
+    """An operator's extra input: JSON objects on ``subject`` become events of ``type``.
+
+    ``[[nats.mappings]] subject = "svom.vhf.status" type = "vhf.status" stream_field = "burst_id"``
+    """
+
+    #: A NATS subject; ``*`` and ``>`` wildcards allowed. Not under ``[nats] prefix``.
+    subject: str
+    #: The event type (dotted, lower case, e.g. ``vhf.status``); burstbus's own families are refused.
+    type: str
+    #: A top-level field whose value (string or integer) becomes the event's stream (e.g.
+    #: the burst id); empty: no stream.
+    stream_field: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,8 @@ class NatsSection:
     #: Largest inbound message taken (bytes); a VOEvent larger than ``ingest.max_bytes`` is
     #: refused by the ingest anyway, with its own reason.
     max_inbound_bytes: int = field(default=1_048_576, metadata={"minimum": 1024})
+    #: Extra inputs: subject → event type (``[[nats.mappings]]``), request/reply like the others.
+    mappings: tuple[SubjectMapping, ...] = ()
 
     def servers(self) -> list[str]:
         return [u.strip() for u in self.url.split(",") if u.strip()]
@@ -103,10 +127,43 @@ def check_nats(section: NatsSection) -> None:
         raise ConfigError("nats.tls_cert", "tls_cert and tls_key go together (mutual TLS)")
     if section.credentials is not None and section.nkeys_seed is not None:
         raise ConfigError("nats.credentials", "give either credentials or nkeys_seed, not both")
+    seen: set[str] = set()
+    for i, mapping in enumerate(section.mappings):
+        check_mapping(mapping, f"nats.mappings[{i}]", section.prefix)
+        if mapping.subject in seen:
+            raise ConfigError(f"nats.mappings[{i}].subject", f"{mapping.subject!r} is mapped twice")
+        seen.add(mapping.subject)
     for name in ("credentials", "nkeys_seed", "tls_ca", "tls_cert", "tls_key"):
         path = getattr(section, name)
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"nats.{name}", f"file not found: {path}")
+
+
+def check_mapping(mapping: SubjectMapping, key: str, prefix: str) -> None:
+    from burstbus.config import ConfigError
+
+    tokens = mapping.subject.split(".")
+    if not all(_SUBJECT_TOKEN.match(t) for t in tokens) or ">" in tokens[:-1]:
+        raise ConfigError(f"{key}.subject", f"not a NATS subject (tokens of letters, digits, _ -, or * and a final >): {mapping.subject!r}")
+    if tokens[0] in (prefix, "*", ">") or tokens[0].startswith("$") or tokens[0] == "_INBOX":
+        raise ConfigError(f"{key}.subject", f"must not cover burstbus's own subjects ({prefix}.>) or system subjects: {mapping.subject!r}")
+    if not _EVENT_TYPE.match(mapping.type):
+        raise ConfigError(f"{key}.type", f"must be a dotted lower-case event type like vhf.status, not {mapping.type!r}")
+    if mapping.type.startswith(RESERVED_TYPE_PREFIXES):
+        raise ConfigError(f"{key}.type", f"{mapping.type!r} is in a family burstbus defines itself ({', '.join(p + '*' for p in RESERVED_TYPE_PREFIXES)})")
+    if mapping.stream_field and not re.match(r"^[A-Za-z0-9_.-]+$", mapping.stream_field):
+        raise ConfigError(f"{key}.stream_field", f"must be a top-level field name, not {mapping.stream_field!r}")
+
+
+def check_log_jetstream(section: Any) -> None:
+    """``[log]``'s JetStream keys (the section is defined in burstbus.config)."""
+    from burstbus.config import ConfigError
+
+    if not _TOKEN.match(section.stream):
+        raise ConfigError("log.stream", f"must be a stream name (letters, digits, _ -), not {section.stream!r}")
+    for i, url in enumerate(u.strip() for u in section.jetstream_url.split(",") if u.strip()):
+        if not re.match(r"^(nats|tls|ws|wss)://[^\s]+$", url):
+            raise ConfigError("log.jetstream_url", f"server {i + 1} is not a nats://, tls://, ws:// or wss:// URL: {url!r}")
 
 
 def tls_context(section: NatsSection) -> ssl.SSLContext | None:

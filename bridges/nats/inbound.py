@@ -3,9 +3,13 @@
 The log first: a reply goes out only after the append returned (durable). ``ACK`` means the
 message is in the log (for a VOEvent: accepted now or already); ``NAK <reason>`` means it was
 refused, and the refusal itself is in the log (``voevent.rejected`` via the ingest,
-``process.rejected`` here). A message without a reply subject is handled the same way,
-silently. A message whose ``Burstbus-Origin`` header is this node's id is one we published
-ourselves and is ignored (no relay loops).
+``process.rejected`` and ``nats.rejected`` here). A message without a reply subject is handled
+the same way, silently. A message carrying a ``Burstbus-Origin`` header was published by a
+burstbus node (this one or another bridged through the same NATS) and is never taken in: no
+relay loops, whatever the subjects and mappings.
+
+Operators add inputs with ``[[nats.mappings]]``: JSON objects on a subject become events of
+a configured type (:func:`parse_mapped`, pure), with the same reply and refusal rules.
 
 ``process.status`` messages are JSON objects validated by :func:`parse_process_status`, a
 pure function; its reasons are what the sender reads after ``NAK``. A message carrying a
@@ -19,7 +23,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +31,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from burstbus.bridges.nats.config import SubjectMapping
 from burstbus.bridges.nats.outbound import MSG_ID, ORIGIN
 from burstbus.events import Event, derived_event_id, new_event_id, normalise_time
 from burstbus.ingest import Ingest
@@ -37,6 +42,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_STATUS = "process.status"
 PROCESS_REJECTED = "process.rejected"
+NATS_REJECTED = "nats.rejected"
 #: How much of a refused message is kept in its ``process.rejected`` event.
 EXCERPT_BYTES = 4096
 #: Longest log excerpt kept in a ``process.status`` event (its tail: the end says what failed).
@@ -139,10 +145,58 @@ def parse_process_status(raw: bytes, *, max_bytes: int = 1_048_576) -> ProcessSt
 
 def process_rejected_event(raw: bytes, reason: str, *, subject: str, msg_id: str | None) -> Event:
     """The record of a refused process message: why, and what was received (first 4 KiB)."""
+    return rejected_event(PROCESS_REJECTED, raw, reason, subject=subject, msg_id=msg_id)
+
+
+class InvalidMessage(ValueError):
+    """A message on a mapped subject that is refused; ``reason`` is one sentence for the sender."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_mapped(raw: bytes, mapping: SubjectMapping, *, max_bytes: int = 1_048_576) -> tuple[dict[str, Any], str]:
+    """Validate one message on a mapped subject (pure): a JSON object (UTF-8, finite numbers),
+    returned as the event's data with the event's stream (``stream_field``'s value, or "")."""
+    if not raw.strip():
+        raise InvalidMessage("empty message: expected a JSON object")
+    if len(raw) > max_bytes:
+        raise InvalidMessage(f"message of {len(raw)} bytes exceeds the limit of {max_bytes}")
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidMessage(f"expected a JSON object, got {type(value).__name__}")
+    stream = ""
+    if mapping.stream_field and value.get(mapping.stream_field) not in (None, ""):
+        item = value[mapping.stream_field]
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise InvalidMessage(f"'{mapping.stream_field}' must be a string, not {type(item).__name__}")
+        stream = str(item).strip()
+        if len(stream) > MAX_ID_CHARS or any(c in stream for c in "\r\n\t"):
+            raise InvalidMessage(f"'{mapping.stream_field}' must be at most {MAX_ID_CHARS} characters without control characters")
+    return value, stream
+
+
+def rejected_event(
+    event_type: str, raw: bytes, reason: str, *, subject: str, msg_id: str | None, extra: Mapping[str, Any] | None = None
+) -> Event:
+    """The record of a refused message: why, and what was received (first 4 KiB)."""
     excerpt = raw[:EXCERPT_BYTES]
     data: dict[str, Any] = {
         "reason": reason,
         "subject": subject,
+        **(extra or {}),
         "sha256": hashlib.sha256(raw).hexdigest(),
         "size": len(raw),
         "truncated": len(raw) > EXCERPT_BYTES,
@@ -150,7 +204,7 @@ def process_rejected_event(raw: bytes, reason: str, *, subject: str, msg_id: str
     }
     if msg_id:
         data["msg_id"] = msg_id
-    return Event(PROCESS_REJECTED, data, stream="", actor=f"nats:{subject}")
+    return Event(event_type, data, stream="", actor=f"nats:{subject}")
 
 
 def _msg_id(headers: Mapping[str, str] | None) -> str | None:
@@ -171,6 +225,7 @@ class Inbound:
         queue: str = "",
         max_bytes: int = 1_048_576,
         max_inflight: int = 64,
+        mappings: tuple[SubjectMapping, ...] = (),
     ):
         self.nc = nc
         self.log = event_log
@@ -179,6 +234,7 @@ class Inbound:
         self.prefix = prefix
         self.queue = queue
         self.max_bytes = max_bytes
+        self.mappings = mappings
         self._slots = asyncio.Semaphore(max_inflight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscriptions: list[Subscription] = []
@@ -196,6 +252,8 @@ class Inbound:
     async def start(self) -> None:
         self._subscriptions.append(await self.nc.subscribe(self.voevent_subject, queue=self.queue, cb=self._on_voevent))
         self._subscriptions.append(await self.nc.subscribe(self.process_subject, queue=self.queue, cb=self._on_process))
+        for mapping in self.mappings:
+            self._subscriptions.append(await self.nc.subscribe(mapping.subject, queue=self.queue, cb=self._mapped_handler(mapping)))
         await self.nc.flush()  # the server has the subscriptions before anyone is told we are up
 
     async def stop(self) -> None:
@@ -212,7 +270,8 @@ class Inbound:
         self.counts[(kind, outcome)] = self.counts.get((kind, outcome), 0) + 1
 
     def _ours(self, msg: Msg) -> bool:
-        return bool(msg.headers) and (msg.headers or {}).get(ORIGIN) == self.origin
+        """Published by a burstbus node (this one or another): never taken back in."""
+        return bool(msg.headers) and bool((msg.headers or {}).get(ORIGIN))
 
     async def _reply(self, msg: Msg, text: str) -> None:
         if not msg.reply:
@@ -275,4 +334,41 @@ class Inbound:
             await self._reply(msg, f"NAK not recorded: {exc}")
             return
         self._count("process", outcome)
+        await self._reply(msg, reply)
+
+    # -- operator mappings ----------------------------------------------------------------
+
+    def _mapped_handler(self, mapping: SubjectMapping) -> Callable[[Msg], Awaitable[None]]:
+        async def handle(msg: Msg) -> None:
+            await self._on_mapped(mapping, msg)
+
+        return handle
+
+    async def _on_mapped(self, mapping: SubjectMapping, msg: Msg) -> None:
+        """One at a time per mapping, in arrival order, like process status."""
+        kind = f"mapped:{mapping.type}"
+        if self._ours(msg):
+            self._count(kind, "ignored_own")
+            return
+        msg_id = _msg_id(msg.headers)
+        try:
+            data, stream = parse_mapped(msg.data, mapping, max_bytes=self.max_bytes)
+        except InvalidMessage as exc:
+            event = rejected_event(NATS_REJECTED, msg.data, exc.reason, subject=msg.subject, msg_id=msg_id,
+                                   extra={"type": mapping.type, "mapping": mapping.subject})
+            reply = f"NAK {exc.reason}"
+            outcome = "rejected"
+        else:
+            event_id = derived_event_id("nats", msg.subject, msg_id) if msg_id else new_event_id()
+            event = Event(mapping.type, data, stream=stream, actor=f"nats:{msg.subject}", id=event_id)
+            reply = "ACK"
+            outcome = "accepted"
+        try:
+            await self.log.append([event])
+        except Exception as exc:
+            log.error("NATS message on %s not recorded: %s", msg.subject, exc)
+            self._count(kind, "error")
+            await self._reply(msg, f"NAK not recorded: {exc}")
+            return
+        self._count(kind, outcome)
         await self._reply(msg, reply)

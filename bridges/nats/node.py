@@ -2,9 +2,17 @@
 
 One supervised component (``nats``). It starts the embedded nats-server when ``[nats] url``
 is empty, connects (retrying until a server answers; nats-py then reconnects forever),
-subscribes the inbound subjects and runs the outbox. If the embedded server dies, the
-component fails and the supervisor restarts it, server included; the outbox resumes from its
-checkpoint. Stopping the component closes the connection and stops the embedded server.
+subscribes the inbound subjects (and the operator's ``[[nats.mappings]]``) and runs the
+outbox. If the embedded server dies, the component fails and the supervisor restarts it,
+server included; the outbox resumes from its checkpoint. Stopping the component closes the
+connection and stops the embedded server.
+
+When the event log itself is on the embedded server (``[log] backend = "jetstream"`` with no
+URL), the log owns that server (it must outlive every component): this component uses it,
+restarts it if it died, and leaves stopping it to the log's ``close``.
+
+:meth:`NatsNode.publish` is the way other components (the trigger workflow) send a message
+out on a subject of their choice over this connection.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from nats.aio.client import Client as NATS
 
 from burstbus.bridges.nats.config import NatsSection, connect_options, resolve_node_id
 from burstbus.bridges.nats.inbound import Inbound
-from burstbus.bridges.nats.outbound import RETRYABLE, Outbound
+from burstbus.bridges.nats.outbound import ORIGIN, RETRYABLE, Outbound
 from burstbus.bridges.nats.server import EmbeddedNatsServer
 from burstbus.ingest import Ingest
 from burstbus.state import StateStore
@@ -36,6 +44,10 @@ class EmbeddedServerExited(RuntimeError):
     """The embedded nats-server is gone; the supervisor restarts the component."""
 
 
+class NatsNotConnected(RuntimeError):
+    """:meth:`NatsNode.publish` was called while no NATS connection is up."""
+
+
 class NatsNode:
     """burstbus on NATS. ``outbound``, ``inbound`` and ``server`` are there for metrics and tests;
     ``connected`` is set while the inbound subscriptions are live."""
@@ -48,6 +60,8 @@ class NatsNode:
         self.data_dir = Path(data_dir)
         self.node_id = resolve_node_id(config, data_dir)
         self.server: EmbeddedNatsServer | None = None
+        #: The server belongs to the log (JetStream log on the embedded server): not stopped here.
+        self.shared_server = False
         self.nc: NATS | None = None
         self.inbound: Inbound | None = None
         self.outbound: Outbound | None = None
@@ -70,8 +84,12 @@ class NatsNode:
     async def run(self) -> None:
         c = self.config
         if c.embedded:
-            self.server = EmbeddedNatsServer(self.data_dir, port=c.embedded_port)
-            await self.server.start()
+            shared = getattr(self.log, "server", None)
+            if isinstance(shared, EmbeddedNatsServer):
+                self.server, self.shared_server = shared, True
+            else:
+                self.server = EmbeddedNatsServer(self.data_dir, port=c.embedded_port)
+            await self.server.start()  # a no-op if it runs (or runs in another burstbus process)
             servers = [self.server.url]
         else:
             servers = c.servers()
@@ -81,7 +99,7 @@ class NatsNode:
             if c.inbound:
                 self.inbound = Inbound(
                     self.nc, self.log, self.ingest, origin=self.node_id, prefix=c.prefix,
-                    queue=c.queue_group, max_bytes=c.max_inbound_bytes,
+                    queue=c.queue_group, max_bytes=c.max_inbound_bytes, mappings=c.mappings,
                 )
                 await self.inbound.start()
             if c.outbound:
@@ -111,8 +129,21 @@ class NatsNode:
             if self.nc is not None:
                 with contextlib.suppress(Exception):
                     await self.nc.close()
-            if self.server is not None:
+            if self.server is not None and not self.shared_server:
                 await self.server.close()
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        """Publish one message and return once the server has it (a flush).
+
+        Carries this node's ``Burstbus-Origin`` header, so no burstbus node takes it back in.
+        Raises :class:`NatsNotConnected` when the component is not connected, and nats-py's
+        errors (e.g. ``FlushTimeoutError``) when the server did not confirm in ``ack_timeout``.
+        """
+        nc = self.nc
+        if nc is None or not self.connected.is_set() or not nc.is_connected:
+            raise NatsNotConnected(f"not connected to NATS; {subject} not published")
+        await nc.publish(subject, payload, headers={**(headers or {}), ORIGIN: self.node_id})
+        await nc.flush(timeout=self.config.ack_timeout)  # type: ignore[arg-type]
 
     async def _watch_server(self) -> None:
         assert self.server is not None

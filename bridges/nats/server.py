@@ -63,6 +63,16 @@ def _die_with_parent() -> None:
         pass  # not Linux/glibc: the service's own stop path still stops it
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class EmbeddedNatsServer:
     """One nats-server child process with JetStream, on ``host:port``, storing in ``data_dir/nats``.
 
@@ -88,6 +98,9 @@ class EmbeddedNatsServer:
         self.jetstream = jetstream
         self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
+        #: The pid of a server another burstbus process started on this data directory and
+        #: this object merely uses (see :meth:`attach_or_start`); never stopped from here.
+        self.attached_pid: int | None = None
         #: A fresh name per start, so that readiness is read from *this* process's INFO and not
         #: from another server already holding the port.
         self.server_name = ""
@@ -105,8 +118,45 @@ class EmbeddedNatsServer:
         return self.store_dir / "nats-server.log"
 
     @property
+    def marker_path(self) -> Path:
+        """Where a started server writes its address, so other processes on the data
+        directory (``burstbus log`` beside a running service) use it instead of starting one."""
+        return self.store_dir / "embedded.json"
+
+    @property
     def running(self) -> bool:
+        if self.attached_pid is not None:
+            return _alive(self.attached_pid)
         return self.process is not None and self.process.poll() is None
+
+    @property
+    def owned(self) -> bool:
+        """This object started the process (and stops it)."""
+        return self.attached_pid is None
+
+    @classmethod
+    async def attach_or_start(cls, data_dir: Path | str, *, port: int = 4222, host: str = "127.0.0.1") -> EmbeddedNatsServer:
+        """The data directory's embedded server: the one another burstbus process started
+        (if its marker names a live process that still answers with the recorded name),
+        else a new one owned by the caller."""
+        server = cls(data_dir, port=port, host=host)
+        try:
+            marker = json.loads(server.marker_path.read_text())
+            pid, name, marked_port = int(marker["pid"]), str(marker["server_name"]), int(marker["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            marker = None
+        if marker is not None and _alive(pid):
+            server.port, server.server_name = marked_port, name
+            try:
+                info = await asyncio.wait_for(server._read_info(), 2.0)
+            except (OSError, TimeoutError, ValueError):
+                info = {}
+            if info.get("server_name") == name:
+                server.attached_pid = pid
+                return server
+            server.port = port
+        await server.start()
+        return server
 
     def command(self) -> list[str]:
         binary = self.binary or find_binary()
@@ -119,6 +169,7 @@ class EmbeddedNatsServer:
         """Start the process and return once it accepts client connections."""
         if self.running:
             return
+        self.attached_pid = None  # from now on, a server of our own
         if self.port == 0:
             self.port = free_port(self.host)
         self.store_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +186,8 @@ class EmbeddedNatsServer:
         except BaseException:
             self.stop()
             raise
+        marker = {"pid": self.process.pid, "port": self.port, "server_name": self.server_name, "url": self.url}
+        self.marker_path.write_text(json.dumps(marker))
 
     async def _wait_ready(self, timeout: float) -> None:
         """Poll until a TCP client gets the server's INFO (with JetStream, if asked for)."""
@@ -183,10 +236,12 @@ class EmbeddedNatsServer:
             return "(no log)"
 
     def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (nats-server flushes JetStream and exits), SIGKILL if it lingers."""
+        """SIGTERM (nats-server flushes JetStream and exits), SIGKILL if it lingers.
+        A server merely attached to is left running."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
+        self._drop_marker(process.pid)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout)
@@ -201,6 +256,13 @@ class EmbeddedNatsServer:
             return
         process.kill()
         process.wait()
+
+    def _drop_marker(self, pid: int) -> None:
+        try:
+            if json.loads(self.marker_path.read_text()).get("pid") == pid:
+                self.marker_path.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
 
     async def close(self) -> None:
         """:meth:`stop` off the event loop."""
