@@ -31,10 +31,9 @@ from burstbus.service import (
     service_running,
 )
 from burstbus.sources import SourceError, count_packets, iter_packets
-from burstbus.store.base import ReadFilter
+from burstbus.store.base import EventLog, ReadFilter
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
-from burstbus.store.sqlite import SQLiteEventLog
 from burstbus.store.sqlite_thread import run_on_connection
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
@@ -235,7 +234,7 @@ async def cmd_log(config: Config, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _stored_batches(log_: SQLiteEventLog, after: int, flt: ReadFilter) -> AsyncIterator[list[RecordedEvent]]:
+async def _stored_batches(log_: EventLog, after: int, flt: ReadFilter) -> AsyncIterator[list[RecordedEvent]]:
     """The stored events after ``after``, in pages, ending at the current head."""
     while records := await log_.read(after, flt, 1000):
         yield records
