@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -37,6 +38,7 @@ from burstbus.bridges.http.errors import (
     json_response,
 )
 from burstbus.bridges.http.reader import ProjectionReader
+from burstbus.bridges.http.spec import Param, Route, limit_param
 from burstbus.events import parse_time
 from burstbus.payload import xml_bytes
 from burstbus.store.base import EventLog
@@ -347,3 +349,88 @@ class ApiV1:
             )
         raw = xml_bytes(record.data)
         return web.Response(body=raw, content_type="text/xml", charset=xml_charset(raw))
+
+
+# -- the route table (served by make_app, described in /api/openapi.json) --------------------
+
+_FILTER_DOCS: dict[str, tuple[str, str]] = {
+    # name: (kind, description)
+    "authored_since": ("time", "Who/Date at or after this time (ISO-8601)"),
+    "authored_until": ("time", "Who/Date at or before this time (ISO-8601)"),
+    "cited": ("boolean", "notices some other notice cites (true) or none cites (false)"),
+    "cone": ("text", "[ra,dec,radius] in degrees (ICRS), e.g. [123.4,-12.5,1.0]"),
+    "coord": ("boolean", "notices with (true) or without (false) a position"),
+    "dec_gt": ("number", "position declination above this (degrees)"),
+    "dec_lt": ("number", "position declination below this (degrees)"),
+    "ivorn_contains": ("text", "IVORN contains this text (literally; repeat: all of them)"),
+    "ivorn_prefix": ("text", "IVORN starts with this (repeat: any of them)"),
+    "ref_any": ("boolean", "notices that cite something (true) or nothing (false)"),
+    "ref_contains": ("text", "cites an IVORN containing this (repeat: any of them)"),
+    "ref_exact": ("text", "cites exactly this IVORN (repeat: any of them)"),
+    "role": ("text", "VOEvent role (repeat: any of them)"),
+    "stream": ("text", "IVORN stream, e.g. nasa.gsfc.gcn/SWIFT (repeat: any of them)"),
+}
+
+
+def filter_params() -> tuple[Param, ...]:
+    """The voeventdb filters as documented parameters (parsing stays with ``Filters``)."""
+    names = [f.name for f in fields(vdb.Filters)]
+    out = []
+    for name in names:
+        kind, text = _FILTER_DOCS.get(name, ("text", name))
+        enum = vdb.ROLES if name == "role" else ()
+        out.append(Param(name, text, kind=kind, multi=name in vdb.Filters.MULTI, enum=enum))
+    return tuple(out)
+
+
+def paging_params(default_limit: int, max_limit: int) -> tuple[Param, ...]:
+    return (
+        limit_param(default_limit, max_limit),
+        Param("offset", "rows to skip", kind="integer", minimum=0, maximum=MAX_OFFSET, default=0),
+        Param("order", "sort order ('-' is descending)", enum=vdb.ORDERS),
+    )
+
+
+def route_table(api: ApiV1) -> list[Route]:
+    """Every ``/apiv1`` endpoint with its parameters (4pisky's envelope: ``{"endpoint",
+    "querystring", "result", "url"}``)."""
+    filters = filter_params()
+    paging = paging_params(api.default_limit, api.max_limit)
+    envelope_schema = {"type": "object", "required": ["endpoint", "querystring", "result", "url"],
+                       "properties": {"endpoint": {"type": "string"}, "querystring": {"type": "object"},
+                                      "result": {}, "url": {"type": "string"}, "limit": {"type": "integer"}}}  # fmt: skip
+    ivorn = Param("ivorn", "the IVORN, URL-encoded (quote_plus or quote)", where="path",
+                  example="ivo%3A%2F%2Fnasa.gsfc.gcn%2FSWIFT%23BAT_GRB_Pos_1234-5")  # fmt: skip
+    summaries = {
+        "/count": "How many notices match the filters",
+        "/list/ivorn": "IVORNs of matching notices",
+        "/list/ivorn_nrefs": "IVORNs with how many citations each makes",
+        "/list/ivorn_ncites": "IVORNs with how many times each is cited",
+        "/map/authored_month_count": "Matching notices per authored month",
+        "/map/role_count": "Matching notices per role",
+        "/map/stream_count": "Matching notices per stream",
+        "/map/stream_role_count": "Matching notices per stream and role",
+    }
+    routes: list[Route] = []
+    for path, handler in api.routes():
+        if path in ("", "/"):
+            routes.append(Route("GET", f"/apiv1{path}", handler, "API welcome and endpoint list", "voeventdb (apiv1)",
+                                schema={"type": "object"}))  # fmt: skip
+        elif path.startswith("/packet/"):
+            kind = path.split("/")[2]
+            xml = kind == "xml"
+            routes.append(Route(
+                "GET", f"/apiv1{path}", handler,
+                "The exact bytes received" if xml else "One notice: its row, citations, positions, who cites it",
+                "voeventdb (apiv1)", params=(ivorn,), content_type="text/xml" if xml else "application/json",
+                schema={"type": "string"} if xml else envelope_schema,
+                responses={200: "the packet" if xml else "the synopsis", 404: "the IVORN is not in the archive"},
+            ))  # fmt: skip
+        else:
+            listing = path.startswith("/list/")
+            routes.append(Route(
+                "GET", f"/apiv1{path}", handler, summaries.get(path, path), "voeventdb (apiv1)",
+                params=(*filters, *paging) if listing else filters, schema=envelope_schema,
+                responses={200: "4pisky's envelope", 413: "limit above the maximum"} if listing else {200: "4pisky's envelope"},
+            ))  # fmt: skip
+    return routes

@@ -3,7 +3,11 @@
 Routes (under ``base_path`` when served behind a reverse proxy at a sub-path):
 
 * ``/apiv1/...``: the voeventdb-compatible API (:mod:`burstbus.bridges.http.apiv1`);
+* ``/api/...``: processes, bursts, triggers, the log (:mod:`burstbus.bridges.http.api`) and
+  live events as server-sent events (:mod:`burstbus.bridges.http.stream`);
 * ``POST /api/voevents``: submit a VOEvent (:mod:`burstbus.bridges.http.submit`);
+* ``GET /api/openapi.json``: the OpenAPI 3.1 description of every ``/api`` and ``/apiv1``
+  route, built from the same route table the app is served from (:mod:`~.spec`);
 * ``/healthz``, ``/metrics``: operations (:mod:`burstbus.bridges.http.ops`).
 
 Every error is JSON saying what was wrong; a caller's mistake is always a 4xx. Projections
@@ -18,15 +22,22 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from burstbus.bridges.http.apiv1 import DEFAULT_LIMIT, MAX_LIMIT, ApiV1
+from burstbus.bridges.http.api import Api
+from burstbus.bridges.http.apiv1 import DEFAULT_LIMIT, MAX_LIMIT, ApiV1, route_table
 from burstbus.bridges.http.errors import ApiError, error_body, json_response
+from burstbus.bridges.http.metrics import Metrics
 from burstbus.bridges.http.ops import Components, HttpStats, Ops
+from burstbus.bridges.http.providers import stream_metrics
 from burstbus.bridges.http.reader import ProjectionReader
+from burstbus.bridges.http.spec import Route, openapi_document
+from burstbus.bridges.http.stream import EventHub, StreamHandler
 from burstbus.bridges.http.submit import Submit
+from burstbus.bridges.http.ui import add_ui
 from burstbus.ingest import Ingest
 from burstbus.store.base import EventLog
 
@@ -36,6 +47,10 @@ log = logging.getLogger(__name__)
 COMPONENTS = web.AppKey("components", dict)
 READER = web.AppKey("reader", ProjectionReader)
 HTTP_STATS = web.AppKey("http_stats", HttpStats)
+METRICS = web.AppKey("metrics", dict)
+EVENT_HUB = web.AppKey("event_hub", EventHub)
+#: The documented routes (``/api`` and ``/apiv1``), as served and as ``openapi.json`` says.
+ROUTES = web.AppKey("routes", list)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -105,6 +120,8 @@ def make_app(
     base_path: str = "",
     *,
     components: Components | None = None,
+    metrics: Metrics | None = None,
+    projection_runner: Any = None,
     read_threads: int = 4,
     query_timeout: float = 10.0,
     default_limit: int = DEFAULT_LIMIT,
@@ -114,33 +131,64 @@ def make_app(
 
     ``components`` is the health registry (name → probe returning ``{"up": bool,
     "last_activity": iso | None}``); it is kept by reference as ``app[COMPONENTS]``, so
-    probes may be added after the app is built. Without ``ingest`` and ``token``, POST is
-    refused (403). The app owns its projections reader and closes it on cleanup; it never
-    closes the log or the ingest.
+    probes may be added after the app is built. ``metrics`` is the metrics-provider registry
+    (name → callable returning families, :mod:`~burstbus.bridges.http.metrics`), kept by
+    reference too. ``projection_runner`` (optional, anything with ``applied_seq``) lets the
+    SSE stream announce ``projected`` without polling the checkpoint table. Without
+    ``ingest`` and ``token``, POST is refused (403). The app owns its projections reader and
+    its SSE hub and closes them on shutdown; it never closes the log or the ingest.
     """
     base = normal_base_path(base_path)
     stats = HttpStats()
     registry: Components = components if components is not None else {}
+    providers: Metrics = metrics if metrics is not None else {}
     reader = ProjectionReader(projections_path, threads=read_threads, timeout=query_timeout)
+    hub = EventHub(log, reader, runner=projection_runner)
+    providers.setdefault("sse", stream_metrics(hub, log))
     app = web.Application(middlewares=_middlewares(stats))
     app[COMPONENTS] = registry
     app[READER] = reader
     app[HTTP_STATS] = stats
+    app[METRICS] = providers
+    app[EVENT_HUB] = hub
 
-    api = ApiV1(reader, log, base_path=base, default_limit=default_limit, max_limit=max_limit)
-    for path, handler in api.routes():
-        app.router.add_get(f"{base}/apiv1{path}", handler, allow_head=True)
-    ops = Ops(log, reader, ingest, registry, stats)
-    app.router.add_get(f"{base}/healthz", ops.healthz)
-    app.router.add_get(f"{base}/metrics", ops.metrics)
+    apiv1 = ApiV1(reader, log, base_path=base, default_limit=default_limit, max_limit=max_limit)
+    api = Api(reader, log, StreamHandler(hub), base_path=base)
     submit = Submit(ingest, token, base)
-    app.router.add_post(f"{base}/api/voevents", submit.post_voevent)
+    ops = Ops(log, reader, ingest, registry, stats, providers)
+    routes: list[Route] = [*route_table(apiv1), *api.routes(), *submit.routes(), *ops.routes()]
+
+    async def openapi(request: web.Request) -> web.Response:
+        from burstbus import __version__
+
+        return json_response(openapi_document(routes, base_path=base, version=__version__, schemas=api_schemas()))
+
+    routes.append(Route("GET", "/api/openapi.json", openapi, "This description (OpenAPI 3.1)", "meta",
+                        schema={"type": "object"}))  # fmt: skip
+    for route in routes:
+        if route.method == "GET":
+            app.router.add_get(f"{base}{route.path}", route.handler, allow_head=route.allow_head)
+        else:
+            app.router.add_route(route.method, f"{base}{route.path}", route.handler)
+    app[ROUTES] = routes
+    add_ui(app, reader, log, base)  # the web pages and /static/ (:mod:`~.ui`)
+
+    async def close_hub(_: web.Application) -> None:
+        await hub.close()  # before aiohttp waits for handlers: live streams end now
 
     async def close_reader(_: web.Application) -> None:
+        await hub.close()
         await asyncio.get_running_loop().run_in_executor(None, reader.close)
 
+    app.on_shutdown.append(close_hub)
     app.on_cleanup.append(close_reader)
     return app
+
+
+def api_schemas() -> dict[str, Any]:
+    from burstbus.bridges.http.api import SCHEMAS
+
+    return SCHEMAS
 
 
 async def serve(

@@ -3,12 +3,17 @@
 Components register a probe in :data:`Components` (name → callable, sync or async, returning
 ``{"up": bool, "last_activity": iso-time | None, ...}``); the service fills it as it starts
 VTP, NATS, XMPP, Slack. The log and the projections are always reported.
+
+Components report metrics through providers in :data:`~burstbus.bridges.http.metrics.Metrics`
+(name → callable returning metric families). The log's append latency is reported when the
+log object carries an ``append_seconds`` histogram (see ``metrics.HistogramLike``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 import sqlite3
 import time
@@ -20,9 +25,13 @@ from typing import Any
 from aiohttp import web
 
 from burstbus.bridges.http.errors import ApiError, json_response
+from burstbus.bridges.http.metrics import Family, Metrics, consumer_lag, histogram
 from burstbus.bridges.http.reader import ProjectionReader
+from burstbus.bridges.http.spec import Route
 from burstbus.ingest import Ingest
-from burstbus.store.base import EventLog, ReadFilter
+from burstbus.store.base import EventLog
+
+log = logging.getLogger(__name__)
 
 Probe = Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 #: The registry the service fills: component name → probe.
@@ -76,7 +85,9 @@ class Ops:
         ingest: Ingest | None,
         components: Components,
         stats: HttpStats,
+        metrics: Metrics | None = None,
     ):
+        self.providers: Metrics = metrics if metrics is not None else {}
         self.log = log
         self.reader = reader
         self.ingest = ingest
@@ -115,17 +126,10 @@ class Ops:
         (A following runner moves its checkpoint only to the last event it applied, so
         ``head - applied`` alone would report a lag that is only ignored event types.)
         """
-        if applied >= head_seq:
-            return 0
-        types = self._types.get(name)
-        if types:
-            try:
-                pending = await self.log.read(applied, ReadFilter.of(types=types), limit=1)
-            except Exception:  # the log went away mid-scrape: report the plain difference
-                return head_seq - applied
-            if not pending:
-                return 0
-        return head_seq - applied
+        try:
+            return await consumer_lag(self.log, applied, head_seq, self._types.get(name))
+        except Exception:  # the log went away mid-scrape: report the plain difference
+            return max(0, head_seq - applied)
 
     async def _probe(self, name: str, probe: Probe) -> dict[str, Any]:
         try:
@@ -145,6 +149,14 @@ class Ops:
         return dict(zip(names, states, strict=True))
 
     # -- endpoints ---------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("GET", "/healthz", self.healthz, "Health of the log, the projections and every component", "operations",
+                  schema={"type": "object"}, responses={200: "everything is up", 503: "something is down (see which)"}),
+            Route("GET", "/metrics", self.metrics, "Prometheus metrics (text format 0.0.4)", "operations",
+                  content_type="text/plain", schema={"type": "string"}),
+        ]  # fmt: skip
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 when the log, the projections and every registered component are up, else 503."""
@@ -195,11 +207,47 @@ class Ops:
                     [({"method": m, "route": r, "status": str(s)}, n) for (m, r, s), n in sorted(self.stats.requests.items())])  # fmt: skip
         out.histogram("burstbus_http_request_duration_seconds", "Time to answer an HTTP request, by route.",
                       "route", self.stats.buckets, self.stats.sums)  # fmt: skip
+        latency = getattr(self.log, "append_seconds", None)
+        if latency is not None and hasattr(latency, "counts"):
+            out.family(histogram("burstbus_log_append_seconds", "Time from append() to durable commit, per call.",
+                                 [({}, latency)]))  # fmt: skip
+        await self._provided(out)
         return web.Response(body=out.text().encode("utf-8"), headers={"Content-Type": PROMETHEUS_TYPE})
+
+
+    async def _one_provider(self, name: str) -> list[Family]:
+        result = self.providers[name]()
+        if inspect.isawaitable(result):
+            result = await asyncio.wait_for(result, PROBE_TIMEOUT)
+        families = list(result)
+        for family in families:
+            family.check()
+        return families
+
+    async def _provided(self, out: Exposition) -> None:
+        """Every registered provider's families; a failing one is reported, not fatal."""
+        names = list(self.providers)
+        results = await asyncio.gather(*(self._one_provider(n) for n in names), return_exceptions=True)
+        up: list[tuple[Mapping[str, str], float]] = []
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                log.warning("metrics provider %s failed: %s", name, result)
+                up.append(({"provider": name}, 0))
+                continue
+            up.append(({"provider": name}, 1))
+            for family in result:
+                out.family(family)
+        out.gauge("burstbus_metrics_provider_up", "1 when the component's metrics provider answered.", up)
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def _labels(labels: Mapping[str, str]) -> str:
@@ -219,8 +267,21 @@ class Exposition:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.names: set[str] = set()
+
+    def family(self, family: Family) -> None:
+        """A provider's family; a name already written is skipped (one family per name)."""
+        if family.name in self.names:
+            log.warning("metric family %s reported twice; the second is dropped", family.name)
+            return
+        self.names.add(family.name)
+        self.lines.append(f"# HELP {family.name} {_escape_help(family.help)}")
+        self.lines.append(f"# TYPE {family.name} {family.kind}")
+        for suffix, labels, value in family.samples:
+            self.lines.append(f"{family.name}{suffix}{_labels(labels)} {_number(value)}")
 
     def _family(self, name: str, kind: str, help_: str, samples: list[tuple[Mapping[str, str], float]]) -> None:
+        self.names.add(name)
         self.lines.append(f"# HELP {name} {help_}")
         self.lines.append(f"# TYPE {name} {kind}")
         for labels, value in samples:
@@ -235,6 +296,7 @@ class Exposition:
     def histogram(
         self, name: str, help_: str, label: str, buckets: Mapping[str, list[int]], sums: Mapping[str, float]
     ) -> None:
+        self.names.add(name)
         self.lines.append(f"# HELP {name} {help_}")
         self.lines.append(f"# TYPE {name} histogram")
         for key in sorted(buckets):

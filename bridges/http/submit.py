@@ -24,6 +24,7 @@ from urllib.parse import quote_plus
 from aiohttp import web
 
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
+from burstbus.bridges.http.spec import Route
 from burstbus.ingest import REJECTED_EXCERPT_BYTES, Ingest, Submission, rejected_event
 from burstbus.store.base import LogError
 
@@ -53,6 +54,24 @@ class Submit:
         self.ingest = ingest
         self.token = token
         self.base_path = base_path
+
+    def routes(self) -> list[Route]:
+        outcome = {"type": "object", "properties": {
+            "outcome": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
+            "ivorn": {"type": ["string", "null"]}, "seq": {"type": ["integer", "null"]},
+            "reason": {"type": "string"}, "code": {"type": "string"}}}  # fmt: skip
+        return [
+            Route("POST", "/api/voevents", self.post_voevent, "Submit a VOEvent", "burstbus",
+                  description=("Through the same ingest as VTP: validated, appended to the log (durable) and then "
+                               "answered. The body is the packet's bytes, at most the ingest's size limit."),
+                  request_body={"required": True, "content": {"text/xml": {"schema": {"type": "string"}},
+                                                              "application/xml": {"schema": {"type": "string"}}}},
+                  security=True, schema=outcome, allow_head=False,
+                  responses={201: "accepted (Location: its synopsis)", 200: "duplicate: already in the log, same bytes",
+                             401: "missing or wrong token", 403: "submission is off (no token configured)",
+                             409: "the IVORN is in the log with different bytes", 413: "body over the size limit",
+                             422: "refused: not XML, schema, IVORN, role..."}),
+        ]  # fmt: skip
 
     def _authorize(self, request: web.Request) -> None:
         if self.ingest is None or not self.token:

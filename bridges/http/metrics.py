@@ -1,0 +1,112 @@
+"""The metrics registry: components report their own figures to ``/metrics``.
+
+A provider is a callable (sync or async) returning metric :class:`Family` objects; the
+service registers one per component (``providers["vtp"] = vtp_metrics(node, log)``) in the
+dict it hands to ``make_app(metrics=...)``, kept by reference so components started later
+can add theirs. ``/metrics`` calls each one per scrape: a provider that fails or is slow is
+reported as ``burstbus_metrics_provider_up{provider="..."} 0`` and the rest still answer.
+
+Stdlib only and no import of the rest of the HTTP bridge, so any component can build its
+families without pulling in aiohttp.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Labels = Mapping[str, str]
+
+#: Seconds: from 100 µs (a fast group commit) to 10 s (a stalled disk).
+DEFAULT_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+KINDS = ("counter", "gauge", "histogram")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One metric family. ``samples`` are ``(suffix, labels, value)``: the suffix is empty
+    for counters and gauges, ``_bucket``/``_sum``/``_count`` for a histogram's lines."""
+
+    name: str
+    kind: str
+    help: str
+    samples: Sequence[tuple[str, Labels, float]]
+
+    def check(self) -> None:
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"invalid metric name {self.name!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"metric {self.name}: kind must be one of {', '.join(KINDS)}")
+        for _, labels, _value in self.samples:
+            for key in labels:
+                if not _LABEL.fullmatch(key):
+                    raise ValueError(f"metric {self.name}: invalid label name {key!r}")
+
+
+def counter(name: str, help_: str, samples: Iterable[tuple[Labels, float]]) -> Family:
+    return Family(name, "counter", help_, [("", labels, value) for labels, value in samples])
+
+
+def gauge(name: str, help_: str, samples: Iterable[tuple[Labels, float]]) -> Family:
+    return Family(name, "gauge", help_, [("", labels, value) for labels, value in samples])
+
+
+class HistogramLike(Protocol):
+    """What :func:`histogram` reads: bucket upper bounds, cumulative counts per bound plus
+    the total last (``len(counts) == len(bounds) + 1``) and the sum of observations."""
+
+    bounds: Sequence[float]
+    counts: Sequence[int]
+    sum: float
+
+
+class Histogram:
+    """A latency histogram to observe into (not thread-safe: observe on the loop)."""
+
+    def __init__(self, bounds: Sequence[float] = DEFAULT_BOUNDS):
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        for i, bound in enumerate(self.bounds):
+            if seconds <= bound:
+                self.counts[i] += 1
+        self.counts[-1] += 1
+        self.sum += seconds
+
+
+def histogram(name: str, help_: str, series: Iterable[tuple[Labels, HistogramLike]]) -> Family:
+    samples: list[tuple[str, Labels, float]] = []
+    for labels, h in series:
+        for bound, n in zip((*h.bounds, math.inf), h.counts, strict=True):
+            le = "+Inf" if math.isinf(bound) else repr(float(bound))
+            samples.append(("_bucket", {**labels, "le": le}, n))
+        samples.append(("_sum", labels, float(h.sum)))
+        samples.append(("_count", labels, h.counts[-1]))
+    return Family(name, "histogram", help_, samples)
+
+
+MetricsProvider = Callable[[], Iterable[Family] | Awaitable[Iterable[Family]]]
+#: The registry the service fills: provider name → provider.
+Metrics = dict[str, MetricsProvider]
+
+
+async def consumer_lag(log: Any, position: int, head: int, types: Iterable[str] | None) -> int:
+    """Events after a consumer's position; 0 when none of them is of a type it reads (a
+    filtered follower only moves its position when something it reads arrives)."""
+    if position >= head:
+        return 0
+    if types:
+        from burstbus.store.base import ReadFilter
+
+        pending = await log.read(position, ReadFilter.of(types=sorted(types)), limit=1)
+        if not pending:
+            return 0
+    return head - position
