@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from burstbus.bridges.nats.server import EmbeddedNatsServer
+from burstbus.store.base import ReadFilter
 from burstbus.store.jetstream import JetStreamEventLog
 from tests.store.contract import EventLogContract, ev
 
@@ -54,4 +55,30 @@ async def test_seq_at_is_what_the_log_knew_then(server: EmbeddedNatsServer) -> N
     assert await log.seq_at(records[2].recorded_at) >= 3
     assert await log.seq_at("2000-01-01T00:00:00Z") == 0
     assert await log.seq_at("2999-01-01T00:00:00Z") == 5
+    await log.close()
+
+
+async def test_an_id_stays_unique_beyond_the_duplicate_window(server: EmbeddedNatsServer) -> None:
+    """Nats-Msg-Id dedupe forgets after its window; the id lookup does not."""
+    log = await JetStreamEventLog.open(server.url, stream="SHORT_WINDOW", duplicate_window=1.0)
+    first = ev(1)
+    [original] = await log.append([first])
+    await asyncio.sleep(1.5)  # past the stream's duplicate window (setup, not an assertion on time)
+    [_, again] = await log.append([ev(2), first])
+    assert (again.seq, again.new) == (original.seq, False)
+    assert (await log.verify()).count == 2
+    await log.close()
+
+
+async def test_reads_come_in_batches(server: EmbeddedNatsServer) -> None:
+    log = await JetStreamEventLog.open(server.url)
+    await log.append([ev(i, type="a.b" if i % 3 else "c.d") for i in range(2500)])
+    everything = await log.read()
+    assert [r.seq for r in everything] == list(range(1, 2501))
+    assert log.direct and log.direct_batches_total <= 4
+    typed = await log.read(filter=ReadFilter.of(types=["c.d"]), limit=500)
+    assert [r.data["n"] for r in typed] == list(range(0, 1500, 3))
+    several = await log.read(100, ReadFilter.of(types=["c.d", "a.b"], stream="s"), 10)
+    assert [r.seq for r in several] == list(range(101, 111))
+    assert (await log.verify()).count == 2500
     await log.close()

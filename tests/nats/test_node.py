@@ -108,3 +108,36 @@ async def test_the_component_with_no_url_runs_its_own_server_and_bridges_both_wa
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert not server.running  # stopping the component stopped its server
+
+
+async def test_publish_delivers_to_any_subject_with_our_origin_and_refuses_when_down(
+    servers: Servers, core: Core, tmp_path: Path
+) -> None:
+    """What the trigger workflow uses to hand a telescope its VOEvent over NATS."""
+    from burstbus.bridges.nats.node import NatsNotConnected
+
+    server = await servers.start("shared")
+    mapping = {"subject": "svom.vhf.status", "type": "vhf.status"}
+    node = NatsNode(core.log, core.ingest, core.state, section(url=server.url, node_id="node-a", mappings=[mapping]), tmp_path / "data")
+    with pytest.raises(NatsNotConnected):
+        await node.publish("telescope.colibri.voevent", b"<VOEvent/>")
+    task = asyncio.create_task(node.run())
+    client = await nats.connect(server.url)
+    try:
+        await wait_for(lambda: node.connected.is_set() or task.done(), "the component to connect")
+        subscription = await client.subscribe("telescope.colibri.voevent")
+        await client.flush()
+        await node.publish("telescope.colibri.voevent", b"<VOEvent/>", {"Burstbus-Ivorn": "ivo://x/y#1"})
+        msg = await subscription.next_msg(timeout=30)
+        assert msg.data == b"<VOEvent/>"
+        assert msg.headers == {"Burstbus-Ivorn": "ivo://x/y#1", "Burstbus-Origin": "node-a"}
+        # the node's own mappings are live too
+        reply = await client.request("svom.vhf.status", b'{"station": "kourou"}', timeout=30)
+        assert reply.data == b"ACK"
+    finally:
+        await client.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    with pytest.raises(NatsNotConnected):
+        await node.publish("telescope.colibri.voevent", b"<VOEvent/>")
