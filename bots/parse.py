@@ -1,0 +1,204 @@
+"""Pure parsing of what people type on phones: normalisation, words, angles, codes.
+
+Phones "help": they turn quotes into curly quotes, ``--`` into dashes, a minus into U+2212,
+capitalise the first word, insert no-break spaces. A Burst Advocate at 3 a.m. must not have
+to fight that, so everything here is lenient about form and strict about meaning: an angle
+is either read exactly or refused with a sentence saying what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+_QUOTES = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2039": "'", "\u203a": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
+}
+_DASHES = dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d", "-")
+_INVISIBLE = dict.fromkeys("\u200b\u200c\u200d\u2060\ufeff\u00ad", "")
+_TABLE = str.maketrans({**_QUOTES, **_DASHES, **_INVISIBLE})
+
+
+def normalise(text: str) -> str:
+    """Phone text → plain text: curly quotes → ``"``/``'``, dashes and minus signs → ``-``,
+    any Unicode space → one space, invisible characters dropped, a leading ``/`` or ``!``
+    (IRC/Slack habit) removed. Primes (′ ″) and degree signs are kept for :func:`parse_angle`."""
+    text = text.translate(_TABLE)
+    text = "".join(" " if (ch.isspace() or unicodedata.category(ch) == "Zs") else ch for ch in text)
+    text = " ".join(text.split())
+    if text[:1] in ("/", "!"):
+        text = text[1:].lstrip()
+    return text
+
+
+def split_words(text: str) -> list[str]:
+    """Words separated by spaces; ``"…"`` or ``'…'`` at the start of a word groups spaces.
+
+    Lenient where shlex is strict: a quote inside a word (``it's``, ``5'``) is literal, and an
+    unclosed quote runs to the end of the text instead of being an error.
+    """
+    words: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == " ":
+            i += 1
+            continue
+        if text[i] in "\"'":
+            quote = text[i]
+            end = text.find(quote, i + 1)
+            if end == -1:
+                words.append(text[i + 1 :])
+                break
+            words.append(text[i + 1 : end])
+            i = end + 1
+            continue
+        end = text.find(" ", i)
+        end = n if end == -1 else end
+        words.append(text[i:end])
+        i = end
+    return words
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A command line: the command name (lower case), its words, and the raw rest of the line."""
+
+    name: str
+    args: list[str]
+    rest: str
+
+
+def parse_command(text: str) -> Parsed | None:
+    """Split a normalised line into command and arguments (None for an empty line)."""
+    line = normalise(text)
+    if not line:
+        return None
+    head, _, rest = line.partition(" ")
+    return Parsed(head.casefold(), split_words(rest), rest.strip())
+
+
+def suggest(word: str, names: Iterable[str]) -> str | None:
+    """The closest command name to a mistyped one, if any is close (difflib)."""
+    found = difflib.get_close_matches(word.casefold(), list(names), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+# -- angles ----------------------------------------------------------------------------------
+
+
+class AngleError(ValueError):
+    """An angle that cannot be read; the message is one sentence for the user."""
+
+
+_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
+_DECIMAL = re.compile(rf"^([+-]?)({_NUMBER})(deg|d|°|h)?$")
+_SEXAGESIMAL = re.compile(
+    rf"^([+-]?)(\d+)(h|d|°|:)(\d+(?:\.\d*)?)(?:(m|′|'|:)(?:({_NUMBER})(s|″|\"|'')?)?)?$"
+)
+_UNIT = re.compile(rf"^({_NUMBER})(deg|d|°|arcmin|amin|m|′|'|arcsec|asec|s|″|\"|'')?$")
+
+
+def _number_text(text: str) -> str:
+    """``12,5`` (a European keyboard) → ``12.5``; spaces around signs/units dropped."""
+    text = text.strip().replace(" ", "")
+    if re.fullmatch(r"[+-]?\d+,\d+", text):
+        text = text.replace(",", ".")
+    return text
+
+
+def parse_angle(text: str, *, hours: bool) -> float:
+    """An angle in degrees from decimal or sexagesimal text.
+
+    ``hours=True`` (right ascension): ``12:34:56.7`` and ``12h34m56s`` are hours; a plain
+    number or ``188.7d`` is degrees. ``hours=False`` (declination): ``-12:34:56``,
+    ``-12d34m56s``, ``−12°34′56″`` and plain numbers are degrees.
+    """
+    value = _number_text(text)
+    match = _DECIMAL.match(value)
+    if match:
+        sign, number, unit = match.groups()
+        degrees = float(number) * (15.0 if unit == "h" else 1.0)
+        if unit == "h" and not hours:
+            raise AngleError(f"{text!r}: hours are for right ascension, not declination")
+        return -degrees if sign == "-" else degrees
+    match = _SEXAGESIMAL.match(value)
+    if not match:
+        raise AngleError(
+            f"cannot read {text!r} as an angle (try 188.73, 12:34:56.7 or 12h34m56s for RA, "
+            "-12.5 or -12d30m00s for Dec)"
+        )
+    sign, whole, first, minutes, second_sep, seconds, _ = match.groups()
+    if first == "h" and not hours:
+        raise AngleError(f"{text!r}: hours are for right ascension, not declination")
+    if first in ("d", "°") and second_sep == ":":
+        second_sep = None  # 12d34:56 is odd but unambiguous
+    minute_value = float(minutes)
+    second_value = float(seconds) if seconds else 0.0
+    if minute_value >= 60 or second_value >= 60:
+        raise AngleError(f"{text!r}: minutes and seconds must be below 60")
+    in_hours = first == "h" or (first == ":" and hours)
+    value_abs = int(whole) + minute_value / 60.0 + second_value / 3600.0
+    degrees = value_abs * (15.0 if in_hours else 1.0)
+    return -degrees if sign == "-" else degrees
+
+
+def parse_ra(text: str) -> float:
+    ra = parse_angle(text, hours=True)
+    if not (0.0 <= ra < 360.0) or not math.isfinite(ra):
+        raise AngleError(f"right ascension {text!r} is outside 0–360° (0–24h)")
+    return ra
+
+
+def parse_dec(text: str) -> float:
+    dec = parse_angle(text, hours=False)
+    if not -90.0 <= dec <= 90.0:
+        raise AngleError(f"declination {text!r} is outside −90…+90°")
+    return dec
+
+
+def parse_radius(text: str, *, maximum: float) -> float:
+    """A cone radius: degrees by default; ``30'``/``30m``/``30arcmin``, ``10"``/``10s``/``10arcsec``."""
+    value = _number_text(text)
+    match = _UNIT.match(value)
+    if not match:
+        raise AngleError(f"cannot read {text!r} as a radius (degrees, or 30' / 30arcmin / 10\")")
+    number, unit = float(match.group(1)), match.group(2)
+    if unit in ("arcmin", "amin", "m", "′", "'"):
+        number /= 60.0
+    elif unit in ("arcsec", "asec", "s", "″", '"', "''"):
+        number /= 3600.0
+    if not 0.0 < number <= maximum:
+        raise AngleError(f"the radius must be above 0 and at most {maximum:g}° (got {text!r})")
+    return number
+
+
+# -- approval codes --------------------------------------------------------------------------
+
+#: Letters and digits that cannot be mistaken for one another when read on a phone and typed
+#: back (no 0/O, 1/I/L, U/V): 30 symbols, 8 of them ≈ 39 bits.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_LENGTH = 8
+_CODE_SHAPE = re.compile(rf"^[{CODE_ALPHABET}]{{{CODE_LENGTH}}}$")
+
+
+def format_code(code: str) -> str:
+    """``K7QXM2PD`` → ``K7QX-M2PD`` (easier to read out and type)."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def normalise_code(text: str) -> str | None:
+    """What was typed → the canonical code, or None if it cannot be one.
+
+    Case, dashes and spaces do not matter; ``0``/``O`` and ``1``/``I``/``L`` cannot occur, so
+    nothing needs guessing."""
+    code = re.sub(r"[\s-]", "", text).upper()
+    return code if _CODE_SHAPE.match(code) else None
+
+
+def looks_like_code(word: str) -> bool:
+    return normalise_code(word) is not None
