@@ -1,0 +1,114 @@
+"""The hash chain's verification state for the audit page, computed in the background.
+
+``EventLog.verify()`` walks the whole chain: seconds on a million events, far too slow for
+every page view. A :class:`ChainVerifier` runs it in a background task of the HTTP app (at
+start, then every ``interval`` seconds when the log has grown) and keeps the last result, so
+the page can say "verified up to seq N at TIME" — or where the chain is damaged — at once.
+A failure of the check itself (log closed, storage error) is kept and shown as such: it is
+neither "ok" nor "damaged".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from burstbus.events import utc_now
+from burstbus.store.base import EventLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainState:
+    """The outcome of the last completed verification."""
+
+    checked_at: str  # when it finished (fixed-width UTC)
+    head_seq: int  # the last seq verified intact (the chain's head when intact)
+    head_hash: str | None
+    count: int
+    ok: bool
+    damaged_seq: int | None = None
+    reason: str | None = None
+    error: str | None = None  # the check could not run (not a verdict on the chain)
+
+
+class ChainVerifier:
+    """Runs ``log.verify()`` now and then; ``state`` is the last result (None before the first).
+
+    Only one verification runs at a time; :meth:`check` may be awaited directly (tests, or a
+    page asking for a fresh check).
+    """
+
+    def __init__(self, log_: EventLog, interval: float = 300.0):
+        self.log = log_
+        self.interval = interval
+        self.state: ChainState | None = None
+        self.running_since: str | None = None
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def check(self) -> ChainState:
+        """Verify the chain now and keep the result."""
+        async with self._lock:
+            self.running_since = utc_now()
+            try:
+                found = await self.log.verify()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the check failed, not the chain: say so
+                log.exception("hash chain verification could not run")
+                previous = self.state
+                self.state = ChainState(
+                    checked_at=utc_now(),
+                    head_seq=previous.head_seq if previous else 0,
+                    head_hash=previous.head_hash if previous else None,
+                    count=previous.count if previous else 0,
+                    ok=previous.ok if previous else False,
+                    damaged_seq=previous.damaged_seq if previous else None,
+                    reason=previous.reason if previous else None,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            else:
+                self.state = ChainState(
+                    checked_at=utc_now(),
+                    head_seq=found.head.seq,
+                    head_hash=found.head.hash if found.head.seq else None,
+                    count=found.count,
+                    ok=found.ok,
+                    damaged_seq=found.first_bad_seq,
+                    reason=found.reason,
+                )
+                if not found.ok:
+                    log.error("hash chain damaged at seq %s: %s", found.first_bad_seq, found.reason)
+            finally:
+                self.running_since = None
+            return self.state
+
+    async def _loop(self) -> None:
+        last_head = -1
+        while True:
+            try:
+                head = (await self.log.head()).seq
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("cannot read the log head for verification")
+                head = last_head + 1  # try the check anyway: it records the failure
+            if head != last_head or self.state is None or self.state.error:
+                await self.check()
+                last_head = head
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="burstbus-http-chaincheck")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

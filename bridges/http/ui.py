@@ -1,0 +1,430 @@
+"""The web pages: notices, processes, bursts, one burst, and the audit log.
+
+Server-side rendering with jinja2 (autoescape on) from ``templates/``, one CSS file and one
+small script from ``static/`` (no build, no CDN): pages work without JavaScript, and with it
+they follow the log live through ``{base}/api/stream`` (see ``static/live.js``).
+
+* Every link is relative (``./notices``, ``../bursts/x``), so the pages work under any base
+  path a reverse proxy puts them at, and never name the host.
+* Filters are GET parameters, checked like the API's (``ui_queries``); a bad one is shown as
+  a message above the form (status 400), never a 500. A projection that is not there yet
+  (a fresh install) is a message too (503).
+* ``?fragment=results`` answers only the part of a page that changes, with the same filters:
+  what the live script fetches after the projections have caught up with a new event.
+* The audit page's chain state comes from a :class:`ChainVerifier` running in the background.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import jinja2
+from aiohttp import web
+from markupsafe import Markup
+
+from burstbus.bridges.http import sky
+from burstbus.bridges.http import ui_queries as q
+from burstbus.bridges.http.chaincheck import ChainVerifier
+from burstbus.bridges.http.errors import ApiError
+from burstbus.bridges.http.reader import ProjectionReader
+from burstbus.events import RecordedEvent
+from burstbus.store.base import EventLog, ReadFilter
+from burstbus.store.projections.processes import STATUSES
+from burstbus.store.projections.voeventdb import ROLES
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+VERIFIER = web.AppKey("chain_verifier", ChainVerifier)
+
+#: Event types each page follows live (the burst page filters further by burst id).
+TRIGGER_TYPES = ("trigger.requested", "trigger.approved", "trigger.denied", "trigger.expired",
+                 "trigger.sent", "trigger.failed")  # fmt: skip
+LIVE_TYPES: dict[str, tuple[str, ...]] = {
+    "overview": ("voevent.accepted", "burst.identified", "process.status"),
+    "notices": ("voevent.accepted", "burst.identified"),
+    "processes": ("process.status", "process.retry_requested"),
+    "bursts": ("burst.identified", "process.status", *TRIGGER_TYPES),
+    "burst": ("burst.identified", "process.status", "process.retry_requested", *TRIGGER_TYPES),
+}
+
+#: Every event type the catalogue names (docs/events.md): the audit page follows them all
+#: when it has no type filter (an EventSource listens by name; ``projected`` covers the rest).
+ALL_TYPES = ("voevent.accepted", "voevent.rejected", "burst.identified", "process.status",
+             "process.rejected", "process.retry_requested", *TRIGGER_TYPES, "ba.command")  # fmt: skip
+
+#: How far back (in seqs) the audit page looks for its newest matching events at most; a
+#: rarer filter beyond that says so and offers ``after``.
+LOG_SCAN_LIMIT = 200_000
+
+
+# -- formatting (jinja filters) -------------------------------------------------------------
+
+
+def utc(value: Any, seconds: bool = True) -> str:
+    """``2026-11-20T03:04:05.670000Z`` → ``2026-11-20 03:04:05`` (always UTC)."""
+    if not value:
+        return ""
+    text = str(value)
+    if len(text) >= 19 and text[10] == "T":
+        return text[:10] + " " + text[11:19 if seconds else 16]
+    return text
+
+
+def degrees(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return ""
+    return f"{float(value):.{digits}f}°"
+
+
+def error_text(value: Any) -> str:
+    if value is None:
+        return "?"
+    number = float(value)
+    return sky.angle_text(number) if number > 0 else "0"
+
+
+def quote_all(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
+def asset_version(name: str) -> str:
+    """A short hash of a static file, for cache-busting URLs (``?v=``)."""
+    try:
+        return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:10]
+    except OSError:
+        return "0"
+
+
+def make_environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(utc=utc, deg=degrees, err=error_text, q=quote_all, hms=sky.ra_hms, dms=sky.dec_dms)
+    env.globals.update(STATUSES=STATUSES, ROLES=ROLES,
+                       assets={name: asset_version(name) for name in ("burstbus.css", "live.js")})  # fmt: skip
+    return env
+
+
+# -- pages ---------------------------------------------------------------------------------
+
+
+def relative_root(base: str, path: str) -> str:
+    """The relative URL of the base from a page at ``path`` (``./`` or ``../`` …)."""
+    rest = path[len(base):] if path.startswith(base) else path
+    depth = rest.count("/") - 1
+    return "../" * depth if depth > 0 else "./"
+
+
+def query_string(items: Sequence[tuple[str, str]] | Mapping[str, Any], **changes: Any) -> str:
+    """``?k=v…`` of ``items`` with ``changes`` applied (None removes a key); empty values dropped."""
+    pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
+    pairs = [(k, v) for k, v in pairs if k not in changes and k != "fragment" and v not in ("", None)]
+    for key, value in changes.items():
+        if value is not None and value != "":
+            pairs.append((key, str(value)))
+    return "?" + urlencode(pairs) if pairs else "?"
+
+
+@dataclass
+class Live:
+    """What the live script needs: which events, after which seq, matched how."""
+
+    types: tuple[str, ...]
+    after: int
+    projected: bool = True  # wait for ``event: projected`` before re-fetching
+    match: dict[str, str] | None = None  # e.g. {"burst_id": "sb…"}: stream or data.burst_id
+    enabled: bool = True  # False on pages that show a fixed window (an older page)
+
+
+class Pages:
+    """The page handlers, over the projections reader and the log."""
+
+    def __init__(self, reader: ProjectionReader, log_: EventLog, base: str, verifier: ChainVerifier):
+        self.reader = reader
+        self.log = log_
+        self.base = base
+        self.verifier = verifier
+        self.env = make_environment()
+
+    def routes(self) -> list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
+        return [
+            ("/", self.overview),
+            ("/notices", self.notices),
+            ("/processes", self.processes),
+            ("/bursts", self.bursts),
+            ("/bursts/{burst_id}", self.burst),
+            ("/log", self.audit_log),
+        ]
+
+    # -- rendering --
+
+    def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+        """The page, or only its results block when ``?fragment=results`` asks for it."""
+        fragment = request.query.get("fragment") == "results"
+        root = relative_root(self.base, request.path)
+        live: Live | None = context.pop("live", None)
+        values = {
+            "root": root,
+            "query": list(request.query.items()),
+            "qs": lambda **changes: query_string(list(request.query.items()), **changes),
+            "live": live,
+            "live_attrs": self._live_attrs(root, live),
+            "error": None,
+            "form": {},
+            **context,
+        }
+        name = template.replace(".html", "_results.html") if fragment else template
+        try:
+            text = self.env.get_template(name).render(values)
+        except jinja2.TemplateNotFound:
+            text = self.env.get_template(template).render(values)
+        response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+        )
+        return response
+
+    def _live_attrs(self, root: str, live: Live | None) -> Markup:
+        if live is None or not live.enabled:
+            return Markup("")
+        attrs = {
+            "data-live": "1",
+            "data-stream": root + "api/stream",
+            "data-types": ",".join(live.types),
+            "data-after": str(live.after),
+            "data-projected": "1" if live.projected else "0",
+        }
+        if live.match:
+            attrs["data-match"] = json.dumps(live.match)
+        return Markup(" ").join(Markup('{}="{}"').format(k, v) for k, v in attrs.items())
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, str | None, int]:
+        """Run a projection query; a read model that cannot answer is a message, not a crash."""
+        try:
+            return await self.reader.run(fn, *args), None, 200
+        except ApiError as exc:
+            return None, exc.message, exc.status
+
+    # -- handlers --
+
+    async def overview(self, request: web.Request) -> web.Response:
+        data, problem, status = await self._read(q.overview)
+        data = data or {"bursts": [], "notices": [], "by_status": {}, "projected": 0,
+                        "burst_total": 0, "notice_total": 0}  # fmt: skip
+        chain = self.verifier.state
+        return self.render(request, "overview.html", status, page="overview", title="Overview", data=data,
+                           problem=problem, chain=chain, verifying=self.verifier.running_since,
+                           live=Live(LIVE_TYPES["overview"], data["projected"]))  # fmt: skip
+
+    async def notices(self, request: web.Request) -> web.Response:
+        try:
+            query = q.NoticeQuery.from_items(list(request.query.items()))
+        except q.FilterError as exc:
+            return self.render(request, "notices.html", 400, page="notices", title="Notices",
+                               error=exc, form=_form(request), data=None, problem=None, cone=None)  # fmt: skip
+        data, problem, status = await self._read(q.notices, query)
+        cone = query.filters.cone
+        return self.render(request, "notices.html", status, page="notices", title="Notices", form=query.form,
+                           data=data, problem=problem, cone=cone, paging=query.paging,
+                           live=_live(LIVE_TYPES["notices"], data, query.paging.offset == 0))  # fmt: skip
+
+    async def processes(self, request: web.Request) -> web.Response:
+        try:
+            query = q.ProcessQuery.from_items(list(request.query.items()))
+        except q.FilterError as exc:
+            return self.render(request, "processes.html", 400, page="processes", title="Processes",
+                               error=exc, form=_form(request, multi=("status",)), data=None, problem=None)  # fmt: skip
+        data, problem, status = await self._read(q.processes, query)
+        return self.render(request, "processes.html", status, page="processes", title="Processes",
+                           form=query.form, data=data, problem=problem, paging=query.paging,
+                           live=_live(LIVE_TYPES["processes"], data, query.paging.offset == 0))  # fmt: skip
+
+    async def bursts(self, request: web.Request) -> web.Response:
+        try:
+            query = q.BurstQuery.from_items(list(request.query.items()))
+        except q.FilterError as exc:
+            return self.render(request, "bursts.html", 400, page="bursts", title="Bursts", error=exc,
+                               form=_form(request), data=None, problem=None)  # fmt: skip
+        data, problem, status = await self._read(q.bursts, query)
+        return self.render(request, "bursts.html", status, page="bursts", title="Bursts", form=query.form,
+                           data=data, problem=problem, paging=query.paging,
+                           live=_live(LIVE_TYPES["bursts"], data, query.paging.offset == 0))  # fmt: skip
+
+    async def burst(self, request: web.Request) -> web.Response:
+        burst_id = request.match_info["burst_id"]
+        data, problem, status = await self._read(q.burst, burst_id)
+        if data is None and problem is None:
+            status, problem = 404, f"no burst {burst_id!r} is known (yet)"
+        charts = _charts(data) if data else None
+        live_after = data["projected"] if data else 0
+        return self.render(request, "burst.html", status, page="bursts", title=burst_id, burst_id=burst_id,
+                           data=data, problem=problem, charts=charts,
+                           live=Live(LIVE_TYPES["burst"], live_after, match={"burst_id": burst_id}))  # fmt: skip
+
+    async def audit_log(self, request: web.Request) -> web.Response:
+        chain = self.verifier.state
+        common = {"page": "log", "title": "Audit log", "chain": chain, "verifying": self.verifier.running_since}
+        try:
+            query = q.LogQuery.from_items(list(request.query.items()))
+        except q.FilterError as exc:
+            return self.render(request, "log.html", 400, error=exc, form=_form(request), data=None,
+                               problem=None, **common)  # fmt: skip
+        try:
+            data = await read_log(self.log, query)
+        except Exception as exc:  # the log is closed or failing: say so on the page
+            log.exception("the audit page could not read the log")
+            return self.render(request, "log.html", 503, form=query.form, data=None,
+                               problem=f"the log cannot be read now: {exc}", **common)  # fmt: skip
+        newest_view = query.after is None and query.before is None
+        live = Live(query.types or ALL_TYPES, data["head"], projected=False, enabled=newest_view)
+        return self.render(request, "log.html", form=query.form, data=data, problem=None, query_=query,
+                           live=live, **common)  # fmt: skip
+
+
+def _form(request: web.Request, multi: Sequence[str] = ()) -> dict[str, Any]:
+    """The submitted values, to show back in a form that had a mistake."""
+    form: dict[str, Any] = {k: v for k, v in reversed(list(request.query.items())) if k not in multi}
+    for key in multi:
+        form[key] = tuple(request.query.getall(key, []))
+    return form
+
+
+def _live(types: tuple[str, ...], data: Mapping[str, Any] | None, enabled: bool) -> Live | None:
+    if data is None:
+        return None
+    return Live(types, int(data.get("projected") or 0), enabled=enabled)
+
+
+def _charts(data: Mapping[str, Any]) -> dict[str, Markup | None]:
+    """The burst's all-sky chart and zoom, from its best position and its notices' positions."""
+    best = data["burst"]
+    others = [
+        sky.Marker(n["ra"], n["dec"], n["err"], f"{n['instrument'] or ''} {n['ivorn']}".strip())
+        for n in data["timeline"]
+        if n["ra"] is not None and n["dec"] is not None and n["ivorn"] != best["best_ivorn"]
+    ]
+    if best["ra"] is None or best["dec"] is None:
+        return {"allsky": None, "inset": None}
+    main = sky.Marker(best["ra"], best["dec"], best["err"], f"best: {best['best_ivorn'] or ''}", best=True)
+    title = f"{best['burst_id']}: RA {best['ra']:.3f}°, Dec {best['dec']:+.3f}°"
+    allsky = sky.allsky_svg([*others, main], title=title)
+    inset = sky.inset_svg(main, others)
+    return {"allsky": Markup(allsky), "inset": Markup(inset) if inset else None}  # noqa: S704 - built and escaped by sky
+
+
+# -- the log -------------------------------------------------------------------------------
+
+
+def _event_row(record: RecordedEvent) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "type": record.type,
+        "stream": record.stream,
+        "actor": record.actor,
+        "occurred_at": record.occurred_at,
+        "recorded_at": record.recorded_at,
+        "hash": record.hash,
+        "summary": summary(record),
+    }
+
+
+def summary(record: RecordedEvent) -> str:
+    """One short line saying what the event is about (the page shows no raw XML)."""
+    data = record.data
+    parts: list[str] = []
+    for key in ("ivorn", "burst_id", "process", "status", "telescope", "request_id", "code", "reason",
+                "outcome", "command"):  # fmt: skip
+        value = data.get(key)
+        if value not in (None, "", [], {}) and isinstance(value, str | int | float):
+            parts.append(f"{key}={value}")
+    text = " ".join(parts)
+    return text if len(text) <= 240 else text[:239] + "…"
+
+
+async def read_log(log_: EventLog, query: q.LogQuery) -> dict[str, Any]:
+    """The events the audit page shows: forwards from ``after``, else the newest ones (below
+    ``before``), newest first. Reading backwards is done in growing windows, since the log
+    reads forwards only."""
+    head = (await log_.head()).seq
+    filt = ReadFilter.of(query.types or None, query.stream)
+    if query.after is not None:
+        records = await log_.read(query.after, filt, limit=query.limit)
+        rows = [_event_row(r) for r in records]
+        return {"rows": rows, "head": head, "order": "asc", "scanned_to": None,
+                "more": len(records) == query.limit}  # fmt: skip
+    top = head if query.before is None else min(head, query.before - 1)
+    window = max(query.limit * 4, 1000)
+    found: list[RecordedEvent] = []
+    lo = top
+    while top > 0:
+        lo = max(0, top - window)
+        found = await _read_between(log_, filt, lo, top)
+        if len(found) >= query.limit or lo == 0 or top - lo >= LOG_SCAN_LIMIT:
+            break
+        window *= 4
+    newest = found[-query.limit:][::-1]
+    return {"rows": [_event_row(r) for r in newest], "head": head, "order": "desc",
+            "scanned_to": lo if lo > 0 and len(found) < query.limit else None,
+            "more": bool(newest) and (len(found) > query.limit or lo > 0)}  # fmt: skip
+
+
+async def _read_between(log_: EventLog, filt: ReadFilter, lo: int, hi: int) -> list[RecordedEvent]:
+    """Matching records with lo < seq <= hi, in seq order (the log reads forwards only)."""
+    out: list[RecordedEvent] = []
+    cursor = lo
+    while True:
+        batch = await log_.read(cursor, filt, limit=1000)
+        kept = [r for r in batch if r.seq <= hi]
+        out.extend(kept)
+        if len(batch) < 1000 or len(kept) < len(batch):
+            return out
+        cursor = batch[-1].seq
+
+
+# -- wiring --------------------------------------------------------------------------------
+
+
+def add_ui(app: web.Application, reader: ProjectionReader, log_: EventLog, base: str = "",
+           *, verify_interval: float = 300.0) -> Pages:  # fmt: skip
+    """Register the pages and ``/static/`` under ``base`` and the chain verifier's lifetime
+    on ``app``. ``base`` is the normalised base path (``""`` or ``/a/b``)."""
+    verifier = ChainVerifier(log_, verify_interval)
+    app[VERIFIER] = verifier
+    pages = Pages(reader, log_, base, verifier)
+    for path, handler in pages.routes():
+        app.router.add_get(f"{base}{path}", handler, allow_head=True)
+    if base:
+        async def to_root(_: web.Request) -> web.StreamResponse:
+            raise web.HTTPFound(f"{base}/")  # "./notices" from "/base" would leave the base
+
+        app.router.add_get(base, to_root)
+    app.router.add_static(f"{base}/static", STATIC)
+
+    async def start(_: web.Application) -> None:
+        verifier.start()
+
+    async def stop(_: web.Application) -> None:
+        await verifier.stop()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return pages
