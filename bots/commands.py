@@ -52,7 +52,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("trigger", "TELESCOPE BURST [note]", "ask for a follow-up observation (needs approval)", Role.BA, False, 2, None,
                 details="The approvers get a one-time code by direct message; the trigger is sent once one "
                         "of them approves (someone other than you, on two-person telescopes)."),
-    CommandSpec("approve", "CODE [TELESCOPE]", "approve a trigger request with its code", Role.APPROVER, False, 1, 1,
+    CommandSpec("approve", "CODE [TELESCOPE]", "approve a trigger request with its code", Role.APPROVER, False, 1, 2,
                 details="CODE from the page you received (case and dashes do not matter). Naming the "
                         "telescope makes sure the code approves what you think it does.",
                 redact=(0,)),

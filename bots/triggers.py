@@ -45,6 +45,7 @@ from burstbus.bots.acl import Acl, Grant
 from burstbus.bots.chat import Messenger, Page
 from burstbus.bots.config import Role, Telescope, TriggersSection
 from burstbus.bots.parse import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_code
+from burstbus.bots.render import position
 from burstbus.bots.voevent import TriggerFacts, render_trigger
 from burstbus.events import Event, RecordedEvent, canonical_json, derived_event_id, format_time
 from burstbus.ingest import Ingest, accepted_event_id
@@ -207,11 +208,7 @@ def _hhmm(moment: str) -> str:
 
 def _position(params: Mapping[str, Any]) -> str:
     err = params.get("err")
-    text = f"RA {float(params['ra']):.4f}°, Dec {float(params['dec']):+.4f}°"
-    if err is not None:
-        err_f = float(err)
-        text += f" ±{err_f * 60:.2f}′" if err_f < 1 else f" ±{err_f:.2f}°"
-    return text
+    return position(float(params["ra"]), float(params["dec"]), None if err is None else float(err))
 
 
 class TriggerWorkflow:
