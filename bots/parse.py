@@ -54,8 +54,10 @@ def split_words(text: str) -> list[str]:
             if end == -1:
                 words.append(text[i + 1 :])
                 break
-            words.append(text[i + 1 : end])
-            i = end + 1
+            after = text.find(" ", end + 1)
+            after = n if after == -1 else after
+            words.append(text[i + 1 : end] + text[end + 1 : after])  # "slew", → slew,
+            i = after
             continue
         end = text.find(" ", i)
         end = n if end == -1 else end
