@@ -438,10 +438,17 @@ class TriggerWorkflow:
         )
 
     def _already(self, request: Request) -> str:
-        who = f" by {request.decided_by}" if request.decided_by else ""
+        by = request.decided_by or "someone"
+        what = {
+            "approved": f"was approved by {by}",
+            "sent": f"was approved by {by} and sent",
+            "failed": f"was approved by {by} but could not be delivered",
+            "denied": f"was refused by {by}",
+            "expired": "expired unapproved",
+        }.get(request.state, f"is {request.state}")
         return (
             f"Sorry, that code was already used: the {request.telescope} request on {request.burst_id} "
-            f"is {request.state}{who}. Codes work once."
+            f"{what}. Codes work once."
         )
 
     @staticmethod
