@@ -51,7 +51,7 @@ class Acl:
     def grant(self, asker: Asker) -> Grant:
         if asker.jid is None:  # a room hiding real JIDs: read-only, never more than viewer
             return Grant(None, min(self.default_role, Role.VIEWER), frozenset(), listed=False, transport=asker.transport)
-        jid = normalise_jid(asker.jid)
+        jid = normalise_jid(asker.jid).split("/", 1)[0]  # bare, even if a resource slipped through
         user = self._users.get(jid)
         if user is None:
             return Grant(jid, self.default_role, frozenset(), listed=False, transport=asker.transport)
