@@ -11,7 +11,7 @@ run it, record ``ba.command`` with the outcome (the text redacted of approval co
 run what must follow the record (delivery of an approved trigger), and answer. Refusals say
 why, politely. Reads go to the projections off the loop; writes go to the log.
 
-Wiring (the service does this)::
+Wiring (the service does this; :func:`add_bot` is the short form)::
 
     bot = BurstBot.from_core(core, publish=nats_node.publish if nats_node else None,
                              health=lambda: {c.name: c.health() for c in service.components})
@@ -55,7 +55,7 @@ from burstbus.state import StateStore
 from burstbus.store.base import EventLog
 
 if TYPE_CHECKING:
-    from burstbus.service import Core
+    from burstbus.service import Core, Service
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +364,23 @@ class BurstBot:
         except ApiError:
             checkpoints, pending = {}, None
         return Outcome(True, render.status_text(head.seq, checkpoints, components, chat, pending))
+
+
+def add_bot(service: Service, core: Core, messenger: Messenger | None = None) -> BurstBot:
+    """Build the bot for a service and supervise its expiry task (``bot-expiry``).
+
+    Call after NATS is wired (``service.nats``), so approved triggers can be published;
+    ``status`` reports every supervised component. The XMPP bridge sets ``bot.messenger``.
+    """
+    nats = getattr(service, "nats", None)
+    bot = BurstBot.from_core(
+        core,
+        messenger=messenger,
+        publish=nats.publish if nats is not None else None,
+        health=lambda: {c.name: c.health() for c in service.components},
+    )
+    service.add("bot-expiry", bot.run_expiry)
+    return bot
 
 
 # -- text helpers --------------------------------------------------------------------------

@@ -151,3 +151,16 @@ async def test_wrong_codes_are_limited_per_person(world: World) -> None:
 async def test_the_fixture_notices_are_in_the_log(world: World) -> None:
     for ivorn in (N1, N2):
         assert await world.core.log.find(accepted_event_id(ivorn)) is not None
+
+
+async def test_add_bot_wires_expiry_and_status_into_a_service(world: World) -> None:
+    from burstbus.bots.bot import add_bot
+    from burstbus.service import Service
+
+    service = Service(world.core)
+    bot = add_bot(service, world.core, messenger=world.messenger)
+    world.bots.append(bot)
+    assert [c.name for c in service.components] == ["bot-expiry"]
+    assert bot.publish is None  # NATS not wired in this service
+    text = (await world.say(VIC, "status", bot=bot)).text
+    assert "DOWN bot-expiry" in text and "Chat: connected" in text
