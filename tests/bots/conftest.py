@@ -161,8 +161,9 @@ class World:
         return reply, codes.pop()
 
 
-async def fill(core: Core) -> None:
-    """Four notices in three bursts (one without position), and two pipeline processes."""
+async def fill(core: Core, catch_up: bool = True) -> None:
+    """Four notices in three bursts (one without position), and two pipeline processes.
+    ``catch_up=False`` when a running service's components follow the log themselves."""
     packets = [
         voevent(N1, params={"Burst_Id": BURST}, ra=123.456, dec=-12.5, err=0.1, authored="2026-11-20T03:05:00"),
         voevent(N2, params={"Burst_Id": BURST}, ra=123.4601, dec=-12.5012, err=0.002, authored="2026-11-20T03:09:00",
@@ -179,7 +180,8 @@ async def fill(core: Core) -> None:
          "log": "step 1\nERROR: no attitude file"},
     ]
     await core.log.append([Event("process.status", p, stream=BURST, actor="nats:orchestrator") for p in processes])
-    await core.catch_up()
+    if catch_up:
+        await core.catch_up()
 
 
 @pytest.fixture

@@ -317,3 +317,19 @@ async def test_a_note_cannot_inject_xml(world: World) -> None:
     assert "x" not in names
     note = next(p.get("value") for p in root.iter("Param") if p.get("name") == "Note")
     assert note.startswith("</Param><Param")
+
+
+async def test_a_telescope_template_override(tmp_path: Path) -> None:
+    from burstbus.bots.voevent import DEFAULT_TEMPLATE, TEMPLATES
+
+    custom = tmp_path / "colibri.xml.j2"
+    custom.write_text((TEMPLATES / DEFAULT_TEMPLATE).read_text().replace(
+        '<Param name="Telescope"', '<Param name="Filter" value="r"/>\n    <Param name="Telescope"'))
+    scopes = [{"name": "TAROT", "jids": [TAROT_JID], "nats_subject": TAROT_SUBJECT},
+              {"name": "COLIBRI", "two_person": False, "template": str(custom)}]
+    async with make_world(tmp_path, triggers={"telescopes": scopes}) as world:
+        _, code = await world.request(CAROL, f"trigger COLIBRI {BURST}")
+        assert "Sent to COLIBRI" in (await world.say(CAROL, f"approve {code}")).text
+        sent = (await world.events("trigger.sent"))[0].data
+        accepted = await world.core.log.find(accepted_event_id(sent["voevent_ivorn"]))
+        assert accepted is not None and '<Param name="Filter" value="r"/>' in accepted.data["xml"]
