@@ -25,6 +25,7 @@ from typing import Any
 
 from burstbus.bridges.nats.config import NatsSection, check_log_jetstream, check_nats
 from burstbus.bots.config import AclSection, TriggersSection, check_bot
+from burstbus.bridges.xmpp.config import XmppSection, check_xmpp
 
 ENV_PREFIX = "BURSTBUS_"
 DEFAULT_CONFIG_FILE = Path("burstbus.toml")
@@ -192,6 +193,7 @@ class Config:
     vtp: VTPSection = VTPSection()
     nats: NatsSection = NatsSection()
     http: HttpSection = HttpSection()
+    xmpp: XmppSection = XmppSection()
     acl: AclSection = AclSection()
     triggers: TriggersSection = TriggersSection()
 
@@ -354,6 +356,7 @@ def _check(config: Config) -> None:
             raise ConfigError(f"bursts.rules[{i}].xpath", f"not a valid XPath: {exc}") from None
     _check_vtp(config.vtp)
     check_nats(config.nats)
+    check_xmpp(config.xmpp)
     check_log_jetstream(config.log)
     check_bot(config.acl, config.triggers)
     if config.http.base_path and (not config.http.base_path.startswith("/") or config.http.base_path.endswith("/")):
