@@ -4,7 +4,9 @@
 every page view. A :class:`ChainVerifier` runs it in a background task of the HTTP app (at
 start, then every ``interval`` seconds when the log has grown) and keeps the last result, so
 the page can say "verified up to seq N at TIME" — or where the chain is damaged — at once.
-A failure of the check itself (log closed, storage error) is kept and shown as such: it is
+A page view nudges it (:meth:`ChainVerifier.nudge`): when the log has grown and no check
+ran in the last ``min_gap`` seconds, one starts in the background, so the page shown next is
+fresh without any page ever waiting for the walk. A failure of the check itself (log closed, storage error) is kept and shown as such: it is
 neither "ok" nor "damaged".
 """
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from dataclasses import dataclass
 
 from burstbus.events import utc_now
@@ -42,18 +46,22 @@ class ChainVerifier:
     page asking for a fresh check).
     """
 
-    def __init__(self, log_: EventLog, interval: float = 300.0):
+    def __init__(self, log_: EventLog, interval: float = 300.0, min_gap: float = 30.0):
         self.log = log_
         self.interval = interval
+        self.min_gap = min_gap
         self.state: ChainState | None = None
         self.running_since: str | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._nudged: asyncio.Task[None] | None = None
+        self._last_started = -math.inf
 
     async def check(self) -> ChainState:
         """Verify the chain now and keep the result."""
         async with self._lock:
             self.running_since = utc_now()
+            self._last_started = time.monotonic()
             try:
                 found = await self.log.verify()
             except asyncio.CancelledError:
@@ -87,6 +95,25 @@ class ChainVerifier:
                 self.running_since = None
             return self.state
 
+    def nudge(self) -> None:
+        """A page was viewed: if the log has grown since the last check and none ran in the
+        last ``min_gap`` seconds, verify again in the background (the page does not wait)."""
+        if self.running_since is not None or (self._nudged is not None and not self._nudged.done()):
+            return
+        if time.monotonic() - self._last_started < self.min_gap:
+            return
+        self._nudged = asyncio.create_task(self._check_if_grown(), name="burstbus-http-chaincheck-nudge")
+
+    async def _check_if_grown(self) -> None:
+        try:
+            head = (await self.log.head()).seq
+            if self.state is None or self.state.error or head != self.state.head_seq:
+                await self.check()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("hash chain verification could not run")
+
     async def _loop(self) -> None:
         last_head = -1
         while True:
@@ -107,8 +134,9 @@ class ChainVerifier:
             self._task = asyncio.create_task(self._loop(), name="burstbus-http-chaincheck")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._nudged):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._nudged = None

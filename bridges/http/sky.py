@@ -368,7 +368,8 @@ def inset_svg(centre: Marker, others: Sequence[Marker] = (), size: float = 240.0
         pts = [gnomonic(r, d, centre.ra, centre.dec) for r, d in small_circle(m.ra, m.dec, m.err, 120)]
         if any(p is None for p in pts):
             continue
-        cls = "sky-err best" if m is centre else "sky-err"
+        # Others only outlined: a wider circle would otherwise tint the whole field.
+        cls = "sky-err best" if m is centre else "sky-err outline"
         out.append(
             f'<path class="{cls}" clip-path="url(#inset-clip)" d="{_path([px(*p) for p in pts if p], True)}">'
             f"<title>{escape(m.label)}</title></path>"

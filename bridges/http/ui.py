@@ -227,6 +227,7 @@ class Pages:
     # -- handlers --
 
     async def overview(self, request: web.Request) -> web.Response:
+        self.verifier.nudge()
         data, problem, status = await self._read(q.overview)
         data = data or {"bursts": [], "notices": [], "by_status": {}, "projected": 0,
                         "burst_total": 0, "notice_total": 0}  # fmt: skip
@@ -281,6 +282,7 @@ class Pages:
                            live=Live(LIVE_TYPES["burst"], live_after, match={"burst_id": burst_id}))  # fmt: skip
 
     async def audit_log(self, request: web.Request) -> web.Response:
+        self.verifier.nudge()
         chain = self.verifier.state
         common = {"page": "log", "title": "Audit log", "chain": chain, "verifying": self.verifier.running_since}
         try:

@@ -111,21 +111,26 @@
     }
   }
 
+  var source = null;
+
   function connect() {
+    if (source) source.close();
     var url = new URL(main.getAttribute("data-stream"), window.location.href);
     url.searchParams.set("after", String(after));
     if (types.length) url.searchParams.set("type", types.join(","));
-    var source = new EventSource(url.toString());
-    source.onopen = function () { setState(true, "live"); };
-    source.onerror = function () {
-      setState(false, source.readyState === EventSource.CLOSED ? "offline" : "reconnecting");
-      if (source.readyState === EventSource.CLOSED) {
+    var opened = new EventSource(url.toString());
+    source = opened;
+    opened.onopen = function () { setState(true, "live"); };
+    opened.onerror = function () {
+      if (source !== opened) return;
+      setState(false, opened.readyState === EventSource.CLOSED ? "offline" : "reconnecting");
+      if (opened.readyState === EventSource.CLOSED) {
         // The browser gave up (an HTTP error): retry ourselves, from the last seq seen.
-        setTimeout(connect, 5000);
+        setTimeout(function () { if (source === opened) connect(); }, 5000);
       }
     };
-    types.forEach(function (type) { source.addEventListener(type, onEvent); });
-    source.addEventListener("projected", function (message) {
+    types.forEach(function (type) { opened.addEventListener(type, onEvent); });
+    opened.addEventListener("projected", function (message) {
       try {
         var seq = JSON.parse(message.data).seq || 0;
         if (seq > projected) projected = seq;
@@ -133,6 +138,15 @@
       maybeRefresh();
     });
   }
+
+  // A page kept in the back/forward cache must not keep its stream open: browsers allow six
+  // connections per host over HTTP/1.1, and six cached pages would block every request.
+  window.addEventListener("pagehide", function () {
+    if (source) { source.close(); source = null; }
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { setState(false, "connecting"); connect(); }
+  });
 
   setState(false, "connecting");
   connect();
