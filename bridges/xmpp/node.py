@@ -1,0 +1,128 @@
+"""XMPP in the service: the bot's connection, the notification outbox and VOEvent intake.
+
+One supervised component (``xmpp``): :meth:`XmppNode.run` keeps the connection up
+(reconnecting by itself with backoff) and runs the outbox beside it; if either fails
+unexpectedly the supervisor restarts the component, and the outbox resumes from its
+checkpoint. ``/healthz`` shows the connection state (``up``, rooms joined, last activity,
+outbox position) under ``xmpp``.
+
+The node is the bot's :class:`~burstbus.bots.chat.Messenger` (``send_direct``,
+``send_voevent``, ``health``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from burstbus.bots.chat import ChatBot
+from burstbus.bridges.xmpp.client import XmppConnection
+from burstbus.bridges.xmpp.config import XmppSection
+from burstbus.bridges.xmpp.notify import CONSUMER, Notifier
+from burstbus.bridges.xmpp.render import Templates, load_templates
+from burstbus.bridges.xmpp.voevents import VOEventIntake
+from burstbus.ingest import Ingest
+from burstbus.state import StateStore
+from burstbus.store.base import EventLog
+
+if TYPE_CHECKING:
+    from burstbus.service import Core, Service
+
+log = logging.getLogger(__name__)
+
+
+class XmppNode:
+    """The XMPP bridge. ``connection`` and ``notifier`` exist from construction (tests, metrics)."""
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        state: StateStore,
+        ingest: Ingest,
+        section: XmppSection,
+        *,
+        bot: ChatBot | None = None,
+        link_base: str = "http://127.0.0.1:8080",
+        burst_roles: tuple[str, ...] = ("observation",),
+        templates: Templates | None = None,
+        consumer: str = CONSUMER,
+    ):
+        self.section = section
+        self.intake = VOEventIntake(ingest, event_log, section.voevent_senders)
+        self.connection = XmppConnection(section, bot=bot, on_voevent=self.intake)
+        self.templates = templates or load_templates(section.templates_dir)
+        self.notifier = Notifier(
+            event_log, state, self.connection, section, self.templates,
+            link_base=link_base, burst_roles=burst_roles, name=consumer,
+        )
+
+    @property
+    def bot(self) -> ChatBot | None:
+        return self.connection.bot
+
+    @bot.setter
+    def bot(self, value: ChatBot | None) -> None:
+        self.connection.bot = value
+
+    async def run(self) -> None:
+        tasks = [
+            asyncio.create_task(self.connection.run(), name="burstbus-xmpp-connection"),
+            asyncio.create_task(self.notifier.run(), name="burstbus-xmpp-notify"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raise what stopped it, for the supervisor
+            raise RuntimeError("an XMPP task ended")  # neither ever returns on its own
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # -- Messenger ---------------------------------------------------------------------------
+
+    async def send_direct(self, jid: str, text: str) -> None:
+        await self.connection.send_direct(jid, text)
+
+    async def send_voevent(self, jid: str, xml: bytes, summary: str) -> None:
+        await self.connection.send_voevent(jid, xml, summary)
+
+    def health(self) -> Mapping[str, object]:
+        state = dict(self.connection.health())
+        state["outbox"] = self.notifier.health()
+        return state
+
+
+def add_xmpp(service: Service, core: Core, bot: ChatBot | None = None) -> XmppNode | None:
+    """Wire XMPP into a service (``build_service`` calls this); None when disabled.
+
+    ``bot`` answers commands (``BurstBot``); if it has a ``messenger`` attribute the node is
+    set as its messenger. The component's health (``/healthz``) includes the connection state.
+    """
+    section: XmppSection | None = getattr(core.config, "xmpp", None)
+    if section is None or not section.enabled:
+        return None
+    node = XmppNode(
+        core.log, core.state, core.ingest, section, bot=bot,
+        link_base=core.config.http.link_base(), burst_roles=tuple(core.config.bursts.roles),
+    )
+    if bot is not None and hasattr(bot, "messenger"):
+        bot.messenger = node
+    service.add("xmpp", node.run)
+    supervised = service.components[-1]
+    generic = supervised.health
+
+    def health() -> dict[str, Any]:
+        state: dict[str, Any] = dict(generic())
+        own = node.health()
+        state.update({k: v for k, v in own.items() if k != "up"})
+        state["up"] = bool(state.get("up")) and bool(own.get("up"))
+        return state
+
+    supervised.health = health  # type: ignore[method-assign]
+    return node

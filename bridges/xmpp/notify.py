@@ -1,0 +1,232 @@
+"""The XMPP outbox: accepted notices → room summaries, pages and raw forwards, from a checkpoint.
+
+Follows ``voevent.accepted`` in the log from consumer ``bridge.xmpp.out`` in ``state.sqlite``.
+For each notice:
+
+* its burst id: the ``burst.identified`` event for it (derived id, looked up in the log).
+  The burst identifier runs beside us and decides within milliseconds; we wait until it has
+  decided (its checkpoint passed the notice) or ``burst_wait`` seconds, then post without a
+  burst id rather than never. Roles the identifier ignores are not waited for.
+* a summary in every room (roles in ``room_roles``), a direct page to every on-duty JID
+  (``page_roles``/``page_missions``/``page_xpath``), and the raw packet to every
+  ``[[xmpp.forward]]`` JID whose roles and XPath select it.
+
+Every message carries the notice's event id as its stanza id. A batch's checkpoint moves only
+after the server acknowledged every message of it (XEP-0198), so nothing is missed across a
+restart of burstbus or of the server; a batch cut off before the acknowledgement is sent
+again, with the same ids. The first time the consumer runs it starts at the log's head
+(posting the whole history into a room would help nobody).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from lxml import etree
+
+from burstbus.bridges.xmpp.client import NotConnected, Outgoing, SessionLost
+from burstbus.bridges.xmpp.config import XmppSection
+from burstbus.bridges.xmpp.render import NoticeView, Templates, notice_view
+from burstbus.events import RecordedEvent, derived_event_id
+from burstbus.handlers.bursts import CONSUMER as BURSTS_CONSUMER
+from burstbus.handlers.bursts import IDENTIFIED
+from burstbus.payload import xml_bytes
+from burstbus.state import StateStore
+from burstbus.store.base import EventLog, ReadFilter
+from burstbus.voevent.parse import parse_xml
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "bridge.xmpp.out"
+ACCEPTED = "voevent.accepted"
+
+
+class Deliverer(Protocol):
+    async def wait_ready(self, timeout: float | None = None) -> None: ...
+
+    async def deliver(self, messages: Sequence[Outgoing]) -> None: ...
+
+
+class Selection:
+    """Which notices go where (pure): rooms, pages, forwards."""
+
+    def __init__(self, section: XmppSection):
+        self.section = section
+        self.page_missions = {m.lower() for m in section.page_missions}
+        self.page_xpath = etree.XPath(section.page_xpath) if section.page_xpath else None
+        self.forwards = [(rule, etree.XPath(rule.xpath) if rule.xpath else None) for rule in section.forward]
+
+    def rooms(self, data: Any) -> list[str]:
+        return [r.jid for r in self.section.rooms] if data.get("role") in self.section.room_roles else []
+
+    def pages(self, data: Any, root: Any) -> list[str]:
+        s = self.section
+        if not s.on_duty or data.get("role") not in s.page_roles:
+            return []
+        if self.page_missions and str(data.get("mission") or "").lower() not in self.page_missions:
+            return []
+        if self.page_xpath is not None and not _selects(self.page_xpath, root()):
+            return []
+        return list(s.on_duty)
+
+    def forwards_to(self, data: Any, root: Any) -> list[str]:
+        return [rule.jid for rule, xpath in self.forwards if data.get("role") in rule.roles and (xpath is None or _selects(xpath, root()))]
+
+    @property
+    def needs_xml(self) -> bool:
+        return self.page_xpath is not None or any(x is not None for _, x in self.forwards)
+
+
+def _selects(xpath: etree.XPath, element: Any) -> bool:
+    if element is None:
+        return False
+    try:
+        return bool(xpath(element))
+    except etree.XPathError:
+        return False
+
+
+def plan(record: RecordedEvent, view: NoticeView, selection: Selection, templates: Templates) -> list[Outgoing]:
+    """The messages one accepted notice produces (pure apart from parsing its XML)."""
+    data = record.data
+    parsed: list[Any] = []
+
+    def root() -> Any:
+        if not parsed:
+            try:
+                raw = xml_bytes(data)
+                parsed.append(parse_xml(raw, max_bytes=len(raw) + 1))
+            except Exception:  # accepted packets parse; never let one stop the outbox
+                parsed.append(None)
+        return parsed[0]
+
+    out: list[Outgoing] = []
+    rooms = selection.rooms(data)
+    if rooms:
+        text = templates.render("room", view)
+        out += [Outgoing(room, "groupchat", text, record.id) for room in rooms]
+    pages = selection.pages(data, root)
+    if pages:
+        text = templates.render("page", view)
+        out += [Outgoing(jid, "chat", text, record.id) for jid in pages]
+    forwards = selection.forwards_to(data, root)
+    if forwards:
+        text = templates.render("forward", view)
+        raw = xml_bytes(data)
+        out += [Outgoing(jid, "chat", text, record.id, raw) for jid in forwards]
+    return out
+
+
+class Notifier:
+    """Follows the log and delivers notices over XMPP, checkpointing acknowledged batches."""
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        state: StateStore,
+        connection: Deliverer,
+        section: XmppSection,
+        templates: Templates,
+        *,
+        link_base: str,
+        burst_roles: Sequence[str] = ("observation",),
+        name: str = CONSUMER,
+        retry_delay: float = 1.0,
+    ):
+        self.log = event_log
+        self.state = state
+        self.connection = connection
+        self.section = section
+        self.templates = templates
+        self.selection = Selection(section)
+        self.link_base = link_base.rstrip("/")
+        self.burst_roles = tuple(burst_roles)
+        self.name = name
+        self.retry_delay = retry_delay
+        #: Progress and trouble, for health and tests.
+        self.position = 0
+        self.delivered_total = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self.caught_up = asyncio.Event()
+
+    async def start_position(self) -> int:
+        """The checkpoint; on the very first run, the log's head (saved at once)."""
+        known = await self.state.checkpoints()
+        if self.name in known:
+            return known[self.name]
+        head = (await self.log.head()).seq
+        await self.state.set_checkpoint(self.name, head)
+        log.info("XMPP notifications start at log seq %d (first run)", head)
+        return head
+
+    async def run(self) -> None:
+        """Deliver forever; a batch that was not acknowledged is retried from the checkpoint."""
+        while True:
+            try:
+                await self._follow()
+            except (NotConnected, SessionLost, TimeoutError, ConnectionError) as exc:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.caught_up.clear()
+                log.warning("XMPP notifications stopped at seq %d (%s); resuming from the checkpoint", self.position, self.last_error)
+                await asyncio.sleep(self.retry_delay)
+
+    async def _follow(self) -> None:
+        self.position = await self.start_position()
+        await self._mark_caught_up()
+        batches = self.log.subscribe(after=self.position, filter=ReadFilter.of(types=[ACCEPTED]), batch_size=self.section.batch_size)
+        async with contextlib.aclosing(batches):  # type: ignore[type-var]
+            async for batch in batches:
+                await self.connection.wait_ready()
+                messages: list[Outgoing] = []
+                for record in batch:
+                    burst = await self.burst_of(record)
+                    view = notice_view(record.data, burst_id=burst, link_base=self.link_base, seq=record.seq, event_id=record.id)
+                    messages += plan(record, view, self.selection, self.templates)
+                await self.connection.deliver(messages)
+                self.delivered_total += len(messages)
+                self.position = batch[-1].seq
+                await self.state.set_checkpoint(self.name, self.position)
+                await self._mark_caught_up()
+
+    async def _mark_caught_up(self) -> None:
+        head = await self.log.read(self.position, ReadFilter.of(types=[ACCEPTED]), limit=1)
+        if head:
+            self.caught_up.clear()
+        else:
+            self.caught_up.set()
+
+    async def burst_of(self, record: RecordedEvent) -> str | None:
+        """The burst the identifier decided for this notice, waiting (bounded) for its decision."""
+        if record.data.get("role") not in self.burst_roles:
+            return None
+        wanted = derived_event_id(IDENTIFIED, record.id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.section.burst_wait
+        delay = 0.002
+        while True:
+            found = await self.log.find(wanted)
+            if found is not None:
+                return str(found.data.get("burst_id") or "") or None
+            if await self.state.checkpoint(BURSTS_CONSUMER) >= record.seq:
+                found = await self.log.find(wanted)  # decided: appended before its checkpoint moved
+                return str(found.data.get("burst_id") or "") or None if found is not None else None
+            if loop.time() >= deadline:
+                log.warning("no burst decision for %s after %.1fs; posting without a burst id", record.data.get("ivorn"), self.section.burst_wait)
+                return None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def health(self) -> dict[str, object]:
+        return {
+            "position": self.position,
+            "caught_up": self.caught_up.is_set(),
+            "delivered": self.delivered_total,
+            "failures": self.failures,
+            "last_error": self.last_error,
+        }
