@@ -395,6 +395,9 @@ class XmppConnection:
                 self._pending[key] = (generation, future)
                 futures.append(future)
             stanza.send()
+        # Stanzas go through slixmpp's send queue; the ack request (sent raw) and the ping
+        # must follow them on the wire, so wait until the queue has written them.
+        await self.client.waiting_queue.join()
         if not use_acks:
             await self.client.plugin["xep_0199"].ping(jid=slixmpp.JID(self.client.boundjid.domain), timeout=self.section.ack_timeout)
             return

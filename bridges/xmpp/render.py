@@ -56,22 +56,21 @@ class NoticeView:
     def ra_hms(self) -> str:
         if self.ra is None:
             return "?"
-        hours = (self.ra % 360.0) / 15.0
-        h = int(hours)
-        m = int((hours - h) * 60)
-        s = ((hours - h) * 60 - m) * 60
-        return f"{h:02d}h{m:02d}m{s:05.2f}s"
+        # Rounded once, in hundredths of a second of time, so 59.999 s never shows as 60.00.
+        total = round((self.ra % 360.0) / 15.0 * 360000) % (24 * 360000)
+        h, rest = divmod(total, 360000)
+        m, cs = divmod(rest, 6000)
+        return f"{h:02d}h{m:02d}m{cs // 100:02d}.{cs % 100:02d}s"
 
     @property
     def dec_dms(self) -> str:
         if self.dec is None:
             return "?"
         sign = "-" if self.dec < 0 else "+"
-        value = abs(self.dec)
-        d = int(value)
-        m = int((value - d) * 60)
-        s = ((value - d) * 60 - m) * 60
-        return f"{sign}{d:02d}°{m:02d}′{s:04.1f}″"
+        total = round(abs(self.dec) * 36000)  # tenths of an arcsecond, rounded once
+        d, rest = divmod(total, 36000)
+        m, ds = divmod(rest, 600)
+        return f"{sign}{d:02d}°{m:02d}′{ds // 10:02d}.{ds % 10}″"
 
     @property
     def err_text(self) -> str:

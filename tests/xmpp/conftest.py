@@ -138,7 +138,7 @@ def xmpp_options(prosody: Prosody, rooms: Rooms, **extra: Any) -> dict[str, Any]
 class Burstbus:
     """burstbus in this process: core, service (VTP on free ports, XMPP), the XMPP node."""
 
-    def __init__(self, core: Core, service: Service, node: XmppNode):
+    def __init__(self, core: Core, service: Service, node: XmppNode | None):
         self.core = core
         self.service = service
         self.node = node
@@ -162,7 +162,6 @@ class Burstbus:
             node = add_xmpp(service, core, bot)
         elif bot is not None:
             node.bot = bot
-        assert node is not None
         service.start()
         made = cls(core, service, node)
         assert service.vtp is not None
@@ -174,9 +173,14 @@ class Burstbus:
         assert self.service.vtp is not None and self.service.vtp.receiver is not None
         return self.service.vtp.receiver.port
 
+    @property
+    def xmpp(self) -> XmppNode:
+        assert self.node is not None, "XMPP is disabled in this burstbus"
+        return self.node
+
     async def ready(self) -> None:
-        await within(self.node.connection.wait_ready(), DEADLINE, "the bot to be online in its rooms")
-        await wait_for(lambda: all(r.joined for r in self.node.connection.rooms.by_jid.values()), "the bot to join every room")
+        await within(self.xmpp.connection.wait_ready(), DEADLINE, "the bot to be online in its rooms")
+        await wait_for(lambda: all(r.joined for r in self.xmpp.connection.rooms.by_jid.values()), "the bot to join every room")
 
     async def stop(self) -> None:
         if self.stopped:

@@ -56,7 +56,7 @@ https_ports = {{ }}
 c2s_require_encryption = true
 authentication = "internal_hashed"
 storage = "internal"
-modules_enabled = {{ "tls"; "saslauth"; "roster"; "disco"; "ping"; "carbons"; "smacks"; "mam"; "posix"; }}
+modules_enabled = {{ "tls"; "saslauth"; "roster"; "disco"; "ping"; "carbons"; "smacks"; "mam"; "offline"; "posix"; }}
 modules_disabled = {{ "s2s"; "http"; "admin_shell"; "admin_adhoc"; "register"; }}
 -- a short hibernation so that a dead bot session is not kept for long
 smacks_hibernation_time = 30
@@ -216,8 +216,10 @@ class User(slixmpp.ClientXMPP):
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.disconnect(wait=1.0), 10)
 
-    async def join(self, room: str, nick: str) -> None:
-        await self.plugin["xep_0045"].join_muc_wait(slixmpp.JID(room), nick, maxchars=0, timeout=DEADLINE)
+    async def join(self, room: str, nick: str, history: int = 0) -> None:
+        """Join ``room``; ``history``: how many earlier messages the room should replay."""
+        options: dict[str, Any] = {"maxstanzas": history} if history else {"maxchars": 0}
+        await self.plugin["xep_0045"].join_muc_wait(slixmpp.JID(room), nick, timeout=DEADLINE, **options)
 
     def say(self, to: str, body: str, kind: str = "chat") -> str:
         msg = self.make_message(mto=to, mbody=body, mtype=kind)
