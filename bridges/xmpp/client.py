@@ -32,6 +32,7 @@ import logging
 import random
 import secrets
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -145,6 +146,8 @@ class XmppConnection:
         self.resumes = 0
         self.commands_total = 0
         self.dropped_total = 0
+        #: Why messages were not commands (reason → count), for health and tests.
+        self.dropped: Counter[str] = Counter()
         self._install_handlers()
 
     # -- slixmpp events ------------------------------------------------------------------
@@ -235,6 +238,7 @@ class XmppConnection:
         verdict = classify(message.xml, me=self.client.boundjid.full, rooms=self.rooms, nick=self.section.nick)
         if verdict.kind == "drop":
             self.dropped_total += 1
+            self.dropped[verdict.reason] += 1
             if verdict.had_body:
                 log.debug("XMPP: not a command (%s) from %s", verdict.reason, message["from"])
             return
@@ -446,7 +450,7 @@ class XmppConnection:
                 for r in self.rooms.by_jid.values()
             },
             "commands": self.commands_total,
-            "ignored_messages": self.dropped_total,
+            "ignored_messages": dict(self.dropped),
         }
 
     # -- commands ----------------------------------------------------------------------------

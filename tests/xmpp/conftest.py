@@ -23,7 +23,15 @@ from burstbus.config import load_config
 from burstbus.service import Core, Service, build_service
 from tests.broker.harness import within
 from tests.waiting import DEADLINE, wait_for
-from tests.xmpp.harness import DOMAIN, MUC, PASSWORD, Prosody, User, configure_room, prosody_available
+from tests.xmpp.harness import (
+    DOMAIN,
+    MUC,
+    PASSWORD,
+    Prosody,
+    User,
+    configure_room,
+    prosody_available,
+)
 
 USERS = ("burstbus", "alice", "bob", "carol", "mallory", "owner", "telescope", "colibri", "forwarder")
 

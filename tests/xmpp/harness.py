@@ -20,13 +20,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
-from slixmpp.xmlstream import ET
 
 from tests.waiting import DEADLINE, wait_for
 
@@ -272,10 +272,10 @@ async def configure_room(owner: User, room: str, *, members_only: bool, whois_an
             raise AssertionError(f"could not make {jid} a member of {room}: {exc}") from exc
 
 
-def raw_message(to: str, inner: str, kind: str = "chat", frm: str | None = None) -> ET.Element:
-    """A message element from XML text (for stanzas an ordinary client would not build)."""
-    attrs = f' to="{to}" type="{kind}"' + (f' from="{frm}"' if frm else "")
-    return ET.fromstring(f'<message xmlns="jabber:client"{attrs}>{inner}</message>')
+def raw_message(to: str, inner: str, kind: str = "chat") -> str:
+    """A message stanza as text (for stanzas an ordinary client would not build); send it
+    with ``User.send_raw`` (the server stamps ``from``)."""
+    return f'<message xmlns="jabber:client" to="{to}" type="{kind}" id="{uuid.uuid4().hex}">{inner}</message>'
 
 
 def prosody_available() -> bool:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from burstbus.broker.client import publish
 from burstbus.bridges.xmpp.intake import voevent_payload
+from burstbus.broker.client import publish
 from tests.packets import voevent
 from tests.waiting import wait_for
 from tests.xmpp.conftest import Burstbus, Clients, Rooms, jid, xmpp_options
