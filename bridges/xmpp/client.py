@@ -160,6 +160,7 @@ class XmppConnection:
         c.add_event_handler("disconnected", self._disconnected)
         c.add_event_handler("connection_failed", self._connection_failed)
         c.add_event_handler("failed_all_auth", self._auth_failed)
+        c.add_event_handler("ssl_invalid_chain", self._untrusted)
         c.add_event_handler("stanza_acked", self._acked)
         c.register_handler(Callback("burstbus intake", MatchXPath("{jabber:client}message"), self._message))
         c.register_handler(Callback("burstbus rooms", MatchXPath("{jabber:client}presence"), self._presence))
@@ -211,6 +212,13 @@ class XmppConnection:
     def _auth_failed(self, _: Any) -> None:
         self.last_error = "authentication failed (check xmpp.jid and xmpp.password)"
         self._failed.set()
+
+    def _untrusted(self, error: Any) -> None:
+        """The server's certificate does not verify: never go on with it."""
+        self.last_error = f"the server certificate is not trusted ({error}); check xmpp.ca_file"
+        log.error("XMPP: %s", self.last_error)
+        self._failed.set()
+        self.client.abort()
 
     def _acked(self, stanza: Any) -> None:
         key = (str(stanza["to"]), str(stanza["id"]))
@@ -316,6 +324,8 @@ class XmppConnection:
             self.client.cancel_connection_attempt()
             if self.client.transport is not None:
                 self.client.abort()
+            if self.last_error is None:
+                self.last_error = "the connection closed before a session started"
             wait = delay * random.uniform(0.8, 1.2)
             log.warning("XMPP: %s; retrying in %.1fs", self.last_error or "not connected", wait)
             await asyncio.sleep(wait)

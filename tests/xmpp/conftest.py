@@ -120,7 +120,7 @@ class RecordingBot:
         return [c.text for c in self.commands]
 
 
-def xmpp_options(prosody: Prosody, rooms: Rooms, **extra: Any) -> dict[str, Any]:
+def xmpp_options(prosody: Prosody, made: Rooms, **extra: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
         "enabled": True,
         "jid": jid("burstbus"),
@@ -128,7 +128,7 @@ def xmpp_options(prosody: Prosody, rooms: Rooms, **extra: Any) -> dict[str, Any]
         "host": "127.0.0.1",
         "port": prosody.port,
         "ca_file": str(prosody.ca_file),
-        "rooms": [{"jid": rooms.ba}, {"jid": rooms.anon}],
+        "rooms": [{"jid": made.ba}, {"jid": made.anon}],
         "on_duty": [jid("alice")],
         "forward": [{"jid": jid("telescope")}],
         "voevent_senders": [jid("forwarder")],
