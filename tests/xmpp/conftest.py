@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +152,21 @@ class Burstbus:
         self.service = service
         self.node = node
         self.stopped = False
+        self.own_bot: Any = None
 
     @classmethod
-    async def start(cls, data_dir: Path, xmpp: dict[str, Any], bot: ChatBot | None = None, **sections: Any) -> Burstbus:
+    async def start(
+        cls,
+        data_dir: Path,
+        xmpp: dict[str, Any],
+        bot: ChatBot | None = None,
+        *,
+        real_bot: bool = False,
+        clock: Callable[[], datetime] | None = None,
+        **sections: Any,
+    ) -> Burstbus:
+        """Start burstbus; ``real_bot``: the Burst Advocate bot (``bots/bot.py``) answers, with
+        ``clock`` as its clock (for expiry)."""
         overrides: dict[str, Any] = {
             "data": {"dir": str(data_dir)},
             "vtp": {"receive_port": 0, "broadcast_port": 0, "authenticate_wait": 30.0, "test_interval": 0},
@@ -165,13 +178,26 @@ class Burstbus:
         config = load_config(environ={}, overrides=overrides)
         core = await Core.open(config)
         service = build_service(core)
+        own_bot = None
+        if real_bot:
+            from burstbus.bots.bot import add_bot
+
+            existing = getattr(service, "bot", None)
+            if existing is None:
+                existing = own_bot = add_bot(service, core)
+            if clock is not None:
+                existing.clock = clock
+            bot = existing
         node = getattr(service, "xmpp", None)
         if node is None:
             node = add_xmpp(service, core, bot)
         elif bot is not None:
             node.bot = bot
+        if node is not None and real_bot:
+            bot.messenger = node  # type: ignore[union-attr]
         service.start()
         made = cls(core, service, node)
+        made.own_bot = own_bot
         assert service.vtp is not None
         await asyncio.wait_for(service.vtp.receiver_ready.wait(), DEADLINE)
         return made
@@ -198,6 +224,8 @@ class Burstbus:
         try:
             await within(self.service.wait(), DEADLINE, "the service to stop")
         finally:
+            if self.own_bot is not None:
+                await self.own_bot.close()
             await within(self.core.close(), DEADLINE, "the core to close")
 
 
