@@ -358,6 +358,11 @@ class XmppConnection:
                 self.client.abort()
         self.up.clear()
         self._fail_pending(SessionLost("closed"))
+        # slixmpp leaves its outgoing-filter task pending after a disconnect; end it here so
+        # it is not destroyed pending when the loop closes.
+        filters = getattr(self.client, "_run_out_filters", None)
+        if filters is not None and not filters.done():
+            filters.cancel()
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -384,6 +389,9 @@ class XmppConnection:
         else:
             async with asyncio.timeout(timeout):
                 await ready()
+
+    def joined_rooms(self) -> set[str]:
+        return {r.jid for r in self.rooms.by_jid.values() if r.joined}
 
     async def deliver(self, messages: Sequence[Outgoing]) -> None:
         """Send and return once the server acknowledged all of them (see the module doc).

@@ -50,6 +50,8 @@ class Deliverer(Protocol):
 
     async def deliver(self, messages: Sequence[Outgoing]) -> None: ...
 
+    def joined_rooms(self) -> set[str]: ...
+
 
 class Selection:
     """Which notices go where (pure): rooms, pages, forwards."""
@@ -151,6 +153,7 @@ class Notifier:
         self.position = 0
         self.delivered_total = 0
         self.failures = 0
+        self.skipped_total = 0
         self.last_error: str | None = None
         self.caught_up = asyncio.Event()
 
@@ -188,11 +191,23 @@ class Notifier:
                     burst = await self.burst_of(record)
                     view = notice_view(record.data, burst_id=burst, link_base=self.link_base, seq=record.seq, event_id=record.id)
                     messages += plan(record, view, self.selection, self.templates)
+                messages = self._joined_only(messages)
                 await self.connection.deliver(messages)
                 self.delivered_total += len(messages)
                 self.position = batch[-1].seq
                 await self.state.set_checkpoint(self.name, self.position)
                 await self._mark_caught_up()
+
+    def _joined_only(self, messages: list[Outgoing]) -> list[Outgoing]:
+        """Room messages only to rooms we are in: a room that refused us (not a member, gone)
+        would bounce them; its summaries are skipped, counted and logged, pages still go."""
+        joined = self.connection.joined_rooms()
+        kept = [m for m in messages if m.type != "groupchat" or m.to.lower() in joined]
+        for m in messages:
+            if m.type == "groupchat" and m.to.lower() not in joined:
+                self.skipped_total += 1
+                log.error("XMPP: not in room %s; notice %s not posted there", m.to, m.id)
+        return kept
 
     async def _mark_caught_up(self) -> None:
         head = await self.log.read(self.position, ReadFilter.of(types=[ACCEPTED]), limit=1)
@@ -228,5 +243,6 @@ class Notifier:
             "caught_up": self.caught_up.is_set(),
             "delivered": self.delivered_total,
             "failures": self.failures,
+            "skipped_room_messages": self.skipped_total,
             "last_error": self.last_error,
         }

@@ -215,6 +215,9 @@ class User(slixmpp.ClientXMPP):
     async def logout(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.disconnect(wait=1.0), 10)
+        filters = getattr(self, "_run_out_filters", None)  # slixmpp leaves it pending
+        if filters is not None and not filters.done():
+            filters.cancel()
 
     async def join(self, room: str, nick: str, history: int = 0) -> None:
         """Join ``room``; ``history``: how many earlier messages the room should replay."""
