@@ -65,6 +65,10 @@ async def test_a_vtp_notice_reaches_room_page_and_telescope(
     health = bus.node.health()
     assert health["up"] is True and health["rooms"][rooms.ba]["joined"] is True  # type: ignore[index]
     assert str(health["jid"]).startswith(f"{jid('burstbus')}/burstbus-")
+    [component] = [c for c in bus.service.components if c.name == "xmpp"]  # what /healthz shows
+    shown = component.health()
+    assert shown["up"] is True and shown["rooms"][rooms.ba]["joined"] is True and shown["restarts"] == 0
+    assert shown["outbox"]["delivered"] >= 3  # type: ignore[index]
     # test packets stay out of the rooms by default
     test_ivorn = f"ivo://org.svom/fsc#test-{uuid.uuid4().hex[:6]}"
     await submit(bus, voevent(test_ivorn, role="test"))
