@@ -25,6 +25,7 @@ from typing import Any
 
 from burstbus.bridges.nats.config import NatsSection, check_log_jetstream, check_nats
 from burstbus.bots.config import AclSection, TriggersSection, check_bot
+from burstbus.bridges.slack.config import SlackSection, check_slack
 from burstbus.bridges.xmpp.config import XmppSection, check_xmpp
 
 ENV_PREFIX = "BURSTBUS_"
@@ -194,6 +195,7 @@ class Config:
     nats: NatsSection = NatsSection()
     http: HttpSection = HttpSection()
     xmpp: XmppSection = XmppSection()
+    slack: SlackSection = SlackSection()
     acl: AclSection = AclSection()
     triggers: TriggersSection = TriggersSection()
 
@@ -357,6 +359,7 @@ def _check(config: Config) -> None:
     _check_vtp(config.vtp)
     check_nats(config.nats)
     check_xmpp(config.xmpp)
+    check_slack(config.slack)
     check_log_jetstream(config.log)
     check_bot(config.acl, config.triggers)
     if config.http.base_path and (not config.http.base_path.startswith("/") or config.http.base_path.endswith("/")):

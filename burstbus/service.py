@@ -22,7 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from burstbus.bots.bot import BurstBot, add_bot
 from burstbus.bridges.nats.node import NatsNode, add_nats
+from burstbus.bridges.slack.node import add_slack
+from burstbus.bridges.slack.outbox import SlackOutbox
+from burstbus.bridges.xmpp.node import XmppNode, add_xmpp
 from burstbus.broker.node import VTPNode
 from burstbus.config import Config
 from burstbus.events import utc_now
@@ -154,6 +158,11 @@ class Service:
         self._stopping = asyncio.Event()
         self.vtp: VTPNode | None = None
         self.nats: NatsNode | None = None
+        self.bot: BurstBot | None = None
+        self.xmpp: XmppNode | None = None
+        self.slack: SlackOutbox | None = None
+        #: Called after the components stopped, before the core closes (e.g. reader pools).
+        self.closers: list[Callable[[], Awaitable[None]]] = []
 
     def add(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         self.components.append(Supervised(name, factory))
@@ -206,8 +215,13 @@ def build_service(core: Core) -> Service:
         for name, factory in service.vtp.components():
             service.add(name, factory)
     service.nats = add_nats(service, core)
+    if core.config.xmpp.enabled:
+        service.bot = add_bot(service, core)
+        service.closers.append(service.bot.close)
+        service.xmpp = add_xmpp(service, core, service.bot)
+    service.slack = add_slack(service, core)
     if core.config.http.enabled:
-        add_http(service, core)
+        add_http(service, core)  # last: its /healthz lists the components added before it
     return service
 
 
@@ -261,5 +275,10 @@ async def run_service(
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+            for close in service.closers:
+                try:
+                    await close()
+                except Exception:
+                    log.exception("closing %r failed", close)
             await core.close()
             log.info("burstbus stopped")

@@ -1,0 +1,172 @@
+"""Slack: notices reach channels as a user sees them — one thread per burst, updates that
+matter shown in the channel, rate limits waited out, nothing twice across a restart, and a bad
+channel or a refused token reported without losing the others' messages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from burstbus.config import ConfigError, load_config
+from burstbus.service import Core, Service, build_service
+from tests.packets import voevent
+from tests.slack.fake import TOKEN, FakeSlack
+from tests.waiting import wait_for
+
+LINK = "https://fsc.example/burstbus"
+
+
+@pytest.fixture(autouse=True)
+def slack_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_SLACK_TOKEN", TOKEN)  # the token as operators give it: env:NAME
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    fake = await FakeSlack().start()
+    yield fake
+    await fake.stop()
+
+
+def config_for(tmp_path: Path, slack: FakeSlack, **extra: Any):
+    section = {"enabled": True, "token": "env:TEST_SLACK_TOKEN", "base_url": slack.url, "min_interval": 0.01,
+               "retry_delay": 0.05, "burst_wait": 30.0,
+               "channels": [{"channel": "#grb-alerts"}, {"channel": "C0GRBLVK1", "missions": ["LVK"]}], **extra}
+    return load_config(environ={}, overrides={
+        "data": {"dir": str(tmp_path / "data")}, "http": {"enabled": False, "public_url": LINK},
+        "nats": {"enabled": False}, "vtp": {"enabled": False}, "slack": section,
+    })
+
+
+class Running:
+    def __init__(self, core: Core, service: Service):
+        self.core, self.service = core, service
+
+    async def submit(self, raw: bytes) -> None:
+        result = await self.core.ingest.submit(raw, via="local", peer="test")
+        assert result.outcome == "accepted", result
+
+    async def stop(self) -> None:
+        self.service.stop()
+        await self.service.wait()
+        await self.core.close()
+
+
+async def start(config) -> Running:
+    core = await Core.open(config)
+    service = build_service(core)
+    assert service.slack is not None
+    service.start()
+    await wait_for(lambda: service.slack is not None and service.slack.connected, "the Slack token to be checked")
+    return Running(core, service)
+
+
+def swift(n: int, trig: str, err: float, cites: list[tuple[str, str]] | None = None) -> bytes:
+    return voevent(f"ivo://nasa.gsfc.gcn/SWIFT#Notice_{trig}_{n}", params={"TrigID": trig}, err=err, cites=cites)
+
+
+async def test_one_thread_per_burst_and_updates_that_matter_shown_in_the_channel(tmp_path: Path, slack: FakeSlack) -> None:
+    bus = await start(config_for(tmp_path, slack))
+    try:
+        await bus.submit(swift(1, "555", 0.05))
+        await wait_for(lambda: len(slack.messages) == 1, "the first notice")
+        await bus.submit(swift(2, "555", 0.2))  # worse position: a quiet thread reply
+        await bus.submit(swift(3, "555", 0.001))  # better position: also shown in the channel
+        await bus.submit(swift(1, "777", 0.1))  # another burst: its own top-level message
+        await wait_for(lambda: len(slack.messages) == 4, "every notice")
+    finally:
+        await bus.stop()
+    first, worse, better, other = slack.in_channel("#grb-alerts")
+    assert "swift-555" in first["text"] and f"<{LINK}/bursts/swift-555|burst page>" in first["text"]
+    assert "thread_ts" not in first and "thread_ts" not in other and "swift-777" in other["text"]
+    assert worse["thread_ts"] == first["ts"] and not worse.get("reply_broadcast")
+    assert better["thread_ts"] == first["ts"] and better["reply_broadcast"] is True
+    assert "3.6″" in better["text"]  # 0.001° as a phone shows it
+    assert slack.in_channel("C0GRBLVK1") == []  # that channel wants LVK only
+
+
+async def test_rate_limit_is_waited_out_and_nothing_is_posted_twice_across_a_restart(tmp_path: Path, slack: FakeSlack) -> None:
+    config = config_for(tmp_path, slack)
+    bus = await start(config)
+    slack.rate_limit_next.add("#grb-alerts")
+    await bus.submit(swift(1, "100", 0.1))
+    await wait_for(lambda: len(slack.messages) == 1, "the notice after the 429")
+    assert slack.rate_limited == 1
+    await bus.stop()
+    # While burstbus is down, notices keep arriving in the log (e.g. an import); then it restarts.
+    bus = await start(config)
+    slack.down = True
+    await bus.submit(swift(2, "100", 0.05))
+    await bus.submit(swift(1, "200", 0.05))
+    await wait_for(lambda: bus.service.slack and bus.service.slack.last_error, "Slack's outage to be noticed")
+    slack.down = False
+    await wait_for(lambda: len(slack.messages) == 3, "the notices held back by the outage")
+    await bus.stop()
+    bus = await start(config)
+    await bus.submit(swift(3, "100", 0.01))
+    await wait_for(lambda: len(slack.messages) == 4, "the notice after the second restart")
+    await bus.stop()
+    texts = [m["text"] for m in slack.messages]
+    assert len(set(texts)) == 4
+    assert slack.messages[3]["thread_ts"] == slack.messages[0]["ts"]  # the thread survived the restarts
+
+
+async def test_a_missing_channel_is_reported_and_the_others_still_get_their_notices(tmp_path: Path, slack: FakeSlack) -> None:
+    config = config_for(tmp_path, slack, channels=[{"channel": "#gone"}, {"channel": "#grb-alerts"}])
+    bus = await start(config)
+    try:
+        await bus.submit(swift(1, "300", 0.1))
+        await wait_for(lambda: len(slack.messages) == 1, "the notice in the channel that exists")
+        outbox = bus.service.slack
+        assert outbox is not None
+        await wait_for(lambda: outbox.failed_total == 1, "the failure to be counted")
+        assert outbox.last_error == "#gone: channel_not_found"
+    finally:
+        await bus.stop()
+
+
+async def test_a_refused_token_shows_the_component_down_with_the_reason(tmp_path: Path, slack: FakeSlack) -> None:
+    config = load_config(environ={}, overrides={
+        "data": {"dir": str(tmp_path / "data")}, "http": {"enabled": False}, "nats": {"enabled": False},
+        "vtp": {"enabled": False},
+        "slack": {"enabled": True, "token": "xoxb-wrong", "base_url": slack.url, "channels": [{"channel": "#grb-alerts"}]},
+    })
+    core = await Core.open(config)
+    service = build_service(core)
+    service.start()
+    try:
+        component = next(c for c in service.components if c.name == "slack")
+        await wait_for(lambda: component.failure, "the refusal")
+        assert "invalid_auth" in (component.failure or "") and component.health()["up"] is False
+    finally:
+        service.stop()
+        await service.wait()
+        await core.close()
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("token", "", "required"),
+    ("channels", [], "at least one channel"),
+    ("channels", [{"channel": "not a channel!"}], "not a channel"),
+    ("base_url", "slack.com/api", "ending in /"),
+])
+def test_bad_slack_configuration_names_the_key(key: str, value: Any, problem: str) -> None:
+    section = {"enabled": True, "token": "xoxb-x", "channels": [{"channel": "#a"}], key: value}
+    with pytest.raises(ConfigError, match=problem) as caught:
+        load_config(environ={}, overrides={"slack": section})
+    assert caught.value.key.startswith(f"slack.{key}")
+
+
+async def test_slack_text_is_escaped(tmp_path: Path, slack: FakeSlack) -> None:
+    from burstbus.bridges.slack.outbox import SlackTemplates
+    from burstbus.notices import notice_view
+
+    view = notice_view({"ivorn": "ivo://x/y#<b>&", "role": "observation", "instrument": "<!channel>"},
+                       burst_id="b&1", link_base=LINK, seq=1, event_id="e")
+    text = SlackTemplates().render(view, first=True)
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text and "ivo://x/y#&lt;b&gt;&amp;" in text
+    await asyncio.sleep(0)
