@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from burstbus.bots.queries import BurstRow, BurstView, ConeHit, NoticeRow, ProcessRow, TriggerRow
+from burstbus.notices import angle_text
 
 #: Lines of a list before "… and N more".
 LIST_LINES = 10
@@ -30,13 +31,7 @@ def full_time(moment: str | None) -> str:
 
 
 def error_text(err: float | None) -> str:
-    if err is None:
-        return ""
-    if err >= 1:
-        return f" ±{err:.2f}°"
-    if err * 60 >= 1:
-        return f" ±{err * 60:.1f}′"
-    return f" ±{err * 3600:.1f}″"
+    return "" if err is None else f" ±{angle_text(err)}"
 
 
 def position(ra: float | None, dec: float | None, err: float | None) -> str:

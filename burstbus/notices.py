@@ -28,6 +28,15 @@ from burstbus.store.base import EventLog
 log = logging.getLogger(__name__)
 
 
+def angle_text(degrees: float) -> str:
+    """An error radius as people say it: ``1.25°``, ``6.0′``, ``3.6″``."""
+    if degrees >= 1.0:
+        return f"{degrees:.2f}°"
+    if degrees * 60 >= 1.0:
+        return f"{degrees * 60:.1f}′"
+    return f"{degrees * 3600:.1f}″"
+
+
 @dataclass(frozen=True)
 class NoticeView:
     """What a template may use about one notice (``voevent.accepted`` data + its burst)."""
@@ -75,13 +84,7 @@ class NoticeView:
 
     @property
     def err_text(self) -> str:
-        if self.err is None:
-            return "? (error unknown)"
-        if self.err >= 1.0:
-            return f"{self.err:.2f}°"
-        if self.err * 60 >= 1.0:
-            return f"{self.err * 60:.1f}′"
-        return f"{self.err * 3600:.1f}″"
+        return "? (error unknown)" if self.err is None else angle_text(self.err)
 
     @property
     def time_text(self) -> str:

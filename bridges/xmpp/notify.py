@@ -30,10 +30,9 @@ from lxml import etree
 
 from burstbus.bridges.xmpp.client import NotConnected, Outgoing, SessionLost
 from burstbus.bridges.xmpp.config import XmppSection
-from burstbus.bridges.xmpp.render import NoticeView, Templates, notice_view
-from burstbus.events import RecordedEvent, derived_event_id
-from burstbus.handlers.bursts import CONSUMER as BURSTS_CONSUMER
-from burstbus.handlers.bursts import IDENTIFIED
+from burstbus.bridges.xmpp.render import Templates
+from burstbus.events import RecordedEvent
+from burstbus.notices import NoticeView, burst_of, notice_view
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog, ReadFilter
@@ -188,7 +187,7 @@ class Notifier:
                 await self.connection.wait_ready()
                 messages: list[Outgoing] = []
                 for record in batch:
-                    burst = await self.burst_of(record)
+                    burst = await burst_of(self.log, self.state, record, roles=self.burst_roles, wait=self.section.burst_wait)
                     view = notice_view(record.data, burst_id=burst, link_base=self.link_base, seq=record.seq, event_id=record.id)
                     messages += plan(record, view, self.selection, self.templates)
                 messages = self._joined_only(messages)
@@ -215,27 +214,6 @@ class Notifier:
             self.caught_up.clear()
         else:
             self.caught_up.set()
-
-    async def burst_of(self, record: RecordedEvent) -> str | None:
-        """The burst the identifier decided for this notice, waiting (bounded) for its decision."""
-        if record.data.get("role") not in self.burst_roles:
-            return None
-        wanted = derived_event_id(IDENTIFIED, record.id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.section.burst_wait
-        delay = 0.002
-        while True:
-            found = await self.log.find(wanted)
-            if found is not None:
-                return str(found.data.get("burst_id") or "") or None
-            if await self.state.checkpoint(BURSTS_CONSUMER) >= record.seq:
-                found = await self.log.find(wanted)  # decided: appended before its checkpoint moved
-                return str(found.data.get("burst_id") or "") or None if found is not None else None
-            if loop.time() >= deadline:
-                log.warning("no burst decision for %s after %.1fs; posting without a burst id", record.data.get("ivorn"), self.section.burst_wait)
-                return None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
 
     def health(self) -> dict[str, object]:
         return {

@@ -9,9 +9,10 @@ import pytest
 
 from burstbus.bridges.xmpp.config import XmppSection, check_xmpp
 from burstbus.bridges.xmpp.notify import Selection, plan
-from burstbus.bridges.xmpp.render import Templates, load_templates, notice_view
+from burstbus.bridges.xmpp.render import Templates, load_templates
 from burstbus.config import ConfigError, _build
 from burstbus.events import RecordedEvent
+from burstbus.notices import notice_view
 from burstbus.payload import xml_fields
 from tests.packets import voevent
 
