@@ -116,7 +116,11 @@ async def test_every_event_goes_out_as_json_and_voevents_raw(
     assert raw.subject == "burstbus.voevent.test"
     assert raw.data == packet
     assert raw.headers and raw.headers["Burstbus-Event-Id"] == records[result.seq - 1].id
-    assert await core.state.checkpoint(CONSUMER) == 3
+
+    async def stored_at_head() -> bool:
+        return await core.state.checkpoint(CONSUMER) == 3
+
+    await wait_for(stored_at_head, "the stored checkpoint at the head")
 
 
 async def test_a_restarted_outbound_resumes_from_its_checkpoint_and_the_stream_drops_resends(
