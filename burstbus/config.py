@@ -23,8 +23,8 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from burstbus.bridges.nats.config import NatsSection, check_log_jetstream, check_nats
 from burstbus.bots.config import AclSection, TriggersSection, check_bot
+from burstbus.bridges.nats.config import NatsSection, check_log_jetstream, check_nats
 from burstbus.bridges.slack.config import SlackSection, check_slack
 from burstbus.bridges.xmpp.config import XmppSection, check_xmpp
 
