@@ -425,6 +425,9 @@ class JetStreamEventLog:
                 headers = msg.headers or {}
                 status = headers.get("Status")
                 if status is None:
+                    if "Nats-Num-Pending" not in headers:  # a server before 2.11: no batches
+                        log.warning("stream %s: the server does not batch direct gets; reading one record per request", self.stream)
+                        return None
                     record, text = _decode(msg.data)
                     if headers.get("Nats-Sequence") not in (None, str(record.seq)):
                         raise LogError(f"stream seq {headers.get('Nats-Sequence')} holds a record claiming seq {record.seq}")

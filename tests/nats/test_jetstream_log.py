@@ -81,4 +81,7 @@ async def test_reads_come_in_batches(server: EmbeddedNatsServer) -> None:
     several = await log.read(100, ReadFilter.of(types=["c.d", "a.b"], stream="s"), 10)
     assert [r.seq for r in several] == list(range(101, 111))
     assert (await log.verify()).count == 2500
+    log.direct = False  # a server without batched direct gets: one leader request per record
+    assert await log.read(100, ReadFilter.of(types=["c.d", "a.b"], stream="s"), 10) == several
+    assert await log.read(2400, ReadFilter.of(types=["c.d"])) == [r for r in everything[2400:] if r.type == "c.d"]
     await log.close()
