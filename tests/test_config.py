@@ -65,3 +65,15 @@ def test_bad_configuration_is_refused_naming_the_key(tmp_path: Path, text: str, 
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ=env)
     assert key in str(caught.value)
+
+
+def test_the_documented_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/burstbus.example.toml shows every section; it must stay a valid configuration."""
+    for name in ("NATS_PASSWORD", "BURSTBUS_HTTP_TOKEN", "XMPP_PASSWORD", "BURSTBUS_CODE_SECRET", "SLACK_TOKEN"):
+        monkeypatch.setenv(name, f"secret-{name.lower()}")
+    example = Path(__file__).resolve().parents[1] / "docs" / "burstbus.example.toml"
+    config = load_config(example, environ={})
+    assert config.xmpp.enabled and config.slack.enabled and len(config.acl.users) == 3
+    assert [t.name for t in config.triggers.telescopes] == ["TAROT", "COLIBRI"]
+    assert config.http.link_base() == "https://fsc.example/burstbus"
+    assert config.nats.mappings[0].type == "vhf.status"
