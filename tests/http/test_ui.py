@@ -426,6 +426,19 @@ async def test_log_page_shows_the_chain_verification(site: Site) -> None:
     assert f"verified up to seq {state.head_seq} at" in text(html)
 
 
+async def test_viewing_the_log_page_reverifies_a_grown_log(site: Site) -> None:
+    verifier = site.app[VERIFIER]
+    await wait_for(lambda: verifier.state is not None, "the first verification")
+    await verifier.check()
+    await site.core.log.append([Event("test.ui_nudge", {"why": "a log that grew"})])
+    head = (await site.core.log.head()).seq
+    verifier.min_gap = 0.0
+    _, html = await site.get("/log")  # the page answers at once and starts a check
+    await wait_for(lambda: verifier.state is not None and verifier.state.head_seq == head, "a check after the view")
+    _, html = await site.get("/log")
+    assert f"verified up to seq {head} at" in text(html)
+
+
 async def test_damaged_chain_is_shown(tmp_path: Path) -> None:
     core = await open_core(tmp_path / "data")
     try:
