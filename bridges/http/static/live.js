@@ -29,6 +29,7 @@
   var busy = false;
   var again = false;
   var fallback = null;
+  var resync = false;  // re-fetch once the stream is back (events may have been missed)
 
   function setState(on, text) {
     if (!badge) return;
@@ -116,16 +117,22 @@
   function connect() {
     if (source) source.close();
     var url = new URL(main.getAttribute("data-stream"), window.location.href);
-    url.searchParams.set("after", String(after));
+    if (after >= 0) url.searchParams.set("after", String(after));
     if (types.length) url.searchParams.set("type", types.join(","));
     var opened = new EventSource(url.toString());
     source = opened;
-    opened.onopen = function () { setState(true, "live"); };
+    opened.onopen = function () {
+      setState(true, "live");
+      if (resync) { resync = false; wanted = wanted || 1; refresh(); }
+    };
     opened.onerror = function () {
       if (source !== opened) return;
       setState(false, opened.readyState === EventSource.CLOSED ? "offline" : "reconnecting");
       if (opened.readyState === EventSource.CLOSED) {
-        // The browser gave up (an HTTP error): retry ourselves, from the last seq seen.
+        // The browser gave up (an HTTP error, e.g. too far behind to replay): retry from the
+        // head instead, and re-fetch the results once connected to cover what was missed.
+        after = -1;
+        resync = true;
         setTimeout(function () { if (source === opened) connect(); }, 5000);
       }
     };
