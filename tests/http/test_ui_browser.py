@@ -330,3 +330,16 @@ async def test_burst_page_follows_its_burst(stack: Stack, browser: Browser) -> N
     await stack.submit(voevent(f"{SVOM}#{BURST}_grm-update", ra=None, dec=None, params={"Burst_Id": BURST}))
     await wait_for(lambda: browser.call(lambda: any("grm-update" in k for k in browser.attrs(".timeline li", "data-key"))),
                    "the new notice in the burst's timeline")  # fmt: skip
+
+
+async def test_audit_log_follows_the_log(stack: Stack, browser: Browser) -> None:
+    await browser.call(browser.driver.get, stack.url + "/log?type=process.status")
+    await _live(browser)
+    chain = await browser.call(browser.texts, "#chain-state")
+    assert "Hash chain intact" in chain[0]
+    appended = await stack.node.core.log.append([
+        Event("process.status", {"process": "auditme", "burst_id": BURST, "status": "running"}, stream=BURST),
+    ])  # fmt: skip
+    seq = str(appended[0].seq)
+    await wait_for(lambda: browser.call(lambda: browser.attrs("#results tr[data-key]", "data-key")[:1] == [seq]),
+                   "the new event at the top of the audit log")  # fmt: skip
