@@ -152,3 +152,17 @@ async def burst_of(
             return None
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+async def start_position(event_log: EventLog, state: StateStore, consumer: str) -> int:
+    """A chat outbox's checkpoint; on its very first run the log's head, saved at once.
+
+    Posting the whole archive into a room or channel the first time would help nobody.
+    """
+    known = await state.checkpoints()
+    if consumer in known:
+        return known[consumer]
+    head = (await event_log.head()).seq
+    await state.set_checkpoint(consumer, head)
+    log.info("%s starts at log seq %d (first run)", consumer, head)
+    return head

@@ -36,7 +36,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from burstbus.bridges.slack.config import SlackChannel, SlackSection
 from burstbus.events import RecordedEvent, utc_now
-from burstbus.notices import NoticeView, burst_of, notice_view
+from burstbus.notices import NoticeView, burst_of, notice_view, start_position
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog, ReadFilter
 
@@ -174,13 +174,7 @@ class SlackOutbox:
         self.last_error = None
 
     async def start_position(self) -> int:
-        known = await self.state.checkpoints()
-        if self.name in known:
-            return known[self.name]
-        head = (await self.log.head()).seq
-        await self.state.set_checkpoint(self.name, head)
-        log.info("Slack notices start at log seq %d (first run)", head)
-        return head
+        return await start_position(self.log, self.state, self.name)
 
     async def _follow(self) -> None:
         self.position = await self.start_position()

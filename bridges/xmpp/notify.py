@@ -32,7 +32,7 @@ from burstbus.bridges.xmpp.client import NotConnected, Outgoing, SessionLost
 from burstbus.bridges.xmpp.config import XmppSection
 from burstbus.bridges.xmpp.render import Templates
 from burstbus.events import RecordedEvent
-from burstbus.notices import NoticeView, burst_of, notice_view
+from burstbus.notices import NoticeView, burst_of, notice_view, start_position
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog, ReadFilter
@@ -157,14 +157,7 @@ class Notifier:
         self.caught_up = asyncio.Event()
 
     async def start_position(self) -> int:
-        """The checkpoint; on the very first run, the log's head (saved at once)."""
-        known = await self.state.checkpoints()
-        if self.name in known:
-            return known[self.name]
-        head = (await self.log.head()).seq
-        await self.state.set_checkpoint(self.name, head)
-        log.info("XMPP notifications start at log seq %d (first run)", head)
-        return head
+        return await start_position(self.log, self.state, self.name)
 
     async def run(self) -> None:
         """Deliver forever; a batch that was not acknowledged is retried from the checkpoint."""
