@@ -17,7 +17,7 @@ import fcntl
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -136,17 +136,25 @@ class Supervised:
     #: The last failure, while the component waits to be restarted (None once it runs again).
     failure: str | None = None
     failed_at: str | None = None
+    #: The component's own state (connection, position, counters), merged into its health;
+    #: its ``up`` can only turn the component down, never up.
+    probe: Callable[[], Mapping[str, Any]] | None = None
 
-    def health(self) -> dict[str, object]:
+    def health(self) -> dict[str, Any]:
         """What ``/healthz`` says about it: down while stopped or waiting out a failure."""
         running = self.task is not None and not self.task.done()
-        return {
+        state: dict[str, Any] = {
             "up": running and self.failure is None,
             "restarts": self.restarts,
             "failure": self.failure,
             "failed_at": self.failed_at,
             "last_activity": None,
         }
+        if self.probe is not None:
+            own = dict(self.probe())
+            state["up"] = state["up"] and bool(own.pop("up", True))
+            state.update(own)
+        return state
 
 
 class Service:
@@ -164,8 +172,9 @@ class Service:
         #: Called after the components stopped, before the core closes (e.g. reader pools).
         self.closers: list[Callable[[], Awaitable[None]]] = []
 
-    def add(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
-        self.components.append(Supervised(name, factory))
+    def add(self, name: str, factory: Callable[[], Awaitable[None]],
+            probe: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self.components.append(Supervised(name, factory, probe=probe))
 
     async def _supervise(self, component: Supervised) -> None:
         delay = 0.5

@@ -19,5 +19,5 @@ def add_slack(service: Service, core: Core) -> SlackOutbox | None:
         core.log, core.state, section, SlackOutbox.client_for(section),
         link_base=core.config.http.link_base(), burst_roles=core.config.bursts.roles,
     )
-    service.add("slack", outbox.run)
+    service.add("slack", outbox.run, probe=outbox.health)
     return outbox

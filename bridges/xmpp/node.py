@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from burstbus.bots.chat import ChatBot
 from burstbus.bridges.xmpp.client import XmppConnection
@@ -113,16 +113,5 @@ def add_xmpp(service: Service, core: Core, bot: ChatBot | None = None) -> XmppNo
     )
     if bot is not None and hasattr(bot, "messenger"):
         bot.messenger = node
-    service.add("xmpp", node.run)
-    supervised = service.components[-1]
-    generic = supervised.health
-
-    def health() -> dict[str, Any]:
-        state: dict[str, Any] = dict(generic())
-        own = node.health()
-        state.update({k: v for k, v in own.items() if k != "up"})
-        state["up"] = bool(state.get("up")) and bool(own.get("up"))
-        return state
-
-    supervised.health = health  # type: ignore[method-assign]
+    service.add("xmpp", node.run, probe=node.health)
     return node
