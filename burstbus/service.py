@@ -242,11 +242,26 @@ def add_http(service: Service, core: Core) -> None:
     section = core.config.http
     token = resolve_secret(section.token, "http.token") if section.token else None
 
-    health = {c.name: c.health for c in service.components}
+    health: dict[str, Any] = {c.name: c.health for c in service.components}
+    metrics: dict[str, Any] = {}
+    if service.vtp is not None:
+        from burstbus.bridges.http.providers import vtp_health, vtp_metrics
+
+        metrics["vtp"] = vtp_metrics(service.vtp, core.log)
+        for part in ("vtp-receiver", "vtp-broadcaster", "vtp-upstreams"):
+            if part in health:
+                health[part] = vtp_health(service.vtp, part, health[part])
+    if service.nats is not None:
+        from burstbus.bridges.http.providers import nats_health, nats_metrics
+
+        metrics["nats"] = nats_metrics(service.nats, core.log)
+        if "nats" in health:
+            health["nats"] = nats_health(service.nats, health["nats"])
 
     def app() -> Any:
         return make_app(core.log, core.config.projections_path, ingest=core.ingest, token=token,
-                        base_path=section.base_path, components=health)
+                        base_path=section.base_path, components=health, metrics=metrics,
+                        projection_runner=core.projections)
 
     def ready(addresses: list[tuple[str, int]]) -> None:
         for host, port in addresses:

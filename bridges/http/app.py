@@ -144,7 +144,7 @@ def make_app(
     providers: Metrics = metrics if metrics is not None else {}
     reader = ProjectionReader(projections_path, threads=read_threads, timeout=query_timeout)
     hub = EventHub(log, reader, runner=projection_runner)
-    providers.setdefault("sse", stream_metrics(hub, log))
+    providers["sse"] = stream_metrics(hub, log)  # this app's hub (a restarted app replaces it)
     app = web.Application(middlewares=_middlewares(stats))
     app[COMPONENTS] = registry
     app[READER] = reader

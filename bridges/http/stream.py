@@ -50,6 +50,8 @@ QUEUE_SIZE = 2000
 MAX_BACKLOG = 100_000
 MAX_CLIENTS = 1000
 _CATCH_UP_PAGE = 500
+#: How often an idle stream checks that its client is still connected.
+_CHECK_SECONDS = 1.0
 
 
 class _Runner(Protocol):
@@ -353,15 +355,23 @@ class StreamHandler:
             await self._write(response, client, b"".join(event_frame(r) for r in records))
             last = records[-1].seq
         last = max(last, position)
+        idle = 0.0
         while not client.dropped:
             if not client.items:
                 client.wake.clear()
                 try:
-                    async with asyncio.timeout(self.keepalive):
+                    async with asyncio.timeout(_CHECK_SECONDS):
                         await client.wake.wait()
                 except TimeoutError:
-                    await self._write(response, client, b": keep-alive\n\n")
+                    # aiohttp does not cancel a handler whose client left: notice it here.
+                    if client.transport is None or client.transport.is_closing():
+                        return
+                    idle += _CHECK_SECONDS
+                    if idle >= self.keepalive:
+                        idle = 0.0
+                        await self._write(response, client, b": keep-alive\n\n")
                 continue
+            idle = 0.0
             frames: list[bytes] = []
             while client.items:
                 item = client.items.popleft()

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from tests.http.conftest import Archive
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 
@@ -150,3 +151,128 @@ async def test_query_time_limit_is_a_clear_refusal(tmp_path: Any, monkeypatch: p
         assert (status, body["result"]) == (200, 3)
     finally:
         await archive.close()
+
+
+# -- the /api endpoints ------------------------------------------------------------------
+
+API_BAD: list[tuple[str, int, str, str | None]] = [
+    ("/api/processes?bogus=1", 400, "unknown parameter 'bogus'", "bogus"),
+    ("/api/processes?status=exploded", 400, "must be one of queued", "status"),
+    ("/api/processes?date_from=yesterday", 400, "YYYY-MM-DD", "date_from"),
+    ("/api/processes?date_to=2026-02-30", 400, "valid date", "date_to"),
+    ("/api/processes?since=noon", 400, "ISO-8601", "since"),
+    ("/api/processes?order=id;DROP TABLE processes", 400, "must be one of", "order"),
+    ("/api/processes?limit=abc", 400, "whole number", "limit"),
+    ("/api/processes?limit=-1", 400, "must not be negative", "limit"),
+    ("/api/processes?limit=1001", 413, "the maximum is 1000", "limit"),
+    ("/api/processes?limit=" + "9" * 5000, 413, "the maximum is 1000", "limit"),
+    ("/api/processes?offset=" + "9" * 40, 400, "largest value", "offset"),
+    ("/api/processes?process=" + "p" * 600, 400, "longer than 500", "process"),
+    ("/api/processes?burst_id=" + ",".join(f"b{i}" for i in range(101)), 400, "at most 100 values", "burst_id"),
+    ("/api/bursts?retracted=maybe", 400, "true or false", "retracted"),
+    ("/api/bursts?has_position=2", 400, "true or false", "has_position"),
+    ("/api/bursts?until=2026-13-01", 400, "ISO-8601", "until"),
+    ("/api/bursts?order=random()", 400, "must be one of", "order"),
+    ("/api/bursts?cone=[1,2,3]", 400, "unknown parameter 'cone'", "cone"),
+    ("/api/bursts/sb1?log_limit=501", 413, "the maximum is 500", "limit"),
+    ("/api/bursts/sb1?log_after=x", 400, "whole number", "log_after"),
+    ("/api/bursts/" + "b" * 300, 400, "1 to 200 characters", "burst_id"),
+    ("/api/triggers?state=pending", 400, "must be one of requested", "state"),
+    ("/api/triggers?two_person=1", 400, "unknown parameter", "two_person"),
+    ("/api/log?after=-3", 400, "must not be negative", "after"),
+    ("/api/log?after=1.5", 400, "whole number", "after"),
+    ("/api/log?after=" + "9" * 30, 400, "largest value", "after"),
+    ("/api/log?limit=1000000", 413, "the maximum is 1000", "limit"),
+    ("/api/log?type=voevent accepted", 400, "an event type is", "type"),
+    ("/api/log?type=a'--", 400, "an event type is", "type"),
+    ("/api/log?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", 400, "is after until", "since"),
+    ("/api/log?since=0001-01-01T00:00:00Z", 400, "out of range", "since"),
+    ("/api/log?stream=%00", 400, "NUL", "stream"),
+    ("/api/stream?after=x", 400, "whole number", "after"),
+    ("/api/stream?type=a;b", 400, "an event type is", "type"),
+    ("/api/stream?bogus=1", 400, "unknown parameter", "bogus"),
+]
+
+
+@pytest.mark.parametrize(("path", "status", "text", "parameter"), API_BAD, ids=[b[0][:60] for b in API_BAD])
+async def test_api_bad_query_strings(archive: Archive, path: str, status: int, text: str, parameter: str | None) -> None:
+    got_status, body, response = await archive.get(path)
+    assert response.content_type == "application/json"
+    error = _check_error(got_status, body, status, text)
+    assert error.get("parameter") == parameter
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "text"),
+    [
+        ("/api/bursts/nope", {}, 404, "no burst 'nope' is known"),
+        ("/api/bursts/" + quote("x'; DROP TABLE bursts; --", safe=""), {}, 404, "no burst"),
+        ("/api/bursts/%FF%FE", {}, 404, "no burst"),  # aiohttp decodes it with U+FFFD
+        ("/api/bursts/", {}, 404, "no such endpoint"),
+        ("/api/stream", {"Last-Event-ID": "abc"}, 400, "Last-Event-ID header must be"),
+        ("/api/stream", {"Last-Event-ID": "-1"}, 400, "Last-Event-ID header must be"),
+        ("/api/stream?after=0", {}, 200, ""),  # a short archive: replaying from 0 is fine
+        ("/api/openapi.json?x=1", {}, 200, ""),
+        ("/api/nope", {}, 404, "no such endpoint: GET /api/nope"),
+    ],
+)
+async def test_api_bad_paths_and_headers(archive: Archive, path: str, headers: dict[str, str], status: int, text: str) -> None:
+    async with aiohttp.ClientSession() as session, session.get(archive.url + path, headers=headers) as response:
+        assert response.status == status
+        if status == 200:
+            return
+        body = await response.json()
+        _check_error(response.status, body, status, text)
+
+
+async def test_stream_refuses_a_backlog_too_long(archive: Archive) -> None:
+    from burstbus.bridges.http import app as app_module
+
+    hub = archive.app[app_module.EVENT_HUB]
+    handler = next(r.handler for r in archive.app[app_module.ROUTES] if r.path == "/api/stream")
+    stream = handler.__self__.stream  # the Api's StreamHandler
+    old, stream.max_backlog = stream.max_backlog, 5
+    await wait_for(lambda: not hub.clients, "earlier streams to be noticed gone")
+    try:
+        status, body, _ = await archive.get("/api/stream?after=0")
+        _check_error(status, body, 400, "page through the log with /api/log?after=0")
+        assert not hub.clients  # refused before anything was streamed; nothing left registered
+    finally:
+        stream.max_backlog = old
+
+
+API_KEYS = {
+    "/api/processes": ["date_from", "date_to", "since", "until", "process", "burst_id", "obs_id", "pass_id", "status",
+                       "pipeline", "order", "limit", "offset"],
+    "/api/bursts": ["since", "until", "burst_id", "instrument", "retracted", "has_position", "order", "limit", "offset"],
+    "/api/triggers": ["since", "until", "burst_id", "telescope", "state", "requested_by", "order", "limit", "offset"],
+    "/api/log": ["after", "type", "stream", "since", "until", "limit"],
+    "/api/bursts/sb26112001": ["log_after", "log_limit"],
+}  # fmt: skip
+
+
+async def test_api_nothing_is_5xx(archive: Archive) -> None:
+    """Every /api key with hostile values: 200 or a JSON 4xx; the tables intact."""
+    conn = sqlite3.connect(archive.projections_path)
+    tables = ("processes", "bursts", "burst_notices", "voevent")
+    before = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
+    async with aiohttp.ClientSession() as session:
+        for endpoint, keys in API_KEYS.items():
+            for key, value in itertools.product(keys, NASTY):
+                url = f"{archive.url}{endpoint}?{quote(key)}={quote(value, safe='')}"
+                async with session.get(url) as response:
+                    body = await response.json()
+                    assert response.status in (200, 400, 404, 413), (endpoint, key, value, body)
+                    if response.status != 200:
+                        assert body["error"]["message"]
+            for raw in ("burst_id=%FF", "%FF=1", "since=%C3%28"):
+                async with session.get(f"{archive.url}{endpoint}?{raw}") as response:
+                    assert response.status in (200, 400), (endpoint, raw)
+                    await response.json()
+        for value in NASTY:
+            async with session.get(f"{archive.url}/api/bursts/{quote(value, safe='')}") as response:
+                assert response.status in (400, 404), value
+                assert (await response.json())["error"]["message"]
+    after = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
+    conn.close()
+    assert before == after

@@ -230,12 +230,15 @@ def complete_frames(received: bytes) -> list[int]:
 
 async def test_shutdown_ends_streams(tmp_path: Path) -> None:
     archive = await open_archive(tmp_path, [])
-    async with stream(archive) as live:
-        await archive.log.append([status_event(1)])
-        await wait_for(lambda: live.events(), "an event")
-        await asyncio.wait_for(archive.site_runner.cleanup(), 30)  # a hang here is the bug
-        await wait_for(lambda: live.closed, "the stream to end")
-    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("burstbus-sse")]
-    await archive.ingest.close()
-    await archive.runner.close()
-    await archive.log.close()
+    hub = archive.app[EVENT_HUB]
+    try:
+        async with stream(archive) as live:
+            await archive.log.append([status_event(1)])
+            await wait_for(lambda: live.events(), "an event")
+            tasks = list(hub._tasks)
+            assert tasks and not any(t.done() for t in tasks)
+            await asyncio.wait_for(archive.site_runner.cleanup(), 30)  # a hang here is the bug
+            await wait_for(lambda: live.closed, "the stream to end")
+            assert all(t.done() for t in tasks) and not hub.clients
+    finally:
+        await archive.close()
