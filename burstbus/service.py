@@ -257,6 +257,14 @@ def add_http(service: Service, core: Core) -> None:
         metrics["nats"] = nats_metrics(service.nats, core.log)
         if "nats" in health:
             health["nats"] = nats_health(service.nats, health["nats"])
+    if service.xmpp is not None:
+        from burstbus.bridges.http.providers import xmpp_metrics
+
+        metrics["xmpp"] = xmpp_metrics(service.xmpp, core.log)
+    if service.slack is not None:
+        from burstbus.bridges.http.providers import slack_metrics
+
+        metrics["slack"] = slack_metrics(service.slack, core.log)
 
     def app() -> Any:
         return make_app(core.log, core.config.projections_path, ingest=core.ingest, token=token,

@@ -47,6 +47,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -60,6 +61,7 @@ from nats.aio.subscription import Subscription
 from nats.js.api import StorageType, StreamConfig
 
 from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
+from burstbus.histogram import Histogram
 from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
 from burstbus.store.chain import record_hash
 from burstbus.store.follow import follow
@@ -182,6 +184,8 @@ class JetStreamEventLog:
         self._reply_counter = 0
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self.conflicts_total = 0
+        #: Seconds from append() to the stream's acknowledgement, per call (``/metrics``).
+        self.append_seconds = Histogram()
         #: What this log needs running and stops when it closes: the embedded nats-server when
         #: ``burstbus`` started one for it (set by whoever opened the log; the NATS bridge
         #: shares it rather than starting a second server on the same store).
@@ -256,6 +260,7 @@ class JetStreamEventLog:
         if not events:
             return []
         encoded = [(e, e.data_json()) for e in events]  # encoding errors fail this caller only
+        started = time.perf_counter()
         async with self._lock:
             if self._closed:
                 raise LogClosed("the event log is closed")
@@ -275,6 +280,7 @@ class JetStreamEventLog:
             seen.add(e.id)
         if any(r.new for r in done.values()):
             self._wake_subscribers()
+        self.append_seconds.observe(time.perf_counter() - started)
         return results
 
     async def _append_locked(self, encoded: Sequence[tuple[Event, str]]) -> dict[str, Appended]:

@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ import aiosqlite
 import orjson
 
 from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
+from burstbus.histogram import Histogram
 from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
 from burstbus.store.chain import record_hash
 from burstbus.store.follow import follow
@@ -209,6 +211,8 @@ class SQLiteEventLog:
         self._writer_task = asyncio.create_task(self._write_loop(), name="burstbus-log-writer")
         self.appended_total = 0
         self.batches_total = 0
+        #: Seconds from append() to the durable commit, per call (``/metrics``).
+        self.append_seconds = Histogram()
 
     @classmethod
     async def open(cls, path: Path | str, *, synchronous: str = "FULL", poll_interval: float = 0.5) -> SQLiteEventLog:
@@ -234,8 +238,11 @@ class SQLiteEventLog:
             return []
         encoded = [_Encoded(e.id, e.type, e.stream, e.actor, e.occurred_at, e.data_json()) for e in events]
         request = _Request(encoded)
+        started = time.perf_counter()
         self._queue.put_nowait(request)
-        return await asyncio.shield(request.done)
+        results = await asyncio.shield(request.done)
+        self.append_seconds.observe(time.perf_counter() - started)
+        return results
 
     async def _write_loop(self) -> None:
         while True:

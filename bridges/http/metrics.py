@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from burstbus.histogram import DEFAULT_BOUNDS, Histogram  # noqa: F401  (re-exported for providers)
+
 Labels = Mapping[str, str]
 
 #: Seconds: from 100 µs (a fast group commit) to 10 s (a stalled disk).
-DEFAULT_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -64,22 +65,6 @@ class HistogramLike(Protocol):
     bounds: Sequence[float]
     counts: Sequence[int]
     sum: float
-
-
-class Histogram:
-    """A latency histogram to observe into (not thread-safe: observe on the loop)."""
-
-    def __init__(self, bounds: Sequence[float] = DEFAULT_BOUNDS):
-        self.bounds = tuple(bounds)
-        self.counts = [0] * (len(self.bounds) + 1)
-        self.sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        for i, bound in enumerate(self.bounds):
-            if seconds <= bound:
-                self.counts[i] += 1
-        self.counts[-1] += 1
-        self.sum += seconds
 
 
 def histogram(name: str, help_: str, series: Iterable[tuple[Labels, HistogramLike]]) -> Family:

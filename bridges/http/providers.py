@@ -1,4 +1,4 @@
-"""Metrics providers and health probes for the transports: VTP, NATS and the SSE hub.
+"""Metrics providers and health probes for the transports: VTP, NATS, XMPP, Slack, the SSE hub.
 
 Each reads counters its component already keeps (``broker/stats.py``, the NATS bridge's
 ``Inbound.counts`` / ``Outbound.published_total``, the hub's counters) — nothing here
@@ -17,6 +17,8 @@ from burstbus.bridges.http.metrics import Family, MetricsProvider, consumer_lag,
 if TYPE_CHECKING:
     from burstbus.bridges.http.stream import EventHub
     from burstbus.bridges.nats.node import NatsNode
+    from burstbus.bridges.slack.outbox import SlackOutbox
+    from burstbus.bridges.xmpp.node import XmppNode
     from burstbus.broker.node import VTPNode
 
 ACCEPTED = "voevent.accepted"
@@ -161,5 +163,46 @@ def stream_metrics(hub: EventHub, log: Any) -> MetricsProvider:
             out.append(gauge("burstbus_sse_lag_events", "Log events the SSE follower has not read yet.",
                              [({}, max(0, head - hub.position))]))  # fmt: skip
         return out
+
+    return provide
+
+
+def xmpp_metrics(node: XmppNode, log: Any) -> MetricsProvider:
+    """Connection state, rooms joined, messages delivered and refused, commands, outbox lag."""
+
+    async def provide() -> list[Family]:
+        connection, notifier = node.connection, node.notifier
+        rooms = list(connection.rooms.by_jid.values())
+        out = [
+            gauge("burstbus_xmpp_connected", "1 while the bot's XMPP session is up.", [({}, int(connection.up.is_set()))]),
+            gauge("burstbus_xmpp_rooms_joined", "Rooms the bot is in, of those configured.",
+                  [({"state": "joined"}, sum(1 for r in rooms if r.joined)), ({"state": "configured"}, len(rooms))]),  # fmt: skip
+            counter("burstbus_xmpp_sessions_total", "XMPP sessions started (resumed ones not counted).", [({}, connection.connects)]),
+            counter("burstbus_xmpp_resumed_total", "XEP-0198 resumptions after a cut.", [({}, connection.resumes)]),
+            counter("burstbus_xmpp_commands_total", "Commands handed to the bot.", [({}, connection.commands_total)]),
+            counter("burstbus_xmpp_ignored_total", "Messages not taken as commands, by reason.",
+                    [({"reason": k}, n) for k, n in sorted(connection.dropped.items())]),  # fmt: skip
+            counter("burstbus_xmpp_out_total", "Notice messages delivered (server-acknowledged).", [({}, notifier.delivered_total)]),
+            counter("burstbus_xmpp_out_failures_total", "Notification batches that failed and were re-sent.", [({}, notifier.failures)]),
+            counter("burstbus_xmpp_out_skipped_total", "Room summaries skipped: the bot was not in the room.", [({}, notifier.skipped_total)]),
+            gauge("burstbus_xmpp_out_lag_events", "Accepted notices not yet delivered over XMPP.",
+                  [({}, await consumer_lag(log, notifier.position, (await log.head()).seq, [ACCEPTED]))]),  # fmt: skip
+        ]
+        return out
+
+    return provide
+
+
+def slack_metrics(outbox: SlackOutbox, log: Any) -> MetricsProvider:
+    """Posts, refusals and the outbox's lag."""
+
+    async def provide() -> list[Family]:
+        return [
+            gauge("burstbus_slack_connected", "1 while Slack accepts the token and posts.", [({}, int(outbox.connected))]),
+            counter("burstbus_slack_out_total", "Messages posted to Slack.", [({}, outbox.posted_total)]),
+            counter("burstbus_slack_out_failures_total", "Messages Slack refused for a channel (not retried).", [({}, outbox.failed_total)]),
+            gauge("burstbus_slack_out_lag_events", "Accepted notices not yet posted to Slack.",
+                  [({}, await consumer_lag(log, outbox.position, (await log.head()).seq, [ACCEPTED]))]),  # fmt: skip
+        ]
 
     return provide

@@ -26,6 +26,7 @@ from burstbus.bridges.http.ui import VERIFIER
 from burstbus.config import load_config
 from burstbus.events import Event
 from burstbus.service import Core
+from burstbus.store.projections.triggers import TriggersProjection
 from tests.packets import voevent
 from tests.waiting import wait_for
 
@@ -35,15 +36,7 @@ SVOM = "ivo://org.svom/fsc"
 SWIFT = "ivo://nasa.gsfc.gcn/SWIFT"
 BURST = "sb26112001"
 
-#: The triggers table as contracts.md §2 fixes it (the triggers projection may not exist here).
-TRIGGERS_DDL = """
-CREATE TABLE IF NOT EXISTS triggers (
-    request_id TEXT PRIMARY KEY, telescope TEXT NOT NULL, burst_id TEXT NOT NULL, state TEXT NOT NULL,
-    requested_by TEXT NOT NULL, requested_at TEXT NOT NULL, note TEXT, params TEXT NOT NULL,
-    two_person INTEGER NOT NULL, expires_at TEXT, approved_by TEXT, approved_at TEXT, denied_by TEXT,
-    denied_at TEXT, reason TEXT, sent_at TEXT, voevent_ivorn TEXT, first_seq INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL
-)"""
+
 
 
 def packets() -> list[bytes]:
@@ -106,7 +99,7 @@ async def fill(core: Core) -> None:
     await core.log.append(process_events())
     await core.catch_up()
     with sqlite3.connect(core.config.projections_path) as conn:
-        conn.execute(TRIGGERS_DDL)
+        TriggersProjection().create(conn)
         conn.execute(
             "INSERT OR REPLACE INTO triggers (request_id, telescope, burst_id, state, requested_by, requested_at, "
             "note, params, two_person, expires_at, approved_by, approved_at, first_seq, last_seq) "

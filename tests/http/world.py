@@ -2,9 +2,8 @@
 
 The conftest corpus of notices, the real burst identifier (so ``burst.identified`` events and
 the bursts projection are what the service would make), pipeline ``process.status`` events as
-the NATS inbound bridge appends them, and trigger requests. Triggers are rows written with the
-contract's DDL (``contracts.md`` §2) when no projection has made the table, so these tests do
-not depend on the trigger workflow.
+the NATS inbound bridge appends them, and trigger requests. Triggers are rows written into the
+triggers projection's own table, so these tests do not depend on the trigger workflow.
 """
 
 from __future__ import annotations
@@ -17,31 +16,8 @@ from typing import Any
 from burstbus.events import Event
 from burstbus.handlers.bursts import BurstIdentifier
 from burstbus.state import StateStore
+from burstbus.store.projections.triggers import TriggersProjection
 from tests.http.conftest import Archive, corpus, open_archive
-
-TRIGGERS_DDL = """
-CREATE TABLE IF NOT EXISTS triggers (
-    request_id    TEXT PRIMARY KEY,
-    telescope     TEXT NOT NULL,
-    burst_id      TEXT NOT NULL,
-    state         TEXT NOT NULL,
-    requested_by  TEXT NOT NULL,
-    requested_at  TEXT NOT NULL,
-    note          TEXT,
-    params        TEXT NOT NULL,
-    two_person    INTEGER NOT NULL,
-    expires_at    TEXT,
-    approved_by   TEXT, approved_at TEXT,
-    denied_by     TEXT, denied_at   TEXT,
-    reason        TEXT,
-    sent_at       TEXT,
-    voevent_ivorn TEXT,
-    first_seq     INTEGER NOT NULL,
-    last_seq      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS triggers_burst ON triggers (burst_id);
-CREATE INDEX IF NOT EXISTS triggers_requested ON triggers (requested_at);
-"""
 
 
 def t(day: int, hour: int = 1, minute: int = 0) -> str:
@@ -84,7 +60,7 @@ TRIGGERS: list[dict[str, Any]] = [
 def write_triggers(path: Path, rows: list[dict[str, Any]]) -> None:
     conn = sqlite3.connect(path)
     try:
-        conn.executescript(TRIGGERS_DDL)
+        TriggersProjection().create(conn)
         conn.execute("DELETE FROM triggers")
         for row in rows:
             row = {**row, "params": json.dumps(row["params"])}

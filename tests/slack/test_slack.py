@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from burstbus.bridges.http.providers import slack_metrics
 from burstbus.config import ConfigError, load_config
 from burstbus.service import Core, Service, build_service
 from tests.packets import voevent
@@ -78,6 +79,12 @@ async def test_one_thread_per_burst_and_updates_that_matter_shown_in_the_channel
         await bus.submit(swift(3, "555", 0.001))  # better position: also shown in the channel
         await bus.submit(swift(1, "777", 0.1))  # another burst: its own top-level message
         await wait_for(lambda: len(slack.messages) == 4, "every notice")
+        assert bus.service.slack is not None
+        families = {f.name: f for f in await slack_metrics(bus.service.slack, bus.core.log)()}
+        assert families["burstbus_slack_out_total"].samples[0][-1] == 4
+        assert families["burstbus_slack_connected"].samples[0][-1] == 1
+        health = next(c for c in bus.service.components if c.name == "slack").health()
+        assert health["up"] is True and health["posted"] == 4 and health["last_activity"]
     finally:
         await bus.stop()
     first, worse, better, other = slack.in_channel("#grb-alerts")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from burstbus.bridges.http.providers import xmpp_metrics
 from burstbus.bridges.xmpp.intake import voevent_payload
 from burstbus.broker.client import publish
 from tests.packets import voevent
@@ -69,6 +70,10 @@ async def test_a_vtp_notice_reaches_room_page_and_telescope(
     shown = component.health()
     assert shown["up"] is True and shown["rooms"][rooms.ba]["joined"] is True and shown["restarts"] == 0
     assert shown["outbox"]["delivered"] >= 3  # type: ignore[index]
+    families = {f.name: f for f in await xmpp_metrics(bus.node, bus.core.log)()}  # what /metrics shows
+    assert families["burstbus_xmpp_connected"].samples[0][-1] == 1
+    assert families["burstbus_xmpp_out_total"].samples[0][-1] >= 3
+    assert ("", {"state": "joined"}, 2) in families["burstbus_xmpp_rooms_joined"].samples  # both test rooms
     # test packets stay out of the rooms by default
     test_ivorn = f"ivo://org.svom/fsc#test-{uuid.uuid4().hex[:6]}"
     await submit(bus, voevent(test_ivorn, role="test"))
