@@ -11,6 +11,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -145,8 +146,12 @@ def test_run_serves_until_sigterm_and_sigint(tmp_path: Path, packets: Path) -> N
             # the embedded defaults are all up: log, projections, VTP, NATS, HTTP
             deadline = time.monotonic() + 60
             while True:
-                with urllib.request.urlopen(http_url + "healthz") as response:  # noqa: S310 - loopback
-                    health = json.loads(response.read())
+                try:
+                    with urllib.request.urlopen(http_url + "healthz") as response:  # noqa: S310 - loopback
+                        health = json.loads(response.read())
+                except urllib.error.HTTPError as exc:  # 503 while something is still starting
+                    assert exc.code == 503
+                    health = json.loads(exc.read())
                 if all(c["up"] for c in health["components"].values()) or time.monotonic() > deadline:
                     break
                 time.sleep(0.2)
