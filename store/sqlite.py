@@ -33,7 +33,7 @@ import orjson
 from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
 from burstbus.histogram import Histogram
 from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
-from burstbus.store.chain import record_hash
+from burstbus.store.chain import chained_hash, record_hash, record_parts
 from burstbus.store.follow import follow
 from burstbus.store.sqlite_thread import connect, run_on_connection
 
@@ -67,6 +67,10 @@ _COLUMNS = "seq, id, type, stream, actor, occurred_at, recorded_at, data, prev_h
 MAX_BATCH_EVENTS = 5000
 
 
+#: Records kept in memory for live followers (a follower further behind reads the database).
+TAIL_RECORDS = 4096
+
+
 @dataclass(slots=True)
 class _Encoded:
     """An event ready to write: its data already in canonical text (encoding errors surface
@@ -78,6 +82,8 @@ class _Encoded:
     actor: str
     occurred_at: str
     data_json: str
+    #: The canonical record around prev_hash/recorded_at/seq (``store.chain.record_parts``).
+    hash_parts: tuple[bytes, bytes]
 
 
 @dataclass(slots=True)
@@ -110,12 +116,21 @@ def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
     )
 
 
-def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> list[Appended]:
-    """One transaction: read the head, skip known ids, chain and insert the rest, commit."""
+def _encode(e: Event) -> _Encoded:
+    data_json = e.data_json()
+    parts = record_parts(id=e.id, type=e.type, stream=e.stream, actor=e.actor, occurred_at=e.occurred_at, data_json=data_json)
+    return _Encoded(e.id, e.type, e.stream, e.actor, e.occurred_at, data_json, parts)
+
+
+def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> tuple[list[Appended], list[tuple[Any, ...]], int]:
+    """One transaction: read the head, skip known ids, chain and insert the rest, commit.
+
+    Returns the outcome per event, the rows written and the head seq found before them."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         row = conn.execute("SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev_hash, last_recorded = row if row else (0, GENESIS_HASH, "")
+        head_before = seq
         # recorded_at never goes backwards, even if the wall clock does: time filters stay monotonic.
         recorded_at = max(now, last_recorded)
         known: dict[str, tuple[int, str]] = {}
@@ -133,17 +148,7 @@ def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> 
                 results.append(Appended(kseq, e.id, khash, False))
                 continue
             seq += 1
-            digest = record_hash(
-                prev_hash=prev_hash,
-                seq=seq,
-                id=e.id,
-                type=e.type,
-                stream=e.stream,
-                actor=e.actor,
-                occurred_at=e.occurred_at,
-                recorded_at=recorded_at,
-                data_json=e.data_json,
-            )
+            digest = chained_hash(e.hash_parts, prev_hash, recorded_at, seq)
             rows.append((seq, e.id, e.type, e.stream, e.actor, e.occurred_at, recorded_at, e.data_json, prev_hash, digest))
             results.append(Appended(seq, e.id, digest, True))
             known[e.id] = (seq, digest)
@@ -151,7 +156,7 @@ def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> 
         if rows:
             conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         conn.execute("COMMIT")
-        return results
+        return results, rows, head_before
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
@@ -213,6 +218,11 @@ class SQLiteEventLog:
         self.batches_total = 0
         #: Seconds from append() to the durable commit, per call (``/metrics``).
         self.append_seconds = Histogram()
+        #: The last records this process committed, contiguous by seq: live followers (the
+        #: projections, the VTP broadcaster, the NATS/XMPP/Slack outboxes, SSE) read new records
+        #: from here instead of each decoding them again from the database. Shared objects:
+        #: treat them as read-only.
+        self._tail: list[RecordedEvent] = []
 
     @classmethod
     async def open(cls, path: Path | str, *, synchronous: str = "FULL", poll_interval: float = 0.5) -> SQLiteEventLog:
@@ -236,7 +246,7 @@ class SQLiteEventLog:
             raise LogClosed("the event log is closed")
         if not events:
             return []
-        encoded = [_Encoded(e.id, e.type, e.stream, e.actor, e.occurred_at, e.data_json()) for e in events]
+        encoded = [_encode(e) for e in events]
         request = _Request(encoded)
         started = time.perf_counter()
         self._queue.put_nowait(request)
@@ -266,7 +276,7 @@ class SQLiteEventLog:
     async def _commit(self, batch: list[_Request]) -> None:
         events = [e for request in batch for e in request.events]
         try:
-            results = await run_on_connection(self._writer_conn, lambda c: _write_batch(c, events, utc_now()))
+            results, rows, head_before = await run_on_connection(self._writer_conn, lambda c: _write_batch(c, events, utc_now()))
         except Exception as exc:  # the whole transaction rolled back: every waiter learns why
             log.error("append of %d events failed: %s", len(events), exc)
             error = exc if isinstance(exc, LogError) else LogError(f"append failed: {exc}")
@@ -282,7 +292,47 @@ class SQLiteEventLog:
             offset += n
         self.appended_total += sum(1 for r in results if r.new)
         self.batches_total += 1
+        self._remember(rows, head_before)
         self._wake_subscribers()
+
+    def _remember(self, rows: list[tuple[Any, ...]], head_before: int) -> None:
+        """Keep what this process just committed for its live followers (see ``_tail``)."""
+        if not rows:
+            return
+        tail = self._tail
+        if tail and tail[-1].seq != head_before:
+            tail.clear()  # another process appended in between: the tail must stay contiguous
+        tail.extend(_row_to_event(row) for row in rows)
+        if len(tail) > TAIL_RECORDS:
+            del tail[: len(tail) - TAIL_RECORDS]
+
+    def _tail_read(self, after: int, filter: ReadFilter | None, limit: int) -> list[RecordedEvent]:
+        """Records after ``after`` from the tail, if it holds ``after + 1``; else nothing."""
+        tail = self._tail
+        if not tail or not tail[0].seq <= after + 1 <= tail[-1].seq:
+            return []
+        records = tail[after + 1 - tail[0].seq :]
+        if filter is None:
+            return records[:limit]
+        types = set(filter.types) if filter.types else None
+        since = normalise_time(filter.since) if filter.since is not None else None
+        until = normalise_time(filter.until) if filter.until is not None else None
+        out: list[RecordedEvent] = []
+        for r in records:
+            if ((types is None or r.type in types) and (filter.stream is None or r.stream == filter.stream)
+                    and (since is None or r.recorded_at >= since) and (until is None or r.recorded_at <= until)):
+                out.append(r)
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def _follow_read(self, after: int, filter: ReadFilter | None, limit: int) -> list[RecordedEvent]:
+        """``read`` for followers: from the tail when it has matching records, else the database.
+
+        A non-empty answer from the tail may stop at its end even if another process has
+        appended beyond it; a follower just reads on from there, so nothing is skipped. An
+        empty one always asks the database, which sees every process's commits."""
+        return self._tail_read(after, filter, limit) or await self.read(after, filter, limit)
 
     def _wake_subscribers(self) -> None:
         waiting, self._appended = self._appended, asyncio.Event()
@@ -308,7 +358,7 @@ class SQLiteEventLog:
         ``poll_interval`` (to notice other processes' appends).
         """
         async for batch in follow(
-            self.read, self.head, lambda: self._appended, lambda: self._closed,
+            self._follow_read, self.head, lambda: self._appended, lambda: self._closed,
             self._poll_interval, after, filter, batch_size,
         ):
             yield batch

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import nats
+import nats.errors
 import pytest
 from nats.aio.msg import Msg
 
@@ -128,7 +129,11 @@ async def test_publish_delivers_to_any_subject_with_our_origin_and_refuses_when_
         subscription = await client.subscribe("telescope.colibri.voevent")
         await client.flush()
         await node.publish("telescope.colibri.voevent", b"<VOEvent/>", {"Burstbus-Ivorn": "ivo://x/y#1"})
-        msg = await subscription.next_msg(timeout=30)
+        try:
+            msg = await subscription.next_msg(timeout=30)
+        except nats.errors.TimeoutError:  # seen once under a loaded CI run: say what state it was in
+            raise AssertionError(f"not received; node connected={node.connected.is_set()} nc={node.nc and node.nc.is_connected} "
+                                 f"client connected={client.is_connected} server running={server.running}") from None
         assert msg.data == b"<VOEvent/>"
         assert msg.headers == {"Burstbus-Ivorn": "ivo://x/y#1", "Burstbus-Origin": "node-a"}
         # the node's own mappings are live too

@@ -70,3 +70,65 @@ async def test_two_handles_on_one_file_keep_one_chain(tmp_path: Path) -> None:
     assert verification.ok and verification.count == 20
     await a.close()
     await b.close()
+
+
+async def test_live_followers_miss_nothing_another_process_appends_between_ours(tmp_path: Path) -> None:
+    """Followers read this process's fresh commits from memory; records another process (a CLI
+    import beside the service) commits in between must still reach them, in order, once."""
+    import asyncio
+    import contextlib
+
+    from burstbus.events import Event
+    from burstbus.store.base import ReadFilter
+
+    ours = await SQLiteEventLog.open(tmp_path / "log.sqlite", poll_interval=0.05)
+    theirs = await SQLiteEventLog.open(tmp_path / "log.sqlite", poll_interval=0.05)
+    wanted = ReadFilter.of(types=["b"])
+    seen: dict[str, list[int]] = {"all": [], "b": []}
+
+    async def follow(name: str, filter: ReadFilter | None) -> None:
+        async for batch in ours.subscribe(0, filter, batch_size=7):
+            seen[name] += [r.seq for r in batch]
+
+    followers = [asyncio.create_task(follow("all", None)), asyncio.create_task(follow("b", wanted))]
+    for round_ in range(30):
+        writer = theirs if round_ % 3 == 1 else ours
+        await writer.append([Event("a" if i % 2 else "b", {"round": round_, "i": i}) for i in range(5)])
+        if round_ % 5 == 0:
+            await asyncio.sleep(0.06)  # let the followers catch up now and then, mid-stream
+    head = (await ours.head()).seq
+    expected_b = [r.seq for r in await ours.read(0, wanted)]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while (seen["all"][-1:] != [head] or seen["b"][-1:] != expected_b[-1:]) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    for task in followers:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert seen["all"] == list(range(1, head + 1)) and head == 150
+    assert seen["b"] == expected_b
+    # what the last own commit left in memory is exactly what the database holds
+    from_memory = ours._tail_read(145, None, 100)
+    assert [r.seq for r in from_memory] == list(range(146, 151)) and from_memory == await ours.read(145)
+    assert ours._tail_read(140, None, 100) == []  # 141-145 came from the other process: not in memory
+    await theirs.close()
+    await ours.close()
+
+
+def test_the_writers_chained_hash_is_the_canonical_record_hash() -> None:
+    """The writer hashes from parts built beforehand; it must be byte for byte record_hash."""
+    import random
+
+    from burstbus.events import canonical_json
+    from burstbus.store.chain import chained_hash, record_hash, record_parts
+
+    rng = random.Random(7)
+    alphabet = [chr(i) for i in range(32)] + list('ab"\\\u00e9\u2028\U0001f600 /:#')
+    for n in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 10)))
+        fields = {"id": f"id-{n}{text}", "type": f"t.{text}", "stream": text, "actor": f"xmpp:{text}",
+                  "occurred_at": "2026-11-21T03:04:05.000000Z", "data_json": canonical_json({"k": text, "n": n})}
+        prev = f"{rng.getrandbits(256):064x}"
+        recorded = f"2026-11-21T03:04:{n % 60:02d}.{n:06d}Z"
+        assert chained_hash(record_parts(**fields), prev, recorded, n + 1) == record_hash(prev_hash=prev, seq=n + 1, recorded_at=recorded, **fields)
