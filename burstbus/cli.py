@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose + (1 if args.command == "run" else 0), 2),
+        level=logging.WARNING - 10 * min(args.verbose + (1 if args.command in ("run", "demo") else 0), 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:

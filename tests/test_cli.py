@@ -270,15 +270,16 @@ def test_demo_feeds_the_log_then_a_served_demo_fills_the_pages(tmp_path: Path) -
     )
     try:
         assert proc.stderr is not None
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        output: list[str] = []
+        threading.Thread(target=lambda: output.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
         deadline = time.monotonic() + 120
         count = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             count = projections.execute("SELECT COUNT(*) FROM bursts").fetchone()[0]
             if count == 6:
                 break
             time.sleep(0.2)
-        assert count == 6
+        assert count == 6, "".join(output[-60:])
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
