@@ -67,8 +67,6 @@ _COLUMNS = "seq, id, type, stream, actor, occurred_at, recorded_at, data, prev_h
 MAX_BATCH_EVENTS = 5000
 
 
-#: Rows committed between two background WAL checkpoints (≈ SQLite's default of 1,000 pages).
-CHECKPOINT_ROWS = 4000
 #: Records kept in memory for live followers (a follower further behind reads the database).
 TAIL_RECORDS = 4096
 
@@ -207,24 +205,16 @@ def _verify_chain(conn: sqlite3.Connection, progress: Callable[[int], None] | No
 class SQLiteEventLog:
     """The SQLite backend of :class:`burstbus.store.base.EventLog`."""
 
-    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection, poll_interval: float,
-                 checkpointer: aiosqlite.Connection | None = None):
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection, poll_interval: float):
         self.path = path
         self._writer_conn = writer
         self._reader = reader
-        self._checkpointer = checkpointer
-        self._checkpoint_wanted = asyncio.Event()
-        self._rows_since_checkpoint = 0
-        #: WAL checkpoints run by the background checkpointer (for tests and metrics).
-        self.checkpoints_total = 0
         self._poll_interval = poll_interval
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
         self._closed = False
         self._appended = asyncio.Event()
         self._writer_task = asyncio.create_task(self._write_loop(), name="burstbus-log-writer")
-        self._checkpoint_task = (
-            asyncio.create_task(self._checkpoint_loop(), name="burstbus-log-checkpointer") if checkpointer is not None else None
-        )
+
         self.appended_total = 0
         self.batches_total = 0
         #: Seconds from append() to the durable commit, per call (``/metrics``).
@@ -247,13 +237,8 @@ class SQLiteEventLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await connect(path, synchronous=synchronous.upper())
         await writer.executescript(SCHEMA)
-        # Checkpoints (copying the WAL into the database, with its fsync) run on a connection
-        # of their own, beside the writer rather than inside one of its commits (measured: the
-        # writer appends ~15% faster); see _checkpoint_loop.
-        await writer.execute("PRAGMA wal_autocheckpoint = 0")
         reader = await connect(path, synchronous=synchronous.upper())
-        checkpointer = await connect(path, synchronous=synchronous.upper())
-        return cls(path, writer, reader, poll_interval, checkpointer)
+        return cls(path, writer, reader, poll_interval)
 
     # -- writing -----------------------------------------------------------------------
 
@@ -310,28 +295,6 @@ class SQLiteEventLog:
         self.batches_total += 1
         self._remember(rows, head_before)
         self._wake_subscribers()
-        self._rows_since_checkpoint += len(rows)
-        if self._rows_since_checkpoint >= CHECKPOINT_ROWS:
-            self._rows_since_checkpoint = 0
-            self._checkpoint_wanted.set()
-
-    async def _checkpoint_loop(self) -> None:
-        """Checkpoint the WAL in the background once enough has been committed.
-
-        PASSIVE: it copies what readers no longer need and never blocks the writer or a reader;
-        whatever it cannot copy yet waits for the next round. Commits are durable in the WAL
-        already (``synchronous``), so a checkpoint that is late or fails loses nothing — the WAL
-        just grows until one succeeds, and SQLite checkpoints at the last close in any case.
-        """
-        assert self._checkpointer is not None
-        while True:
-            await self._checkpoint_wanted.wait()
-            self._checkpoint_wanted.clear()
-            try:
-                await self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                self.checkpoints_total += 1
-            except sqlite3.Error as exc:
-                log.warning("WAL checkpoint of %s failed (retried after the next commits): %s", self.path, exc)
 
     def _remember(self, rows: list[tuple[Any, ...]], head_before: int) -> None:
         """Keep what this process just committed for its live followers (see ``_tail``).
@@ -438,12 +401,6 @@ class SQLiteEventLog:
         await self._writer_task
         self._closed = True
         self._wake_subscribers()
-        if self._checkpoint_task is not None:
-            self._checkpoint_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoint_task
-        if self._checkpointer is not None:
-            await self._checkpointer.close()
         await self._writer_conn.close()
         await self._reader.close()
 

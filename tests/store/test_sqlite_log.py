@@ -133,18 +133,3 @@ def test_the_writers_chained_hash_is_the_canonical_record_hash() -> None:
         recorded = f"2026-11-21T03:04:{n % 60:02d}.{n:06d}Z"
         assert chained_hash(record_parts(**fields), prev, recorded, n + 1) == record_hash(prev_hash=prev, seq=n + 1, recorded_at=recorded, **fields)
 
-
-async def test_the_wal_is_checkpointed_beside_the_writer(tmp_path: Path) -> None:
-    """The writer never checkpoints inside a commit; the background checkpointer copies the
-    WAL into the database once enough has been committed, and nothing is lost by it."""
-    from burstbus.store.sqlite import CHECKPOINT_ROWS
-    from tests.waiting import wait_for
-
-    log = await SQLiteEventLog.open(tmp_path / "log.sqlite")
-    for start in range(0, CHECKPOINT_ROWS + 100, 500):
-        await log.append([ev(n) for n in range(start, start + 500)])
-    await wait_for(lambda: log.checkpoints_total >= 1, "a background checkpoint")
-    mid = sqlite3.connect(tmp_path / "log.sqlite").execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    assert mid[0] == 0  # not busy: the writer is not holding a checkpoint of its own
-    assert (await log.verify()).count == (CHECKPOINT_ROWS // 500 + 1) * 500
-    await log.close()
