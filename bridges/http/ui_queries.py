@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from burstbus.bridges.http.queries import projected_seq, table_exists
 from burstbus.store.projections import voeventdb as vdb
 from burstbus.store.projections.processes import STATUSES
 
@@ -170,18 +171,6 @@ class NoticeQuery:
         return cls(filters, Paging.from_items(items), form)
 
 
-def has_table(conn: sqlite3.Connection, name: str) -> bool:
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
-
-
-def projected_seq(conn: sqlite3.Connection) -> int:
-    """The seq every projection has applied (what a page read now reflects)."""
-    if not has_table(conn, "projection_checkpoints"):
-        return 0
-    row = conn.execute("SELECT min(seq) FROM projection_checkpoints").fetchone()
-    return int(row[0] or 0)
-
-
 _NOTICE_COLUMNS = ("seq", "ivorn", "stream", "role", "authored", "received", "instrument",
                    "mission", "via", "ra", "dec", "err", "burst_id")  # fmt: skip
 
@@ -189,7 +178,7 @@ _NOTICE_COLUMNS = ("seq", "ivorn", "stream", "role", "authored", "received", "in
 def notices(conn: sqlite3.Connection, query: NoticeQuery) -> dict[str, Any]:
     """A page of notices, newest first, with position, burst and (for a cone) the distance."""
     where, params = query.filters.where()
-    bursts = has_table(conn, "burst_notices")
+    bursts = table_exists(conn, "burst_notices")
     burst_col = "bn.burst_id" if bursts else "NULL"
     burst_join = "LEFT JOIN burst_notices AS bn ON bn.ivorn = v.ivorn" if bursts else ""
     sql = (
@@ -206,7 +195,7 @@ def notices(conn: sqlite3.Connection, query: NoticeQuery) -> dict[str, Any]:
             if row["ra"] is not None:
                 row["distance"] = _separation(cone.ra, cone.dec, row["ra"], row["dec"])
     total = vdb.count(conn, query.filters)
-    return {"rows": rows, "total": total, "projected": projected_seq(conn)}
+    return {"rows": rows, "total": total, "projected": projected_seq(conn) or 0}
 
 
 def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
@@ -277,13 +266,13 @@ def _process_rows(conn: sqlite3.Connection, where: str, params: list[Any], limit
 
 def processes(conn: sqlite3.Connection, query: ProcessQuery) -> dict[str, Any]:
     """A page of process runs, most recently updated first, and counts per status."""
-    if not has_table(conn, "processes"):
-        return {"rows": [], "total": 0, "by_status": {}, "projected": projected_seq(conn)}
+    if not table_exists(conn, "processes"):
+        return {"rows": [], "total": 0, "by_status": {}, "projected": projected_seq(conn) or 0}
     where, params = query.where()
     rows = _process_rows(conn, where, params, query.paging.limit, query.paging.offset)
     by_status = dict(conn.execute(f"SELECT status, count(*) FROM processes WHERE {where} GROUP BY status", params))
     return {"rows": rows, "total": sum(by_status.values()), "by_status": by_status,
-            "projected": projected_seq(conn)}  # fmt: skip
+            "projected": projected_seq(conn) or 0}  # fmt: skip
 
 
 # -- bursts --------------------------------------------------------------------------------
@@ -323,8 +312,8 @@ def _burst_row(row: Sequence[Any]) -> dict[str, Any]:
 
 def bursts(conn: sqlite3.Connection, query: BurstQuery) -> dict[str, Any]:
     """A page of bursts, latest notice first, with their processes and triggers counted."""
-    if not has_table(conn, "bursts"):
-        return {"rows": [], "total": 0, "projected": projected_seq(conn)}
+    if not table_exists(conn, "bursts"):
+        return {"rows": [], "total": 0, "projected": projected_seq(conn) or 0}
     clauses, params = [], []
     if query.burst_id:
         clauses.append("instr(burst_id, ?) > 0")
@@ -340,20 +329,20 @@ def bursts(conn: sqlite3.Connection, query: BurstQuery) -> dict[str, Any]:
     total = conn.execute(f"SELECT count(*) FROM bursts WHERE {where}", params).fetchone()[0]
     ids = json.dumps([row["burst_id"] for row in rows])
     statuses: dict[str, dict[str, int]] = {}
-    if rows and has_table(conn, "processes"):
+    if rows and table_exists(conn, "processes"):
         for burst_id, status, n in conn.execute(
             "SELECT burst_id, status, count(*) FROM processes WHERE burst_id IN (SELECT value FROM json_each(?)) "
             "GROUP BY burst_id, status", (ids,)):  # fmt: skip
             statuses.setdefault(burst_id, {})[status] = n
     triggers: dict[str, int] = {}
-    if rows and has_table(conn, "triggers"):
+    if rows and table_exists(conn, "triggers"):
         triggers = dict(conn.execute(
             "SELECT burst_id, count(*) FROM triggers WHERE burst_id IN (SELECT value FROM json_each(?)) "
             "GROUP BY burst_id", (ids,)))  # fmt: skip
     for row in rows:
         row["processes"] = statuses.get(row["burst_id"], {})
         row["triggers"] = triggers.get(row["burst_id"], 0)
-    return {"rows": rows, "total": total, "projected": projected_seq(conn)}
+    return {"rows": rows, "total": total, "projected": projected_seq(conn) or 0}
 
 
 _TIMELINE_COLUMNS = ("ivorn", "seq", "rule", "notice_at", "instrument", "ra", "dec", "err", "retraction",
@@ -366,23 +355,23 @@ _TRIGGER_COLUMNS = ("request_id", "telescope", "burst_id", "state", "requested_b
 def burst(conn: sqlite3.Connection, burst_id: str) -> dict[str, Any] | None:
     """One burst: its row, its notices in time order, its processes and its triggers (an
     empty list when the triggers projection does not exist here). None if unknown."""
-    if not has_table(conn, "bursts"):
+    if not table_exists(conn, "bursts"):
         return None
     row = conn.execute(f"SELECT {', '.join(_BURST_COLUMNS)} FROM bursts WHERE burst_id = ?", (burst_id,)).fetchone()
     if row is None:
         return None
     found = _burst_row(row)
-    has_voevent = has_table(conn, "voevent")
+    has_voevent = table_exists(conn, "voevent")
     sql = ("SELECT n.ivorn, n.seq, n.rule, n.notice_at, n.instrument, n.ra, n.dec, n.err, n.retraction, "
            + ("v.role, v.stream, v.author_datetime FROM burst_notices AS n LEFT JOIN voevent AS v ON v.ivorn = n.ivorn "
               if has_voevent else "NULL, NULL, NULL FROM burst_notices AS n ")
            + "WHERE n.burst_id = ? ORDER BY n.notice_at, n.seq")  # fmt: skip
     timeline = [dict(zip(_TIMELINE_COLUMNS, r, strict=True)) for r in conn.execute(sql, (burst_id,))]
     procs: list[dict[str, Any]] = []
-    if has_table(conn, "processes"):
+    if table_exists(conn, "processes"):
         procs = _process_rows(conn, "burst_id = ?", [burst_id], MAX_ROWS, 0)
     triggers: list[dict[str, Any]] = []
-    if has_table(conn, "triggers"):
+    if table_exists(conn, "triggers"):
         for r in conn.execute(f"SELECT {', '.join(_TRIGGER_COLUMNS)} FROM triggers WHERE burst_id = ? "
                               "ORDER BY requested_at DESC, request_id", (burst_id,)):  # fmt: skip
             trigger = dict(zip(_TRIGGER_COLUMNS, r, strict=True))
@@ -392,18 +381,18 @@ def burst(conn: sqlite3.Connection, burst_id: str) -> dict[str, Any] | None:
                 pass
             triggers.append(trigger)
     return {"burst": found, "timeline": timeline, "processes": procs, "triggers": triggers,
-            "projected": projected_seq(conn)}  # fmt: skip
+            "projected": projected_seq(conn) or 0}  # fmt: skip
 
 
 def overview(conn: sqlite3.Connection) -> dict[str, Any]:
     """The front page: latest bursts, latest notices, process counts by status."""
     latest = bursts(conn, BurstQuery(paging=Paging(8, 0)))
-    news = notices(conn, NoticeQuery(vdb.Filters(), Paging(10, 0))) if has_table(conn, "voevent") else {"rows": [], "total": 0}
+    news = notices(conn, NoticeQuery(vdb.Filters(), Paging(10, 0))) if table_exists(conn, "voevent") else {"rows": [], "total": 0}
     by_status: dict[str, int] = {}
-    if has_table(conn, "processes"):
+    if table_exists(conn, "processes"):
         by_status = dict(conn.execute("SELECT status, count(*) FROM processes GROUP BY status"))
     return {"bursts": latest["rows"], "burst_total": latest["total"], "notices": news["rows"],
-            "notice_total": news["total"], "by_status": by_status, "projected": projected_seq(conn)}  # fmt: skip
+            "notice_total": news["total"], "by_status": by_status, "projected": projected_seq(conn) or 0}  # fmt: skip
 
 
 # -- the log -------------------------------------------------------------------------------
