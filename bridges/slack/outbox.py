@@ -168,6 +168,8 @@ class SlackOutbox:
             await self.client.auth_test()
         except SlackApiError as exc:
             error = str(exc.response.get("error", ""))
+            if exc.response.status_code >= 500 or error not in FATAL_ERRORS:
+                raise  # Slack unwell, not a verdict on the token: retried
             self.last_error = f"Slack refused the token: {error}"
             raise SlackRefused(self.last_error) from None
         self.connected = True
@@ -214,6 +216,17 @@ class SlackOutbox:
             if self.section.broadcast_updates and (view.retraction or _improves(view.err, thread.best_err)):
                 options["reply_broadcast"] = True
         await self._pace(channel)
+        # Posting and recording it are one step: a stop that lands while Slack is answering
+        # lets the record finish, or the restart would post the same notice again.
+        step = asyncio.ensure_future(self._send(channel, event_id, view, first, options))
+        try:
+            await asyncio.shield(step)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(step, self.section.timeout)
+            raise
+
+    async def _send(self, channel: str, event_id: str, view: NoticeView, first: bool, options: dict[str, Any]) -> None:
         try:
             response = await self.client.chat_postMessage(**options)
         except SlackApiError as exc:

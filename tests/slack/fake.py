@@ -7,6 +7,7 @@ channels (``channel_not_found``), 429 with ``Retry-After`` when told to rate-lim
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ class FakeSlack:
     rate_limit_next: set[str] = field(default_factory=set)
     rate_limited: int = 0
     down: bool = False
+    #: While set, chat.postMessage records the message, then waits for this before answering.
+    gate: asyncio.Event | None = None
     calls: int = 0
     url: str = ""
     _runner: web.AppRunner | None = None
@@ -72,6 +75,8 @@ class FakeSlack:
         if isinstance(message.get("reply_broadcast"), str):
             message["reply_broadcast"] = json.loads(message["reply_broadcast"])
         self.messages.append(message)
+        if self.gate is not None:
+            await self.gate.wait()
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text")}})
 
     def in_channel(self, channel: str) -> list[dict[str, Any]]:

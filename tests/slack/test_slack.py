@@ -122,6 +122,23 @@ async def test_rate_limit_is_waited_out_and_nothing_is_posted_twice_across_a_res
     assert slack.messages[3]["thread_ts"] == slack.messages[0]["ts"]  # the thread survived the restarts
 
 
+async def test_a_stop_while_slack_is_answering_does_not_post_twice(tmp_path: Path, slack: FakeSlack) -> None:
+    config = config_for(tmp_path, slack)
+    bus = await start(config)
+    slack.gate = asyncio.Event()
+    await bus.submit(swift(1, "400", 0.1))
+    await wait_for(lambda: len(slack.messages) == 1, "Slack to have the message (its answer held back)")
+    stopping = asyncio.create_task(bus.stop())  # SIGTERM lands while Slack is still answering
+    await asyncio.sleep(0.1)
+    slack.gate.set()
+    await stopping
+    bus = await start(config)
+    await bus.submit(swift(2, "400", 0.05))
+    await wait_for(lambda: len(slack.messages) == 2, "the next notice")
+    await bus.stop()
+    assert [m["text"].count("Notice_400_1") for m in slack.messages] == [1, 0]  # the first was not posted again
+
+
 async def test_a_missing_channel_is_reported_and_the_others_still_get_their_notices(tmp_path: Path, slack: FakeSlack) -> None:
     config = config_for(tmp_path, slack, channels=[{"channel": "#gone"}, {"channel": "#grb-alerts"}])
     bus = await start(config)
