@@ -170,10 +170,13 @@ class SlackOutbox:
             error = str(exc.response.get("error", ""))
             if exc.response.status_code >= 500 or error not in FATAL_ERRORS:
                 raise  # Slack unwell, not a verdict on the token: retried
-            self.last_error = f"Slack refused the token: {error}"
-            raise SlackRefused(self.last_error) from None
+            raise self._refused(error) from None
         self.connected = True
         self.last_error = None
+
+    def _refused(self, error: str) -> SlackRefused:
+        self.last_error = f"Slack refused the token: {error}"
+        return SlackRefused(self.last_error)
 
     async def start_position(self) -> int:
         return await start_position(self.log, self.state, self.name)
@@ -232,8 +235,7 @@ class SlackOutbox:
         except SlackApiError as exc:
             error = str(exc.response.get("error", "")) or str(exc)
             if error in FATAL_ERRORS:
-                self.last_error = f"Slack refused the token: {error}"
-                raise SlackRefused(self.last_error) from None
+                raise self._refused(error) from None
             if exc.response.status_code >= 500 or error in ("ratelimited", "fatal_error", "internal_error", "service_unavailable", "request_timeout"):
                 raise  # transient: retried from this message
             self.failed_total += 1

@@ -185,7 +185,7 @@ def test_bad_slack_configuration_names_the_key(key: str, value: Any, problem: st
     assert caught.value.key.startswith(f"slack.{key}")
 
 
-async def test_slack_text_is_escaped(tmp_path: Path, slack: FakeSlack) -> None:
+def test_slack_text_is_escaped() -> None:
     from burstbus.bridges.slack.outbox import SlackTemplates
     from burstbus.notices import notice_view
 
@@ -193,4 +193,3 @@ async def test_slack_text_is_escaped(tmp_path: Path, slack: FakeSlack) -> None:
                        burst_id="b&1", link_base=LINK, seq=1, event_id="e")
     text = SlackTemplates().render(view, first=True)
     assert "&lt;!channel&gt;" in text and "<!channel>" not in text and "ivo://x/y#&lt;b&gt;&amp;" in text
-    await asyncio.sleep(0)
