@@ -135,7 +135,12 @@ async def test_publish_delivers_to_any_subject_with_our_origin_and_refuses_when_
         await client.subscribe("telescope.colibri.voevent", cb=collect)
         await client.flush()
         await node.publish("telescope.colibri.voevent", b"<VOEvent/>", {"Burstbus-Ivorn": "ivo://x/y#1"})
-        [msg] = await wait_for(lambda: received, "the telescope's subscriber to get the VOEvent")
+        try:
+            [msg] = await wait_for(lambda: received, "the telescope's subscriber to get the VOEvent")
+        except AssertionError:  # seen only in loaded full runs: say what state it was in
+            raise AssertionError(f"not received; node {node.nc and node.nc.stats} url={node.nc and node.nc.connected_url} "
+                                 f"client {client.stats} url={client.connected_url} server={server.url} "
+                                 f"running={server.running}") from None
         assert msg.data == b"<VOEvent/>"
         assert msg.headers == {"Burstbus-Ivorn": "ivo://x/y#1", "Burstbus-Origin": "node-a"}
         # the node's own mappings are live too

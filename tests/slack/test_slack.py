@@ -79,8 +79,11 @@ async def test_one_thread_per_burst_and_updates_that_matter_shown_in_the_channel
         await bus.submit(swift(3, "555", 0.001))  # better position: also shown in the channel
         await bus.submit(swift(1, "777", 0.1))  # another burst: its own top-level message
         await wait_for(lambda: len(slack.messages) == 4, "every notice")
-        assert bus.service.slack is not None
-        families = {f.name: f for f in await slack_metrics(bus.service.slack, bus.core.log)()}
+        outbox = bus.service.slack
+        assert outbox is not None
+        # the fake has a message before its answer reaches the outbox: wait for the count
+        await wait_for(lambda: outbox.posted_total == 4, "the outbox to record the fourth post")
+        families = {f.name: f for f in await slack_metrics(outbox, bus.core.log)()}
         assert families["burstbus_slack_out_total"].samples[0][-1] == 4
         assert families["burstbus_slack_connected"].samples[0][-1] == 1
         health = next(c for c in bus.service.components if c.name == "slack").health()
