@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import io
 import logging
 import os
 import signal
@@ -41,6 +42,10 @@ from burstbus.store.sqlite import SQLiteEventLog
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "burstbus.lock"
+#: Stopping: a component still running this many seconds after its cancel is cancelled again …
+RECANCEL_AFTER = 2.0
+#: … and reported, with where it waits, every this many seconds.
+STOP_REPORT_AFTER = 10.0
 
 
 class ServiceRunning(RuntimeError):
@@ -205,13 +210,25 @@ class Service:
 
     async def wait(self) -> None:
         await self._stopping.wait()
-        for component in self.components:
-            if component.task:
-                component.task.cancel()
-        for component in self.components:
-            if component.task:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await component.task
+        tasks = {c.task: c.name for c in self.components if c.task}
+        for task in tasks:
+            task.cancel()
+        pending = set(tasks)
+        waited = 0.0
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_AFTER)
+            waited += RECANCEL_AFTER
+            for task in pending:
+                # Python 3.11's asyncio.wait_for (inside nats-py, slixmpp…) swallows a cancel
+                # that lands as the awaited result arrives; the component then runs on. Ask again.
+                task.cancel()
+                if waited % STOP_REPORT_AFTER < RECANCEL_AFTER:
+                    where = io.StringIO()
+                    task.print_stack(file=where)
+                    log.warning("%s has not stopped after %.0fs:\n%s", tasks[task], waited, where.getvalue())
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                task.result()  # the supervisor only ends by returning or by its cancellation
 
 
 def build_service(core: Core) -> Service:
