@@ -11,11 +11,14 @@ must stay byte-stable across versions: sorted keys, no whitespace, UTF-8, no NaN
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
+
+import orjson
 
 #: Namespace for deterministic event ids (uuid5), e.g. one id per VOEvent IVORN so that the
 #: log's ``UNIQUE(id)`` is also the IVORN dedupe.
@@ -52,9 +55,44 @@ def normalise_time(text: str) -> str:
     return format_time(parse_time(text))
 
 
+#: The definition: one encoder for every call (``json.dumps`` with options builds a new one).
+_canonical_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+#: orjson, with every type it would encode differently from the definition sent back to it
+#: (subclasses of str/int/dict/list, dates, dataclasses raise and take the definition's path).
+_FAST_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+#: A float orjson writes differently below 1e-4 (``1e-7`` where Python writes ``1e-07``).
+_SMALL_EXPONENT = re.compile(rb"\de-")
+
+
 def canonical_json(value: Any) -> str:
-    """The canonical text of a JSON value: sorted keys, compact, UTF-8, finite numbers only."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The canonical text of a JSON value: sorted keys, compact, UTF-8, finite numbers only.
+
+    Defined as ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    allow_nan=False)``. orjson writes the same text 4-5x faster for the values it can write
+    identically (tested on random values), so it goes first; anything it refuses, or whose
+    text may differ, is encoded by the definition. Exception: orjson also accepts ``UUID``
+    and ``Enum`` members (as strings/values), which the definition refuses.
+    """
+    try:
+        fast = orjson.dumps(value, option=_FAST_OPTIONS)
+    except TypeError:  # non-str keys, integers beyond 64 bits, lone surrogates, subclasses …
+        return _canonical_encode(value)
+    # Texts orjson may have written differently: small floats (``1e-7``, ``0.00001``: Python
+    # writes ``1e-07``, ``1e-05``) and ``null``, which is also how it writes NaN. Plain
+    # substring tests first: they are memchr-fast, a regex alternation here is not.
+    if b"null" in fast or b"0.0000" in fast or (b"e-" in fast and _SMALL_EXPONENT.search(fast)):
+        return _canonical_encode(value)
+    return fast.decode()
+
+
+def decode_json(text: str | bytes) -> Any:
+    """Stored JSON text → value. orjson is ~3x faster than json, which stays the fallback for
+    what orjson refuses (integers beyond 64 bits, which :func:`canonical_json` can write)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def new_event_id() -> str:
@@ -119,6 +157,40 @@ class RecordedEvent(NamedTuple):
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+
+
+class StoredRecord(NamedTuple):
+    """A record as the log stores it: ``data`` still the exact canonical JSON text.
+
+    What a relay that only re-sends records needs (the NATS outbox splices ``data_json``
+    into its message instead of decoding it and encoding it again). Same fields, in the
+    same order, as :class:`RecordedEvent`, which :meth:`decoded` gives.
+    """
+
+    seq: int
+    id: str
+    type: str
+    stream: str
+    actor: str
+    occurred_at: str
+    recorded_at: str
+    data_json: str
+    prev_hash: str
+    hash: str
+
+    def decoded(self) -> RecordedEvent:
+        return RecordedEvent(
+            self.seq, self.id, self.type, self.stream, self.actor, self.occurred_at,
+            self.recorded_at, decode_json(self.data_json), self.prev_hash, self.hash,
+        )
+
+    @staticmethod
+    def of(record: RecordedEvent) -> StoredRecord:
+        """A decoded record's stored form (its data encoded canonically again)."""
+        return StoredRecord(
+            record.seq, record.id, record.type, record.stream, record.actor, record.occurred_at,
+            record.recorded_at, canonical_json(record.data), record.prev_hash, record.hash,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,12 @@ Each guarantee is stated here once and checked by the shared contract suite
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
-from burstbus.events import Appended, Event, RecordedEvent
+from burstbus.events import Appended, Event, RecordedEvent, StoredRecord
 
 
 class LogError(Exception):
@@ -103,3 +104,22 @@ class EventLog(Protocol):
 
     async def close(self) -> None:
         """Finish pending appends and release the backend."""
+
+
+def subscribe_stored(log: EventLog, after: int = 0, batch_size: int = 1000) -> AsyncIterator[list[StoredRecord]]:
+    """``subscribe`` (no filter) with each record in its stored form, data as JSON text.
+
+    For relays that re-send records without looking inside them. SQLite and JetStream give
+    the stored text as it is (their ``subscribe_stored``: nothing decoded, nothing encoded
+    again); for any other backend the decoded data is encoded canonically again.
+    """
+    native = getattr(log, "subscribe_stored", None)
+    if native is not None:
+        return cast(AsyncIterator[list[StoredRecord]], native(after, batch_size))
+    return _encoded_again(log.subscribe(after=after, batch_size=batch_size))
+
+
+async def _encoded_again(batches: AsyncIterator[list[RecordedEvent]]) -> AsyncIterator[list[StoredRecord]]:
+    async with contextlib.aclosing(batches):  # type: ignore[type-var]
+        async for batch in batches:
+            yield [StoredRecord.of(r) for r in batch]

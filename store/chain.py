@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 
-_dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+#: A str as a JSON string literal: the C function ``json.dumps`` itself uses for strings
+#: with ensure_ascii=False (same text, without the encoder's per-call dispatch).
+_dump: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
 def record_hash(

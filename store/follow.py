@@ -12,13 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
-from burstbus.events import RecordedEvent
 from burstbus.store.base import Head, ReadFilter
 
 
+class _Positioned(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+
+#: What is followed: decoded records (RecordedEvent) or stored ones (StoredRecord).
+R = TypeVar("R", bound=_Positioned)
+
+
 async def follow(
-    read: Callable[[int, ReadFilter | None, int], Awaitable[list[RecordedEvent]]],
+    read: Callable[[int, ReadFilter | None, int], Awaitable[list[R]]],
     head: Callable[[], Awaitable[Head]],
     wake_event: Callable[[], asyncio.Event],
     closed: Callable[[], bool],
@@ -26,7 +35,7 @@ async def follow(
     after: int,
     filter: ReadFilter | None,
     batch_size: int,
-) -> AsyncIterator[list[RecordedEvent]]:
+) -> AsyncIterator[list[R]]:
     """Yield batches after ``after``: stored ones first, then live ones as they commit.
 
     Waits for ``wake_event()`` (this process's commits) or ``poll_interval`` (other

@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import re
 import time
@@ -60,7 +59,16 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import StorageType, StreamConfig
 
-from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
+from burstbus.events import (
+    GENESIS_HASH,
+    Appended,
+    Event,
+    RecordedEvent,
+    StoredRecord,
+    decode_json,
+    normalise_time,
+    utc_now,
+)
 from burstbus.histogram import Histogram
 from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
 from burstbus.store.chain import record_hash
@@ -104,10 +112,7 @@ def _payload(seq: int, e: Event, data_json: str, recorded_at: str, prev_hash: st
 def _decode(payload: bytes) -> tuple[RecordedEvent, str]:
     body = orjson.loads(payload)
     text = body["data_json"]
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:  # integers beyond 64 bits
-        data = json.loads(text)
+    data = decode_json(text)
     record = RecordedEvent(
         body["seq"], body["id"], body["type"], body["stream"], body["actor"], body["occurred_at"],
         body["recorded_at"], data, body["prev_hash"], body["hash"],
@@ -512,6 +517,21 @@ class JetStreamEventLog:
         async for batch in follow(
             self.read, self.head, lambda: self._appended, lambda: self._closed,
             self._poll_interval, after, filter, batch_size,
+        ):
+            yield batch
+
+    async def subscribe_stored(self, after: int = 0, batch_size: int = 1000) -> AsyncIterator[list[StoredRecord]]:
+        """:meth:`subscribe` without a filter, records as stored (``store.base.subscribe_stored``)."""
+
+        async def read_stored(after: int, filter: ReadFilter | None, limit: int) -> list[StoredRecord]:
+            if self._closed:
+                raise LogClosed("the event log is closed")
+            return [StoredRecord(r.seq, r.id, r.type, r.stream, r.actor, r.occurred_at, r.recorded_at, text, r.prev_hash, r.hash)
+                    for r, text in await self._read_raw(after, None, limit)]
+
+        async for batch in follow(
+            read_stored, self.head, lambda: self._appended, lambda: self._closed,
+            self._poll_interval, after, None, batch_size,
         ):
             yield batch
 

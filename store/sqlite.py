@@ -18,19 +18,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiosqlite
-import orjson
 
-from burstbus.events import GENESIS_HASH, Appended, Event, RecordedEvent, normalise_time, utc_now
+from burstbus.events import (
+    GENESIS_HASH,
+    Appended,
+    Event,
+    RecordedEvent,
+    StoredRecord,
+    decode_json,
+    normalise_time,
+    utc_now,
+)
 from burstbus.histogram import Histogram
 from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
 from burstbus.store.chain import chained_hash, record_hash, record_parts
@@ -67,6 +74,12 @@ _COLUMNS = "seq, id, type, stream, actor, occurred_at, recorded_at, data, prev_h
 MAX_BATCH_EVENTS = 5000
 
 
+#: WAL pages (4 KiB) before the writer copies the WAL into the database (SQLite's default is
+#: 1000). Consecutive commits rewrite the same index pages; a 16 MiB WAL copies each of them
+#: once per checkpoint instead of four times as often: measured 10-15% off the cost of a
+#: 400-event commit. Durability is the same: every commit is in the WAL.
+WAL_CHECKPOINT_PAGES = 4000
+
 #: Records kept in memory for live followers (a follower further behind reads the database).
 TAIL_RECORDS = 4096
 
@@ -92,15 +105,6 @@ class _Request:
     done: asyncio.Future[list[Appended]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
-def _decode(text: str) -> Any:
-    """JSON text → value; orjson is ~3x faster than json, which remains the fallback for what
-    orjson refuses (integers beyond 64 bits, which the canonical encoder can write)."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
 def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
     return RecordedEvent(
         seq=row[0],
@@ -110,7 +114,7 @@ def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
         actor=row[4],
         occurred_at=row[5],
         recorded_at=row[6],
-        data=_decode(row[7]),
+        data=decode_json(row[7]),
         prev_hash=row[8],
         hash=row[9],
     )
@@ -122,7 +126,7 @@ def _encode(e: Event) -> _Encoded:
     return _Encoded(e.id, e.type, e.stream, e.actor, e.occurred_at, data_json, parts)
 
 
-def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> tuple[list[Appended], list[tuple[Any, ...]], int]:
+def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> tuple[list[Appended], list[StoredRecord], int]:
     """One transaction: read the head, skip known ids, chain and insert the rest, commit.
 
     Returns the outcome per event, the rows written and the head seq found before them."""
@@ -140,7 +144,7 @@ def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> 
             marks = ",".join("?" * len(chunk))
             for eid, eseq, ehash in conn.execute(f"SELECT id, seq, hash FROM events WHERE id IN ({marks})", chunk):
                 known[eid] = (eseq, ehash)
-        rows: list[tuple[Any, ...]] = []
+        rows: list[StoredRecord] = []
         results: list[Appended] = []
         for e in events:
             if e.id in known:
@@ -149,18 +153,35 @@ def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> 
                 continue
             seq += 1
             digest = chained_hash(e.hash_parts, prev_hash, recorded_at, seq)
-            rows.append((seq, e.id, e.type, e.stream, e.actor, e.occurred_at, recorded_at, e.data_json, prev_hash, digest))
+            rows.append(StoredRecord(seq, e.id, e.type, e.stream, e.actor, e.occurred_at, recorded_at, e.data_json, prev_hash, digest))
             results.append(Appended(seq, e.id, digest, True))
             known[e.id] = (seq, digest)
             prev_hash = digest
-        if rows:
-            conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        _insert(conn, rows)
         conn.execute("COMMIT")
         return results, rows, head_before
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
+
+
+#: Rows per INSERT statement. One statement for many rows binds them all and then runs
+#: SQLite once, with the GIL released throughout; ``executemany`` takes the GIL back after
+#: every row, and waits for it each time another thread (the event loop) holds it.
+ROWS_PER_INSERT = 100
+_INSERT_ONE = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
+_INSERT_MANY = f"INSERT INTO events ({_COLUMNS}) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * ROWS_PER_INSERT)
+
+
+def _insert(conn: sqlite3.Connection, rows: list[StoredRecord]) -> None:
+    """Insert rows in order: full groups of :data:`ROWS_PER_INSERT` as one statement each
+    (always the same text, so SQLite's statement cache keeps it), the rest one by one."""
+    full = len(rows) - len(rows) % ROWS_PER_INSERT
+    for start in range(0, full, ROWS_PER_INSERT):
+        conn.execute(_INSERT_MANY, [value for row in rows[start:start + ROWS_PER_INSERT] for value in row])
+    if full < len(rows):
+        conn.executemany(_INSERT_ONE, rows[full:])
 
 
 def _verify_chain(conn: sqlite3.Connection, progress: Callable[[int], None] | None) -> Verification:
@@ -213,6 +234,8 @@ class SQLiteEventLog:
         self._queue: asyncio.Queue[_Request | None] = asyncio.Queue()
         self._closed = False
         self._appended = asyncio.Event()
+        #: A commit whose followers have not been woken yet (see _write_loop).
+        self._unannounced = False
         self._writer_task = asyncio.create_task(self._write_loop(), name="burstbus-log-writer")
 
         self.appended_total = 0
@@ -221,9 +244,11 @@ class SQLiteEventLog:
         self.append_seconds = Histogram()
         #: The last records this process committed, contiguous by seq: live followers (the
         #: projections, the VTP broadcaster, the NATS/XMPP/Slack outboxes, SSE) read new records
-        #: from here instead of each decoding them again from the database. Shared objects:
-        #: treat them as read-only.
-        self._tail: list[tuple[Any, ...]] = []
+        #: from here instead of each decoding them again from the database. ``_tail_decoded``
+        #: holds each one's RecordedEvent once a follower asked for it (None until then).
+        #: Shared objects: treat them as read-only.
+        self._tail: list[StoredRecord] = []
+        self._tail_decoded: list[RecordedEvent | None] = []
 
     @classmethod
     async def open(cls, path: Path | str, *, synchronous: str = "FULL", poll_interval: float = 0.5) -> SQLiteEventLog:
@@ -236,6 +261,7 @@ class SQLiteEventLog:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         writer = await connect(path, synchronous=synchronous.upper())
+        await writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
         await writer.executescript(SCHEMA)
         reader = await connect(path, synchronous=synchronous.upper())
         return cls(path, writer, reader, poll_interval)
@@ -251,12 +277,20 @@ class SQLiteEventLog:
         request = _Request(encoded)
         started = time.perf_counter()
         self._queue.put_nowait(request)
-        results = await asyncio.shield(request.done)
+        # Not shielded: a cancelled caller cancels only its own future; its events may still
+        # be written (they may already be in the transaction), as with any cancelled append.
+        results = await request.done
         self.append_seconds.observe(time.perf_counter() - started)
         return results
 
     async def _write_loop(self) -> None:
         while True:
+            if self._unannounced:
+                # The appenders just answered usually append again at once: give them that
+                # turn, so that their commit starts before the followers take the loop.
+                await asyncio.sleep(0)
+                if self._queue.empty():
+                    self._wake_subscribers()
             first = await self._queue.get()
             if first is None:
                 return
@@ -276,8 +310,13 @@ class SQLiteEventLog:
 
     async def _commit(self, batch: list[_Request]) -> None:
         events = [e for request in batch for e in request.events]
+        writing = asyncio.ensure_future(run_on_connection(self._writer_conn, lambda c: _write_batch(c, events, utc_now())))
+        if self._unannounced:
+            # The previous commit's followers run on this thread while SQLite writes this one
+            # on its own (the task above is scheduled first, so it is handed over first).
+            self._wake_subscribers()
         try:
-            results, rows, head_before = await run_on_connection(self._writer_conn, lambda c: _write_batch(c, events, utc_now()))
+            results, rows, head_before = await writing
         except Exception as exc:  # the whole transaction rolled back: every waiter learns why
             log.error("append of %d events failed: %s", len(events), exc)
             error = exc if isinstance(exc, LogError) else LogError(f"append failed: {exc}")
@@ -294,45 +333,58 @@ class SQLiteEventLog:
         self.appended_total += sum(1 for r in results if r.new)
         self.batches_total += 1
         self._remember(rows, head_before)
-        self._wake_subscribers()
+        self._unannounced = True  # followers are woken by the write loop (see _write_loop)
 
-    def _remember(self, rows: list[tuple[Any, ...]], head_before: int) -> None:
+    def _remember(self, rows: list[StoredRecord], head_before: int) -> None:
         """Keep what this process just committed for its live followers (see ``_tail``).
 
-        Kept as the rows written; a row becomes a :class:`RecordedEvent` (its data decoded)
-        the first time a follower reads it, so appends with no follower pay nothing."""
+        Kept as stored; a record is decoded the first time a follower wants it decoded, so
+        appends with no such follower pay nothing."""
         if not rows:
             return
-        tail = self._tail
-        if tail and tail[-1][0] != head_before:
+        tail, decoded = self._tail, self._tail_decoded
+        if tail and tail[-1].seq != head_before:
             tail.clear()  # another process appended in between: the tail must stay contiguous
+            decoded.clear()
         tail.extend(rows)
+        decoded.extend([None] * len(rows))
         if len(tail) > TAIL_RECORDS:
             del tail[: len(tail) - TAIL_RECORDS]
+            del decoded[: len(decoded) - TAIL_RECORDS]
 
-    def _tail_read(self, after: int, filter: ReadFilter | None, limit: int) -> list[RecordedEvent]:
-        """Records after ``after`` from the tail, if it holds ``after + 1``; else nothing.
-
-        Rows and records share their layout (seq, id, type, stream, actor, occurred_at,
-        recorded_at at the same places), so filtering needs no decoding."""
+    def _tail_positions(self, after: int, filter: ReadFilter | None, limit: int) -> list[int]:
+        """Indexes in the tail of the records after ``after`` matching ``filter``, if the tail
+        holds ``after + 1``; else none. Filtering needs no decoding."""
         tail = self._tail
-        if not tail or not tail[0][0] <= after + 1 <= tail[-1][0]:
+        if not tail or not tail[0].seq <= after + 1 <= tail[-1].seq:
             return []
-        first = after + 1 - tail[0][0]
-        types = set(filter.types) if filter is not None and filter.types else None
-        stream = filter.stream if filter is not None else None
-        since = normalise_time(filter.since) if filter is not None and filter.since is not None else None
-        until = normalise_time(filter.until) if filter is not None and filter.until is not None else None
-        out: list[RecordedEvent] = []
+        first = after + 1 - tail[0].seq
+        if filter is None:
+            return list(range(first, min(len(tail), first + limit)))
+        types = set(filter.types) if filter.types else None
+        stream = filter.stream
+        since = normalise_time(filter.since) if filter.since is not None else None
+        until = normalise_time(filter.until) if filter.until is not None else None
+        out: list[int] = []
         for i in range(first, len(tail)):
             item = tail[i]
-            if ((types is None or item[2] in types) and (stream is None or item[3] == stream)
-                    and (since is None or item[6] >= since) and (until is None or item[6] <= until)):
-                if type(item) is tuple:  # a row not read yet: decode it once, for every follower
-                    item = tail[i] = _row_to_event(item)
-                out.append(cast(RecordedEvent, item))
+            if ((types is None or item.type in types) and (stream is None or item.stream == stream)
+                    and (since is None or item.recorded_at >= since) and (until is None or item.recorded_at <= until)):
+                out.append(i)
                 if len(out) >= limit:
                     break
+        return out
+
+    def _tail_read(self, after: int, filter: ReadFilter | None, limit: int) -> list[RecordedEvent]:
+        """Records after ``after`` from the tail (see :meth:`_tail_positions`), decoded once
+        for every follower."""
+        tail, decoded = self._tail, self._tail_decoded
+        out: list[RecordedEvent] = []
+        for i in self._tail_positions(after, filter, limit):
+            record = decoded[i]
+            if record is None:
+                record = decoded[i] = tail[i].decoded()
+            out.append(record)
         return out
 
     async def _follow_read(self, after: int, filter: ReadFilter | None, limit: int) -> list[RecordedEvent]:
@@ -343,7 +395,19 @@ class SQLiteEventLog:
         empty one always asks the database, which sees every process's commits."""
         return self._tail_read(after, filter, limit) or await self.read(after, filter, limit)
 
+    async def _follow_read_stored(self, after: int, filter: ReadFilter | None, limit: int) -> list[StoredRecord]:
+        """:meth:`_follow_read` with records as stored (no filter: see ``subscribe_stored``)."""
+        tail = self._tail
+        found = [tail[i] for i in self._tail_positions(after, None, limit)]
+        if found:
+            return found
+        if self._closed:
+            raise LogClosed("the event log is closed")
+        sql, params = _select(after, None, limit)
+        return [StoredRecord(*row) for row in await self._reader.execute_fetchall(sql, params)]
+
     def _wake_subscribers(self) -> None:
+        self._unannounced = False
         waiting, self._appended = self._appended, asyncio.Event()
         waiting.set()
 
@@ -369,6 +433,14 @@ class SQLiteEventLog:
         async for batch in follow(
             self._follow_read, self.head, lambda: self._appended, lambda: self._closed,
             self._poll_interval, after, filter, batch_size,
+        ):
+            yield batch
+
+    async def subscribe_stored(self, after: int = 0, batch_size: int = 1000) -> AsyncIterator[list[StoredRecord]]:
+        """:meth:`subscribe` without a filter, records as stored (``store.base.subscribe_stored``)."""
+        async for batch in follow(
+            self._follow_read_stored, self.head, lambda: self._appended, lambda: self._closed,
+            self._poll_interval, after, None, batch_size,
         ):
             yield batch
 

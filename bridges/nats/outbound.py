@@ -28,7 +28,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +39,10 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 
-from burstbus.events import RecordedEvent
+from burstbus.events import RecordedEvent, StoredRecord
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
-from burstbus.store.base import EventLog
+from burstbus.store.base import EventLog, subscribe_stored
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,37 @@ def frame(subject: str, headers: dict[str, str], payload: bytes, reply: str = ""
     size = len(block)
     target = f"{subject} {reply} " if reply else f"{subject} "
     return b"".join((f"HPUB {target}{size} {size + len(payload)}\r\n".encode(), block, payload, b"\r\n"))
+
+
+#: JSON string literal of a str (the C encoder ``json.dumps`` uses with ensure_ascii=False).
+_quote: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def stored_event_payload(row: StoredRecord) -> bytes:
+    """The ``events`` message's JSON built around the stored data text (pure).
+
+    The same object as :meth:`RecordedEvent.to_json_dict` encodes, key for key, without
+    decoding the data and encoding it again; byte-identical to what :func:`messages_for`
+    sends unless the data holds floats, which the stored text writes as Python does."""
+    return (
+        f'{{"seq":{int(row.seq)},"id":{_quote(row.id)},"type":{_quote(row.type)},"stream":{_quote(row.stream)},'
+        f'"actor":{_quote(row.actor)},"occurred_at":{_quote(row.occurred_at)},"recorded_at":{_quote(row.recorded_at)},'
+        f'"data":{row.data_json},"prev_hash":{_quote(row.prev_hash)},"hash":{_quote(row.hash)}}}'
+    ).encode()
+
+
+def stored_event_frame(row: StoredRecord, payload: bytes, *, prefix: str, origin: str) -> bytes:
+    """:func:`frame` of the ``events`` message for a stored record, headers in the order
+    :func:`messages_for` gives them, built in one go (pure). ``origin`` already single-line."""
+    event_id = _header_text(row.id)
+    head = (
+        f"NATS/1.0\r\n{MSG_ID}: {event_id}\r\n{EVENT_ID}: {event_id}\r\n{SEQ}: {int(row.seq)}\r\n"
+        f"{TYPE}: {_cached_header_text(row.type)}\r\n{ORIGIN}: {origin}\r\n\r\n"
+    ).encode()
+    size = len(head)
+    return b"".join((
+        f"HPUB {prefix}.events.{subject_tokens(row.type)} {size} {size + len(payload)}\r\n".encode(), head, payload, b"\r\n",
+    ))
 
 
 def messages_for(record: RecordedEvent, *, prefix: str, origin: str, max_payload: int | None = None) -> list[OutMessage]:
@@ -230,7 +261,7 @@ class Outbound:
                     await asyncio.shield(self._saver)  # the last confirmed position, if it can
 
     async def _follow(self) -> None:
-        async with contextlib.aclosing(self.log.subscribe(after=self.position, batch_size=self.batch_size)) as batches:
+        async with contextlib.aclosing(subscribe_stored(self.log, self.position, self.batch_size)) as batches:
             async for batch in batches:
                 await self.publish(batch)
                 self.position = batch[-1].seq
@@ -260,25 +291,52 @@ class Outbound:
                 return
             self._saved = target
 
-    async def publish(self, records: Sequence[RecordedEvent]) -> None:
+    async def publish(self, records: Sequence[RecordedEvent | StoredRecord]) -> None:
         """Publish one batch and return only once the server confirmed all of it."""
         if not self.nc.is_connected:
             raise nats.errors.ConnectionReconnectingError
-        messages = [
-            m for r in records for m in messages_for(r, prefix=self.prefix, origin=self.origin, max_payload=self.nc.max_payload)
-        ]
+        if self.js is None and self._fast:
+            frames = [f for r in records for f in self._frames(r)]
+            await self._send_frames(frames)
+            await self.nc.flush(timeout=self.ack_timeout)  # type: ignore[arg-type]
+            self.published_total += len(frames)
+            return
+        messages = [m for r in records for m in self._messages(r)]
         if self.js is None:
-            if self._fast:
-                await self._send_frames([frame(m.subject, m.headers, m.payload) for m in messages])
-            else:
-                for m in messages:
-                    await self.nc.publish(m.subject, m.payload, headers=m.headers)
+            for m in messages:
+                await self.nc.publish(m.subject, m.payload, headers=m.headers)
             await self.nc.flush(timeout=self.ack_timeout)  # type: ignore[arg-type]
             self.published_total += len(messages)
             return
         acks = await self._publish_to_stream(messages)
         self.published_total += len(acks)
         self.duplicates_total += sum(1 for a in acks if a.get("duplicate"))
+
+    def _spliced(self, record: RecordedEvent | StoredRecord) -> tuple[StoredRecord, bytes] | None:
+        """The record and its ``events`` payload built from the stored text, when that is all
+        it needs: not a VOEvent (which also goes out raw) and within the server's max payload."""
+        if not isinstance(record, StoredRecord) or record.type == "voevent.accepted":
+            return None
+        payload = stored_event_payload(record)
+        limit = self.nc.max_payload
+        return (record, payload) if limit is None or len(payload) <= limit else None
+
+    def _messages(self, record: RecordedEvent | StoredRecord) -> list[OutMessage]:
+        spliced = self._spliced(record)
+        if spliced is not None:
+            payload = spliced[1]
+            event_id = _header_text(record.id)
+            headers = {MSG_ID: event_id, EVENT_ID: event_id, SEQ: str(record.seq),
+                       TYPE: _cached_header_text(record.type), ORIGIN: _cached_header_text(self.origin)}
+            return [OutMessage(f"{self.prefix}.events.{subject_tokens(record.type)}", payload, headers, record.seq)]
+        decoded = record.decoded() if isinstance(record, StoredRecord) else record
+        return messages_for(decoded, prefix=self.prefix, origin=self.origin, max_payload=self.nc.max_payload)
+
+    def _frames(self, record: RecordedEvent | StoredRecord) -> list[bytes]:
+        spliced = self._spliced(record)
+        if spliced is not None:
+            return [stored_event_frame(*spliced, prefix=self.prefix, origin=_cached_header_text(self.origin))]
+        return [frame(m.subject, m.headers, m.payload) for m in self._messages(record)]
 
     async def _send_frames(self, frames: Sequence[bytes]) -> None:
         """Hand pre-built frames to nats-py's outgoing buffer, in order, about 1 MiB at a time.

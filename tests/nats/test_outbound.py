@@ -15,7 +15,14 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from burstbus.bridges.nats.outbound import CONSUMER, Outbound, messages_for
+from burstbus.bridges.nats.outbound import (
+    CONSUMER,
+    Outbound,
+    frame,
+    messages_for,
+    stored_event_frame,
+    stored_event_payload,
+)
 from burstbus.bridges.nats.server import EmbeddedNatsServer
 from burstbus.events import Event
 from burstbus.store.base import ReadFilter
@@ -84,6 +91,29 @@ def test_a_voevent_record_becomes_a_json_message_and_its_exact_bytes() -> None:
     assert raw.payload == "<VOEvent é/>".encode()
     assert raw.headers["Nats-Msg-Id"] == "id-7:xml"
     assert raw.headers["Burstbus-Ivorn"] == "ivo://x/y#1"
+
+
+def test_a_stored_record_is_spliced_into_the_same_bytes_as_its_decoded_message() -> None:
+    """The outbox's fast path (no decode, no re-encode) sends what messages_for would."""
+    import random
+
+    from burstbus.events import StoredRecord, canonical_json
+
+    rng = random.Random(11)
+    alphabet = [chr(i) for i in range(32)] + list('ab"\\\u00e9\u2028\U0001f600 /:#.*>\x7f')
+    for n in range(1500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+        data = {"text": text, "n": n, "nested": {"list": [text, n, None, True], "z": -n}, text: [n]}
+        stored = StoredRecord(n + 1, f"id-{n}{text}", f"t.{text}" if n % 3 else "process.status", text, f"xmpp:{text}",
+                              "2026-11-21T03:04:05.000000Z", "2026-11-21T03:04:06.000000Z", canonical_json(data),
+                              f"{n:064x}", f"{n + 1:064x}")
+        [message] = messages_for(stored.decoded(), prefix="burstbus", origin="node-a")
+        payload = stored_event_payload(stored)
+        assert payload == message.payload
+        assert stored_event_frame(stored, payload, prefix="burstbus", origin="node-a") == frame(message.subject, message.headers, message.payload)
+    # floats keep their value (the stored text writes them as Python does, orjson its own way)
+    stored = StoredRecord(1, "i", "t", "s", "a", "o", "r", canonical_json({"x": 2.5e-07, "y": 1e16}), "0" * 64, "1" * 64)
+    assert json.loads(stored_event_payload(stored)) == stored.decoded().to_json_dict()
 
 
 async def test_every_event_goes_out_as_json_and_voevents_raw(

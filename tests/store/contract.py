@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from burstbus.events import GENESIS_HASH, Event
-from burstbus.store.base import EventLog, ReadFilter
+from burstbus.events import GENESIS_HASH, Event, StoredRecord, canonical_json
+from burstbus.store.base import EventLog, ReadFilter, subscribe_stored
 
 MakeLog = Callable[[], Awaitable[EventLog]]
 
@@ -130,6 +130,31 @@ class EventLogContract:
                 await asyncio.sleep(0)
         await asyncio.wait_for(task, 30)
         assert seen == list(range(11, 151))
+        await log.close()
+
+    async def test_subscribe_stored_gives_the_stored_text_catching_up_then_live(self, make_log: MakeLog) -> None:
+        """What the NATS outbox follows: the same records, data as the exact stored text."""
+        log = await make_log()
+        await log.append([ev(i) for i in range(30)])
+        got: list[StoredRecord] = []
+
+        async def consume() -> None:
+            async with contextlib.aclosing(subscribe_stored(log, after=5, batch_size=4)) as batches:
+                async for batch in batches:
+                    got.extend(batch)
+                    if got[-1].seq >= 60:
+                        return
+
+        task = asyncio.create_task(consume())
+        for i in range(30, 60):
+            await log.append([ev(i)])
+        await asyncio.wait_for(task, 30)
+        assert [r.seq for r in got] == list(range(6, 61))
+        assert all(type(r) is StoredRecord for r in got)
+        records = await log.read(after=5)
+        assert [r.decoded() for r in got] == records
+        assert [r.data_json for r in got] == [canonical_json(r.data) for r in records]
+        assert (await log.verify()).ok
         await log.close()
 
     async def test_subscribe_with_type_filter_skips_others(self, make_log: MakeLog) -> None:

@@ -84,13 +84,18 @@ async def test_live_followers_miss_nothing_another_process_appends_between_ours(
     ours = await SQLiteEventLog.open(tmp_path / "log.sqlite", poll_interval=0.05)
     theirs = await SQLiteEventLog.open(tmp_path / "log.sqlite", poll_interval=0.05)
     wanted = ReadFilter.of(types=["b"])
-    seen: dict[str, list[int]] = {"all": [], "b": []}
+    seen: dict[str, list[int]] = {"all": [], "b": [], "stored": []}
 
     async def follow(name: str, filter: ReadFilter | None) -> None:
         async for batch in ours.subscribe(0, filter, batch_size=7):
             seen[name] += [r.seq for r in batch]
 
-    followers = [asyncio.create_task(follow("all", None)), asyncio.create_task(follow("b", wanted))]
+    async def follow_stored() -> None:
+        async for batch in ours.subscribe_stored(0, batch_size=7):
+            seen["stored"] += [r.seq for r in batch]
+
+    followers = [asyncio.create_task(follow("all", None)), asyncio.create_task(follow("b", wanted)),
+                 asyncio.create_task(follow_stored())]
     for round_ in range(30):
         writer = theirs if round_ % 3 == 1 else ours
         await writer.append([Event("a" if i % 2 else "b", {"round": round_, "i": i}) for i in range(5)])
@@ -100,13 +105,15 @@ async def test_live_followers_miss_nothing_another_process_appends_between_ours(
     expected_b = [r.seq for r in await ours.read(0, wanted)]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
-    while (seen["all"][-1:] != [head] or seen["b"][-1:] != expected_b[-1:]) and loop.time() < deadline:
+    while (seen["all"][-1:] != [head] or seen["b"][-1:] != expected_b[-1:] or seen["stored"][-1:] != [head]) \
+            and loop.time() < deadline:
         await asyncio.sleep(0.02)
     for task in followers:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert seen["all"] == list(range(1, head + 1)) and head == 150
+    assert seen["stored"] == seen["all"]
     assert seen["b"] == expected_b
     # what the last own commit left in memory is exactly what the database holds
     from_memory = ours._tail_read(145, None, 100)
@@ -133,3 +140,30 @@ def test_the_writers_chained_hash_is_the_canonical_record_hash() -> None:
         recorded = f"2026-11-21T03:04:{n % 60:02d}.{n:06d}Z"
         assert chained_hash(record_parts(**fields), prev, recorded, n + 1) == record_hash(prev_hash=prev, seq=n + 1, recorded_at=recorded, **fields)
 
+
+
+async def test_subscribe_stored_works_on_a_backend_without_it(tmp_path: Path) -> None:
+    """A log offering only ``subscribe`` still gives stored records: the data encoded again."""
+    import contextlib
+    from collections.abc import AsyncIterator
+    from typing import Any
+
+    from burstbus.events import RecordedEvent, StoredRecord
+    from burstbus.store.base import subscribe_stored
+
+    log = await SQLiteEventLog.open(tmp_path / "log.sqlite")
+
+    class OnlySubscribe:
+        def subscribe(self, **kwargs: Any) -> AsyncIterator[list[RecordedEvent]]:
+            return log.subscribe(**kwargs)
+
+    await log.append([ev(i) for i in range(12)])
+    got: list[StoredRecord] = []
+    async with contextlib.aclosing(subscribe_stored(OnlySubscribe(), after=2, batch_size=5)) as batches:  # type: ignore[arg-type]
+        async for batch in batches:
+            got.extend(batch)
+            if got[-1].seq == 12:
+                break
+    stored = {r.seq: r for batch in [await log._follow_read_stored(2, None, 100)] for r in batch}
+    assert got == [stored[seq] for seq in range(3, 13)]  # the same text the log keeps
+    await log.close()
