@@ -107,10 +107,10 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
             result = await self.factory.ingest.submit(data, via="vtp", peer=self.peer)
         except Exception as exc:  # the log failed: the author must retry, so no ACK
             log.exception("could not store a packet from %s", self.peer)
-            self.factory.stats.outcomes["error"] += 1
+            self.factory.stats.count("error")
             self._answer(nak(self.factory.local_ivo, None, f"internal error, packet not stored; retry later ({exc})"))
             return
-        self.factory.stats.outcomes[result.outcome] += 1
+        self.factory.stats.count(result.outcome)
         if result.acknowledged:
             log.info("VTP %s %s from %s (seq %d)", result.outcome, result.ivorn, self.peer, result.seq)
             self._answer(ack(self.factory.local_ivo, result.ivorn))
@@ -126,7 +126,7 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
         limit = self.factory.max_bytes
         reason = f"frame of {length:,} bytes is larger than the limit of {limit:,} bytes"
         log.warning("VTP author %s: %s; refused", self.peer, reason)
-        self.factory.stats.outcomes["too_large"] += 1
+        self.factory.stats.count("too_large")
         self.answered = True
         head = self._unprocessed[4:]
         self.factory.track(asyncio.ensure_future(
@@ -162,7 +162,7 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
             )
             if not self.timed_out:
                 log.warning("VTP author %s: %s", self.peer, text)
-            self.factory.stats.outcomes[code] += 1
+            self.factory.stats.count(code)
             self.factory.track(asyncio.ensure_future(
                 record_refusal(self.factory.ingest, body, "vtp", self.peer, text, code, declared_size=declared)
             ))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from burstbus.events import utc_now
+
 
 @dataclass
 class SubscriberStats:
@@ -33,6 +35,12 @@ class ReceiverStats:
     connections: int = 0
     refused_connections: int = 0  # not on the allow-list
     outcomes: Counter[str] = field(default_factory=Counter)  # accepted/duplicate/rejected/too_large/truncated/timeout
+    last_received_at: str | None = None  # the last packet (or partial one) an author sent
+
+    def count(self, outcome: str) -> None:
+        """One packet's outcome, and when it happened (``/healthz`` last activity)."""
+        self.outcomes[outcome] += 1
+        self.last_received_at = utc_now()
 
 
 @dataclass

@@ -398,9 +398,9 @@ class SQLiteEventLog:
     async def _follow_read_stored(self, after: int, filter: ReadFilter | None, limit: int) -> list[StoredRecord]:
         """:meth:`_follow_read` with records as stored (no filter: see ``subscribe_stored``)."""
         tail = self._tail
-        found = [tail[i] for i in self._tail_positions(after, None, limit)]
-        if found:
-            return found
+        if tail and tail[0].seq <= after + 1 <= tail[-1].seq:
+            first = after + 1 - tail[0].seq
+            return tail[first:first + limit]
         if self._closed:
             raise LogClosed("the event log is closed")
         sql, params = _select(after, None, limit)

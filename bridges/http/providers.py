@@ -92,6 +92,7 @@ def vtp_health(node: VTPNode, part: str, base: Callable[[], Mapping[str, Any]]) 
             stats = node.receiver.stats
             state["connections"] = stats.connections
             state["received"] = dict(stats.outcomes)
+            state["last_activity"] = _latest(state.get("last_activity"), stats.last_received_at)
         elif part == "vtp-upstreams" and node.upstreams is not None:
             stats_list = node.upstreams.stats()
             state["upstreams"] = {u.peer: {"connected": u.connected, "received": u.received,
@@ -137,8 +138,10 @@ def nats_health(node: NatsNode, base: Callable[[], Mapping[str, Any]]) -> Callab
             state["published"] = node.outbound.published_total
             state["position"] = node.outbound.position
             state["last_error"] = node.outbound.last_error
+            state["last_activity"] = _latest(state.get("last_activity"), node.outbound.last_published_at)
         if node.inbound is not None:
             state["inbound"] = {f"{k}.{o}": n for (k, o), n in sorted(node.inbound.counts.items())}
+            state["last_activity"] = _latest(state.get("last_activity"), node.inbound.last_received_at)
         return state
 
     return probe

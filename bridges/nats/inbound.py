@@ -33,7 +33,7 @@ from nats.aio.subscription import Subscription
 
 from burstbus.bridges.nats.config import SubjectMapping
 from burstbus.bridges.nats.outbound import MSG_ID, ORIGIN
-from burstbus.events import Event, derived_event_id, new_event_id, normalise_time
+from burstbus.events import Event, derived_event_id, new_event_id, normalise_time, utc_now
 from burstbus.ingest import Ingest
 from burstbus.store.base import EventLog
 from burstbus.store.projections.processes import STATUSES
@@ -240,6 +240,8 @@ class Inbound:
         self._subscriptions: list[Subscription] = []
         #: Counters for metrics and tests: (subject kind, outcome) → n.
         self.counts: dict[tuple[str, str], int] = {}
+        #: When the last inbound message was handled, whatever its outcome (``/healthz``).
+        self.last_received_at: str | None = None
 
     @property
     def voevent_subject(self) -> str:
@@ -268,6 +270,7 @@ class Inbound:
 
     def _count(self, kind: str, outcome: str) -> None:
         self.counts[(kind, outcome)] = self.counts.get((kind, outcome), 0) + 1
+        self.last_received_at = utc_now()
 
     def _ours(self, msg: Msg) -> bool:
         """Published by a burstbus node (this one or another): never taken back in."""

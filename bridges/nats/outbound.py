@@ -39,7 +39,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 
-from burstbus.events import RecordedEvent, StoredRecord
+from burstbus.events import RecordedEvent, StoredRecord, utc_now
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog, subscribe_stored
@@ -204,6 +204,8 @@ class Outbound:
         #: Progress and trouble, for metrics and tests.
         self.position = 0
         self.published_total = 0
+        #: When the server last confirmed a batch (``/healthz`` last activity).
+        self.last_published_at: str | None = None
         self.duplicates_total = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -300,6 +302,7 @@ class Outbound:
             await self._send_frames(frames)
             await self.nc.flush(timeout=self.ack_timeout)  # type: ignore[arg-type]
             self.published_total += len(frames)
+            self.last_published_at = utc_now()
             return
         messages = [m for r in records for m in self._messages(r)]
         if self.js is None:
@@ -307,9 +310,11 @@ class Outbound:
                 await self.nc.publish(m.subject, m.payload, headers=m.headers)
             await self.nc.flush(timeout=self.ack_timeout)  # type: ignore[arg-type]
             self.published_total += len(messages)
+            self.last_published_at = utc_now()
             return
         acks = await self._publish_to_stream(messages)
         self.published_total += len(acks)
+        self.last_published_at = utc_now()
         self.duplicates_total += sum(1 for a in acks if a.get("duplicate"))
 
     def _spliced(self, record: RecordedEvent | StoredRecord) -> tuple[StoredRecord, bytes] | None:

@@ -56,6 +56,7 @@ async def test_comet_sendvo_gets_ack_only_once_stored_and_nak_with_reasons(node:
     assert sorted(e.data["code"] for e in rejected) == sorted(bad)
     assert node.vtp.receiver is not None
     assert node.vtp.receiver.stats.outcomes["accepted"] == 1
+    assert node.vtp.receiver.stats.last_received_at is not None  # /healthz last activity
 
 
 async def test_schema_nak_names_the_line(node: Node) -> None:

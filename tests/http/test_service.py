@@ -96,6 +96,8 @@ async def test_service_reports_transports_and_streams(tmp_path: Path) -> None:
             assert got["burstbus_nats_out_total"] >= 1
             assert got["burstbus_sse_connections_total"] == 1
             assert "burstbus_vtp_broadcaster_lag_events" in got and "burstbus_nats_out_lag_events" in got
+            health = await _get_json(session, url + "/healthz")
+            assert health["components"]["nats"]["last_activity"] is not None  # it published the import
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 60) == 0
     finally:

@@ -118,6 +118,7 @@ async def test_a_malformed_message_gets_a_nak_with_the_reason_and_an_event(inbou
     rows = await core.process_rows()
     assert list(rows) == ["ecl-loc/sb26112001/01/p1"]
     assert inbound.counts[("process", "rejected")] == 2
+    assert inbound.last_received_at is not None  # /healthz last activity
 
 
 async def test_a_resent_message_id_is_recorded_once(inbound: Inbound, client: NATS, core: Core) -> None:
