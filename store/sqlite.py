@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 import time
@@ -168,20 +169,22 @@ def _write_batch(conn: sqlite3.Connection, events: list[_Encoded], now: str) -> 
 
 #: Rows per INSERT statement. One statement for many rows binds them all and then runs
 #: SQLite once, with the GIL released throughout; ``executemany`` takes the GIL back after
-#: every row, and waits for it each time another thread (the event loop) holds it.
-ROWS_PER_INSERT = 100
-_INSERT_ONE = f"INSERT INTO events ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)"
-_INSERT_MANY = f"INSERT INTO events ({_COLUMNS}) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * ROWS_PER_INSERT)
+#: every row, and waits for it each time another thread (the event loop) holds it. 90 rows
+#: are 900 parameters: under the 999 that SQLite builds before 3.32 allow.
+ROWS_PER_INSERT = 90
+
+
+@functools.lru_cache(maxsize=ROWS_PER_INSERT)
+def _insert_sql(rows: int) -> str:
+    """The INSERT of ``rows`` rows (one text per size, so SQLite's statement cache keeps each)."""
+    return f"INSERT INTO events ({_COLUMNS}) VALUES " + ",".join(["(?,?,?,?,?,?,?,?,?,?)"] * rows)
 
 
 def _insert(conn: sqlite3.Connection, rows: list[StoredRecord]) -> None:
-    """Insert rows in order: full groups of :data:`ROWS_PER_INSERT` as one statement each
-    (always the same text, so SQLite's statement cache keeps it), the rest one by one."""
-    full = len(rows) - len(rows) % ROWS_PER_INSERT
-    for start in range(0, full, ROWS_PER_INSERT):
-        conn.execute(_INSERT_MANY, [value for row in rows[start:start + ROWS_PER_INSERT] for value in row])
-    if full < len(rows):
-        conn.executemany(_INSERT_ONE, rows[full:])
+    """Insert rows in order, :data:`ROWS_PER_INSERT` per statement."""
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        group = rows[start:start + ROWS_PER_INSERT]
+        conn.execute(_insert_sql(len(group)), [value for row in group for value in row])
 
 
 def _verify_chain(conn: sqlite3.Connection, progress: Callable[[int], None] | None) -> Verification:
