@@ -12,37 +12,33 @@ queries with 1, 8 and 32 concurrent clients for a few seconds each:
 Reference column: the same query through the same query helpers as direct SQL on the
 projection file with ``sqlite3``, with as many threads (each its own connection) as clients.
 
-    python bench/http.py                          # 1,000,000 events in bench/out/http
-    python bench/http.py --events 100000 --seconds 3
+    python bench/http_api.py                          # 1,000,000 events in bench/out/http
+    python bench/http_api.py --events 100000 --seconds 3
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import importlib.util
+import json
+import math
 import os
+import random
+import sqlite3
+import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-# This file is named http.py: Python puts its folder first on sys.path, where it would shadow
-# the standard library's ``http`` (which aiohttp imports). Take that folder off first.
+import aiohttp
+
+from burstbus.store.projections import voeventdb as vdb
+from burstbus.store.projections.runner import ProjectionRunner
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import random  # noqa: E402
-import sqlite3  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import aiohttp  # noqa: E402
-
-from burstbus.store.projections import voeventdb as vdb  # noqa: E402
-from burstbus.store.projections.runner import ProjectionRunner  # noqa: E402
 
 # bench/rebuild.py's generator and projection list, loaded by path (bench is not a package).
 _spec = importlib.util.spec_from_file_location("bench_rebuild", os.path.join(HERE, "rebuild.py"))
@@ -253,7 +249,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         "list": "`/apiv1/list/ivorn?stream=S&order=-id&limit=100&offset=K`",
     }
     print()
-    print(f"## bench/http.py: {total:,} notices, {args.seconds:g} s per cell, {os.cpu_count()} CPUs (server in its own process)")
+    print(f"## bench/http_api.py: {total:,} notices, {args.seconds:g} s per cell, {os.cpu_count()} CPUs (server in its own process)")
     print()
     print("| query | clients | HTTP req/s | HTTP p50 ms | HTTP p99 ms | errors | direct SQL q/s | SQL p50 ms | SQL p99 ms |")
     print("|---|---|---|---|---|---|---|---|---|")
