@@ -138,15 +138,20 @@ def stored_event_frame(row: StoredRecord, payload: bytes, *, prefix: str, origin
     ))
 
 
-def messages_for(record: RecordedEvent, *, prefix: str, origin: str, max_payload: int | None = None) -> list[OutMessage]:
-    """The NATS messages that carry one log record (pure)."""
-    event_id = _header_text(record.id)
-    base = {
-        EVENT_ID: event_id,
+def _base_headers(record: RecordedEvent | StoredRecord, origin: str) -> dict[str, str]:
+    """The headers every message of a record carries (``Nats-Msg-Id`` goes first, per message)."""
+    return {
+        EVENT_ID: _header_text(record.id),
         SEQ: str(record.seq),
         TYPE: _cached_header_text(record.type),
         ORIGIN: _cached_header_text(origin),
     }
+
+
+def messages_for(record: RecordedEvent, *, prefix: str, origin: str, max_payload: int | None = None) -> list[OutMessage]:
+    """The NATS messages that carry one log record (pure)."""
+    base = _base_headers(record, origin)
+    event_id = base[EVENT_ID]
     body = record.to_json_dict()
     payload = _json_bytes(body)
     if max_payload is not None and len(payload) > max_payload:
@@ -329,11 +334,9 @@ class Outbound:
     def _messages(self, record: RecordedEvent | StoredRecord) -> list[OutMessage]:
         spliced = self._spliced(record)
         if spliced is not None:
-            payload = spliced[1]
-            event_id = _header_text(record.id)
-            headers = {MSG_ID: event_id, EVENT_ID: event_id, SEQ: str(record.seq),
-                       TYPE: _cached_header_text(record.type), ORIGIN: _cached_header_text(self.origin)}
-            return [OutMessage(f"{self.prefix}.events.{subject_tokens(record.type)}", payload, headers, record.seq)]
+            base = _base_headers(record, self.origin)
+            headers = {MSG_ID: base[EVENT_ID], **base}
+            return [OutMessage(f"{self.prefix}.events.{subject_tokens(record.type)}", spliced[1], headers, record.seq)]
         decoded = record.decoded() if isinstance(record, StoredRecord) else record
         return messages_for(decoded, prefix=self.prefix, origin=self.origin, max_payload=self.nc.max_payload)
 
