@@ -39,6 +39,7 @@ from collections.abc import Sequence  # noqa: E402
 
 import nats  # noqa: E402
 
+from burstbus.bridges.nats.confirm import confirm_sent  # noqa: E402
 from burstbus.bridges.nats.outbound import EVENT_ID, Outbound, OutMessage, messages_for  # noqa: E402
 from burstbus.bridges.nats.server import EmbeddedNatsServer  # noqa: E402
 from burstbus.events import Event  # noqa: E402
@@ -78,7 +79,7 @@ async def subscriber(url: str, subject: str, count: int) -> None:
             done.set()
 
     await nc.subscribe(subject, cb=on_msg, pending_msgs_limit=-1, pending_bytes_limit=-1)
-    await nc.flush()
+    await confirm_sent(nc, 30)  # the server has the SUB before the publishers start
     print("ready", flush=True)
     await done.wait()
     await nc.close()

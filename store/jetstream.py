@@ -20,12 +20,14 @@ Layout and why:
 * **Payload**: JSON with the record's fields and ``data_json``, the exact canonical text that
   was hashed (so ``verify`` hashes the stored bytes, not a re-encoding).
 
-* **Appends are pipelined.** One ``append`` call checks all its ids at once (concurrent
-  ``last_by_subj`` lookups), then publishes its records without waiting between them: the
-  first carries ``Nats-Expected-Last-Sequence``, each later one also
-  ``Nats-Expected-Last-Msg-Id`` = the previous record's id, so a record is stored only right
-  after the one it was hashed against; if any is refused, the ones after it are refused too,
-  and the rest of the call is retried from a fresh head.
+* **Appends are checked together, published in turn.** One ``append`` call checks all its
+  ids at once (concurrent ``last_by_subj`` lookups), then publishes its records one after the
+  other, each with ``Nats-Expected-Last-Sequence`` = the seq its predecessor was confirmed
+  at; a refusal stops the call there and the rest is retried from a fresh head. Not
+  pipelined: another writer can store a *different* record under one of our ids (two nodes
+  appending the same derived decision), and no header lets the server check that a
+  pipelined successor follows *our* record rather than theirs (``Nats-Expected-Last-Msg-Id``
+  compares ids only): a pipeline forked the chain there.
 * **Reads come in batches** (``$JS.API.DIRECT.GET`` with ``batch``, nats-server ≥ 2.11;
   the stream is created with ``allow_direct``): one request returns up to 1,000 records.
   Direct gets may be answered by a replica that lags the leader, so a read that comes back
@@ -325,50 +327,45 @@ class JetStreamEventLog:
     async def _publish_chained(
         self, head: Head, items: Sequence[tuple[Event, str]]
     ) -> tuple[list[_Planned], BaseException | None]:
-        """Publish ``items`` after ``head`` without waiting between them; return the prefix
-        that was stored as planned and what stopped the rest (None: a duplicate ack)."""
-        planned: list[_Planned] = []
-        futures: list[asyncio.Future[Msg]] = []
-        outcome: list[_Ack | BaseException] = []  # acks in order, then the first refusal if any
-        previous, previous_id = head, None
-        try:
-            for e, data_json in items:
-                seq = previous.seq + 1
-                recorded_at = max(utc_now(), previous.recorded_at or "")
-                digest = record_hash(
-                    prev_hash=previous.hash, seq=seq, id=e.id, type=e.type, stream=e.stream, actor=e.actor,
-                    occurred_at=e.occurred_at, recorded_at=recorded_at, data_json=data_json,
-                )
-                headers = {"Nats-Msg-Id": e.id, "Nats-Expected-Stream": self.stream,
-                           "Nats-Expected-Last-Sequence": str(previous.seq)}
-                if previous_id is not None:
-                    headers["Nats-Expected-Last-Msg-Id"] = previous_id
-                payload = _payload(seq, e, data_json, recorded_at, previous.hash, digest)
-                futures.append(await self._request(self._subject(e), payload, headers))
-                planned.append(_Planned(e, data_json, seq, digest, recorded_at))
-                previous, previous_id = Head(seq, digest, recorded_at), e.id
-            async with asyncio.timeout(self.timeout):
-                for future in futures:  # in order: stop at the first refusal
+        """Publish ``items`` after ``head``, each once the one before it is confirmed stored as
+        planned; return what was stored and what stopped the rest (None: a duplicate ack).
+
+        One at a time, not pipelined: a later record is hashed against the earlier one as
+        this call planned it, and only an ack says that exact record holds its seq. Another
+        writer may store a different record under the same id (two nodes appending the same
+        derived decision); ``Nats-Expected-Last-Msg-Id`` cannot tell the two apart, and a
+        pipelined successor would be stored after the other writer's record, hashed against
+        ours: a forked chain (tests/nats/test_jetstream_log.py)."""
+        stored: list[_Planned] = []
+        previous = head
+        for e, data_json in items:
+            seq = previous.seq + 1
+            recorded_at = max(utc_now(), previous.recorded_at or "")
+            digest = record_hash(
+                prev_hash=previous.hash, seq=seq, id=e.id, type=e.type, stream=e.stream, actor=e.actor,
+                occurred_at=e.occurred_at, recorded_at=recorded_at, data_json=data_json,
+            )
+            headers = {"Nats-Msg-Id": e.id, "Nats-Expected-Stream": self.stream,
+                       "Nats-Expected-Last-Sequence": str(previous.seq)}
+            payload = _payload(seq, e, data_json, recorded_at, previous.hash, digest)
+            future = await self._request(self._subject(e), payload, headers)
+            try:
+                async with asyncio.timeout(self.timeout):
                     ack = _ack(await future, self.stream)
-                    outcome.append(ack)
-                    if isinstance(ack, BaseException):
-                        break
-        except TimeoutError as exc:
-            problem = LogError(f"append not confirmed within {self.timeout}s")
-            problem.__cause__ = exc
-            return self._stored_prefix(planned, outcome), problem
-        finally:
-            for future in futures:
+            except TimeoutError as exc:
+                problem = LogError(f"append not confirmed within {self.timeout}s")
+                problem.__cause__ = exc
+                return stored, problem
+            finally:
                 future.cancel()
-        stored = self._stored_prefix(planned, outcome)
-        if len(stored) == len(planned):
-            return stored, None
-        failure = outcome[len(stored)] if len(stored) < len(outcome) else None
-        if isinstance(failure, BaseException):
-            return stored, failure
-        if failure is not None and not failure.duplicate and failure.seq != planned[len(stored)].seq:
-            expected = planned[len(stored)].seq
-            return stored, LogError(f"stream {self.stream} stored seq {failure.seq} where {expected} was expected")
+            if isinstance(ack, BaseException):
+                return stored, ack
+            if ack.duplicate:
+                return stored, None
+            if ack.seq != seq:
+                return stored, LogError(f"stream {self.stream} stored seq {ack.seq} where {seq} was expected")
+            stored.append(_Planned(e, data_json, seq, digest, recorded_at))
+            previous = self._head = Head(seq, digest, recorded_at)
         return stored, None
 
     async def _request(self, subject: str, payload: bytes, headers: dict[str, str]) -> asyncio.Future[Msg]:
@@ -391,15 +388,6 @@ class JetStreamEventLog:
         future = self._waiting.get(msg.subject.rpartition(".")[2])
         if future is not None and not future.done():
             future.set_result(msg)
-
-    def _stored_prefix(self, planned: Sequence[_Planned], outcome: Sequence[_Ack | BaseException]) -> list[_Planned]:
-        stored: list[_Planned] = []
-        for item, ack in zip(planned, outcome, strict=False):
-            if isinstance(ack, BaseException) or ack.duplicate or ack.seq != item.seq:
-                break
-            stored.append(item)
-            self._head = Head(item.seq, item.digest, item.recorded_at)
-        return stored
 
     def _wake_subscribers(self) -> None:
         waiting, self._appended = self._appended, asyncio.Event()

@@ -32,6 +32,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from burstbus.bridges.nats.config import SubjectMapping
+from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.bridges.nats.outbound import MSG_ID, ORIGIN
 from burstbus.events import Event, derived_event_id, new_event_id, normalise_time, utc_now
 from burstbus.ingest import Ingest
@@ -256,7 +257,7 @@ class Inbound:
         self._subscriptions.append(await self.nc.subscribe(self.process_subject, queue=self.queue, cb=self._on_process))
         for mapping in self.mappings:
             self._subscriptions.append(await self.nc.subscribe(mapping.subject, queue=self.queue, cb=self._mapped_handler(mapping)))
-        await self.nc.flush()  # the server has the subscriptions before anyone is told we are up
+        await confirm_sent(self.nc, 10.0)  # the server has the subscriptions before anyone is told we are up
 
     async def stop(self) -> None:
         for subscription in self._subscriptions:

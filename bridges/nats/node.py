@@ -27,6 +27,7 @@ import nats
 from nats.aio.client import Client as NATS
 
 from burstbus.bridges.nats.config import NatsSection, connect_options, resolve_node_id
+from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.bridges.nats.inbound import Inbound
 from burstbus.bridges.nats.outbound import ORIGIN, RETRYABLE, Outbound
 from burstbus.bridges.nats.server import EmbeddedNatsServer
@@ -143,7 +144,7 @@ class NatsNode:
         if nc is None or not self.connected.is_set() or not nc.is_connected:
             raise NatsNotConnected(f"not connected to NATS; {subject} not published")
         await nc.publish(subject, payload, headers={**(headers or {}), ORIGIN: self.node_id})
-        await nc.flush(timeout=self.config.ack_timeout)  # type: ignore[arg-type]
+        await confirm_sent(nc, self.config.ack_timeout)
 
     async def _watch_server(self) -> None:
         assert self.server is not None

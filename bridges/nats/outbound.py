@@ -39,6 +39,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 
+from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.events import RecordedEvent, StoredRecord, utc_now
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
@@ -305,7 +306,7 @@ class Outbound:
         if self.js is None and self._fast:
             frames = [f for r in records for f in self._frames(r)]
             await self._send_frames(frames)
-            await self.nc.flush(timeout=self.ack_timeout)  # type: ignore[arg-type]
+            await confirm_sent(self.nc, self.ack_timeout)
             self.published_total += len(frames)
             self.last_published_at = utc_now()
             return
@@ -313,7 +314,7 @@ class Outbound:
         if self.js is None:
             for m in messages:
                 await self.nc.publish(m.subject, m.payload, headers=m.headers)
-            await self.nc.flush(timeout=self.ack_timeout)  # type: ignore[arg-type]
+            await confirm_sent(self.nc, self.ack_timeout)
             self.published_total += len(messages)
             self.last_published_at = utc_now()
             return

@@ -39,6 +39,39 @@ async def test_two_writers_on_one_stream_keep_one_chain(server: EmbeddedNatsServ
     await b.close()
 
 
+async def test_a_record_another_writer_stored_under_the_same_id_does_not_fork_the_chain(server: EmbeddedNatsServer) -> None:
+    """Two nodes deciding the same thing append the same (derived) id with different content.
+
+    Here node b checks its ids just before node a stores one of them (the race, made certain
+    by hiding a's record from b's first lookup), then appends [that id, a new one]. The
+    second record must not be stored after a's record while hashed against b's own version
+    of it (which was never stored): found in the two-node test, 1 run in 15."""
+    from burstbus.events import Event
+
+    a = await JetStreamEventLog.open(server.url)
+    b = await JetStreamEventLog.open(server.url)
+    await b.append([ev(0)])
+    decision = "6c1f9a3e-0000-5000-8000-000000000001"
+    await a.append([Event("burst.identified", {"by": "a"}, id=decision)])
+    real_find = b.find
+    hidden = {decision}
+
+    async def find_racing(event_id: str):  # type: ignore[no-untyped-def]
+        if event_id in hidden:
+            hidden.discard(event_id)
+            return None
+        return await real_find(event_id)
+
+    b.find = find_racing  # type: ignore[method-assign]
+    [mine, fresh] = await b.append([Event("burst.identified", {"by": "b"}, id=decision), ev(1)])
+    assert (mine.seq, mine.new) == (2, False) and (fresh.seq, fresh.new) == (3, True)
+    verification = await b.verify()
+    assert verification.ok and verification.count == 3, verification
+    assert [r.data for r in await b.read()][1] == {"by": "a"}
+    await a.close()
+    await b.close()
+
+
 async def test_the_stream_refuses_deletes(server: EmbeddedNatsServer) -> None:
     log = await JetStreamEventLog.open(server.url)
     await log.append([ev(1), ev(2)])

@@ -14,6 +14,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from burstbus.bridges.nats.config import NatsSection, check_nats, connect_options, resolve_node_id
+from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.bridges.nats.node import NatsNode
 from burstbus.bridges.nats.server import EmbeddedNatsServer, NatsServerError, find_binary, free_port
 from burstbus.config import ConfigError, _build
@@ -95,7 +96,7 @@ async def test_the_component_with_no_url_runs_its_own_server_and_bridges_both_wa
             got.append(msg)
 
         await client.subscribe("burstbus.events.>", cb=collect)
-        await client.flush()
+        await confirm_sent(client, 30)  # nats-py's flush() may overtake the SUB
         reply = await client.request("burstbus.in.process", b'{"process": "mxt-loc", "status": "queued"}', timeout=30)
         assert reply.data == b"ACK"
         await wait_for(lambda: got, "the status back out on NATS")
@@ -131,13 +132,12 @@ async def test_publish_delivers_to_any_subject_with_our_origin_and_refuses_when_
         async def collect(msg: nats.aio.msg.Msg) -> None:
             received.append(msg)
 
-        # A callback, not next_msg: its wait_for on Python 3.11 lost a message under load here.
         await client.subscribe("telescope.colibri.voevent", cb=collect)
-        await client.flush()
+        await confirm_sent(client, 30)  # nats-py's flush() may overtake the SUB
         await node.publish("telescope.colibri.voevent", b"<VOEvent/>", {"Burstbus-Ivorn": "ivo://x/y#1"})
         try:
             [msg] = await wait_for(lambda: received, "the telescope's subscriber to get the VOEvent")
-        except AssertionError:  # seen only in loaded full runs: say what state it was in
+        except AssertionError:  # say what state both connections were in
             raise AssertionError(f"not received; node {node.nc and node.nc.stats} url={node.nc and node.nc.connected_url} "
                                  f"client {client.stats} url={client.connected_url} server={server.url} "
                                  f"running={server.running}") from None

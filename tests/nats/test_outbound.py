@@ -15,6 +15,7 @@ import pytest_asyncio
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
+from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.bridges.nats.outbound import (
     CONSUMER,
     Outbound,
@@ -126,7 +127,7 @@ async def test_every_event_goes_out_as_json_and_voevents_raw(
 
     await client.subscribe("burstbus.events.>", cb=collect)
     await client.subscribe("burstbus.voevent.>", cb=collect)
-    await client.flush()
+    await confirm_sent(client, 30)  # nats-py's flush() may overtake the SUB
     packet = voevent(f"ivo://test.example/nats#out-{uuid.uuid4().hex[:8]}", role="test")
     await core.log.append([status_event(1)])
     result = await core.ingest.submit(packet, via="vtp", peer="127.0.0.1")
