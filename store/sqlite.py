@@ -355,13 +355,20 @@ class SQLiteEventLog:
             del tail[: len(tail) - TAIL_RECORDS]
             del decoded[: len(decoded) - TAIL_RECORDS]
 
+    def _tail_index(self, after: int) -> int | None:
+        """Where ``after + 1`` is in the tail, if the tail holds it."""
+        tail = self._tail
+        if tail and tail[0].seq <= after + 1 <= tail[-1].seq:
+            return after + 1 - tail[0].seq
+        return None
+
     def _tail_positions(self, after: int, filter: ReadFilter | None, limit: int) -> list[int]:
         """Indexes in the tail of the records after ``after`` matching ``filter``, if the tail
         holds ``after + 1``; else none. Filtering needs no decoding."""
         tail = self._tail
-        if not tail or not tail[0].seq <= after + 1 <= tail[-1].seq:
+        first = self._tail_index(after)
+        if first is None:
             return []
-        first = after + 1 - tail[0].seq
         if filter is None:
             return list(range(first, min(len(tail), first + limit)))
         types = set(filter.types) if filter.types else None
@@ -400,10 +407,9 @@ class SQLiteEventLog:
 
     async def _follow_read_stored(self, after: int, filter: ReadFilter | None, limit: int) -> list[StoredRecord]:
         """:meth:`_follow_read` with records as stored (no filter: see ``subscribe_stored``)."""
-        tail = self._tail
-        if tail and tail[0].seq <= after + 1 <= tail[-1].seq:
-            first = after + 1 - tail[0].seq
-            return tail[first:first + limit]
+        first = self._tail_index(after)
+        if first is not None:
+            return self._tail[first:first + limit]
         if self._closed:
             raise LogClosed("the event log is closed")
         sql, params = _select(after, None, limit)
