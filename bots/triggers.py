@@ -17,10 +17,13 @@ Why it is built this way:
   the request's binding (request id, telescope, burst, digest of the parameters and note):
   a code matches one action only, and short codes cannot be brute-forced from the log.
 * **Delivery through the log.** The approved trigger VOEvent is submitted through the ingest
-  (``via="local"``, peer = the approver), so it is schema-checked, archived, and broadcast
-  to VTP subscribers like any notice; then sent to the telescope's JIDs and NATS subject.
-  Its IVORN derives from the request id, so re-delivery after a crash re-uses the same
-  accepted packet.
+  as ``local:triggers``, the only source the authority rule (:mod:`burstbus.authority`) lets
+  publish in a trigger stream, so it is schema-checked, archived, and broadcast to VTP
+  subscribers like any notice; then sent to the telescope's JIDs and NATS subject. Its IVORN
+  (request id plus a random part) is chosen at approval and recorded in ``trigger.approved``,
+  so re-delivery after a crash re-uses the same accepted packet, and nobody can know it
+  earlier. A packet under that IVORN that the workflow did not submit is never sent: the
+  request ends ``trigger.failed`` and the requester and approvers are told.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from burstbus.authority import TRIGGER_PEER, TRIGGER_SOURCE, TRIGGER_VIA
 from burstbus.bots import queries
 from burstbus.bots.acl import Acl, Grant
 from burstbus.bots.chat import Messenger, Page
@@ -159,6 +163,7 @@ class Request:
         d = record.data
         if record.type == APPROVED and self.state == "requested":
             self.state, self.decided_by = "approved", d.get("approved_by")
+            self.voevent_ivorn = d.get("voevent_ivorn")
         elif record.type == DENIED and self.state == "requested":
             self.state, self.decided_by, self.reason = "denied", d.get("denied_by"), d.get("reason")
         elif record.type == EXPIRED and self.state == "requested":
@@ -417,15 +422,18 @@ class TriggerWorkflow:
                     f"trigger {request.telescope} {request.burst_id}",
                     "code expired",
                 )
+            ivorn = self._new_ivorn(request)
             appended = await self.log.append([Event(
                 type=APPROVED, id=decision_id(request.request_id), stream=request.burst_id,
                 actor=grant.actor, occurred_at=format_time(now),
-                data=self._common(request) | {"approved_by": grant.jid, "code_sha256": request.code_sha256},
+                data=self._common(request) | {
+                    "approved_by": grant.jid, "code_sha256": request.code_sha256, "voevent_ivorn": ivorn,
+                },
             )])
             if not appended[0].new:  # another process decided first
                 request = await self.load(request)
                 return Outcome.refused(self._already(request), f"code already used ({request.state})")
-        request.state, request.decided_by = "approved", grant.jid
+        request.state, request.decided_by, request.voevent_ivorn = "approved", grant.jid, ivorn
         log.info("trigger %s approved by %s", request.request_id, grant.jid)
         approver = grant.jid
 
@@ -436,6 +444,19 @@ class TriggerWorkflow:
             True, f"Approved: {request.telescope} on {request.burst_id} (request {request.short}).",
             request_id=request.request_id, followup=deliver,
         )
+
+    def _new_ivorn(self, request: Request) -> str:
+        """The trigger packet's IVORN, chosen at approval and recorded in ``trigger.approved``.
+
+        It carries a random part, so nobody can know it before the approval is in the log (the
+        request id alone was public); forging it would not help anyway: only the workflow may
+        publish in a trigger stream (:mod:`burstbus.authority`), and :meth:`_deliver` sends
+        only a packet the workflow itself submitted."""
+        return f"{self._stream(request)}#{request.request_id}-{secrets.token_hex(6)}"
+
+    def _stream(self, request: Request) -> str:
+        scope = self.section.telescope(request.telescope)
+        return scope.stream(self.section.authority) if scope else f"ivo://{self.section.authority}/trigger"
 
     def _already(self, request: Request) -> str:
         by = request.decided_by or "someone"
@@ -521,7 +542,9 @@ class TriggerWorkflow:
         for row in rows:
             request = await self.load(_stub(row))
             if request.state == "approved" and request.decided_by:
-                await self.deliver_approved(request, request.decided_by)
+                outcome = await self.deliver_approved(request, request.decided_by)
+                for page in outcome.pages:  # nobody is waiting for a reply here: tell them directly
+                    await self._tell(page.to, page.text)
                 done += 1
         return done
 
@@ -560,16 +583,26 @@ class TriggerWorkflow:
 
     async def _deliver(self, request: Request, approver: str) -> Outcome:
         scope = self.section.telescope(request.telescope)
-        stream = scope.stream(self.section.authority) if scope else f"ivo://{self.section.authority}/trigger"
-        ivorn = f"{stream}#{request.request_id}"
+        stream = self._stream(request)
+        # Requests approved before the IVORN was recorded in trigger.approved used the request id.
+        ivorn = request.voevent_ivorn or f"{stream}#{request.request_id}"
         try:
             xml = await self._packet(request, approver, ivorn, scope)
+        except ForeignPacket as exc:
+            log.error("trigger %s NOT delivered: %s", request.request_id, exc)
+            return await self._record_failure(request, str(exc), None, {})
         except Exception as exc:
             log.exception("trigger %s could not be rendered", request.request_id)
             return await self._record_failure(request, f"the trigger VOEvent could not be rendered: {exc}", None, {})
-        result = await self.ingest.submit(xml, via="local", peer=approver)
+        result = await self.ingest.submit(xml, via=TRIGGER_VIA, peer=TRIGGER_PEER)
         if not result.acknowledged:
             return await self._record_failure(request, f"the trigger VOEvent was refused by the ingest: {result.reason}", None, {})
+        if result.outcome == "duplicate":  # a packet under our IVORN was there first: is it ours?
+            try:
+                await self._existing_own_packet(request, ivorn)
+            except ForeignPacket as exc:
+                log.error("trigger %s NOT delivered: %s", request.request_id, exc)
+                return await self._record_failure(request, str(exc), None, {})
         channels: dict[str, Any] = {"vtp": {"ivorn": ivorn, "stream": stream, "seq": result.seq}}
         problems: list[str] = []
         summary = (
@@ -625,9 +658,9 @@ class TriggerWorkflow:
     async def _packet(self, request: Request, approver: str, ivorn: str, scope: Telescope | None) -> bytes:
         """The trigger VOEvent: the one already accepted under this IVORN (re-delivery after a
         crash), else freshly rendered (and examined off the loop before anything is sent)."""
-        existing = await self.log.find(accepted_event_id(ivorn))
+        existing = await self._existing_own_packet(request, ivorn)
         if existing is not None:
-            return xml_bytes(existing.data)
+            return existing
         citations = await self.read(queries.notice_ivorns, request.burst_id)
         params = request.params
         now = self.now()
@@ -641,16 +674,50 @@ class TriggerWorkflow:
         )
         return render_trigger(facts, scope.template if scope else "")
 
+    async def _existing_own_packet(self, request: Request, ivorn: str) -> bytes | None:
+        """The packet already accepted under ``ivorn`` if the workflow submitted it for this
+        request; None if there is none; :class:`ForeignPacket` if somebody else's is there."""
+        existing = await self.log.find(accepted_event_id(ivorn))
+        if existing is None:
+            return None
+        if existing.actor != TRIGGER_SOURCE or _request_id_param(existing.data) != request.request_id:
+            raise ForeignPacket(
+                f"a packet this workflow did not submit holds the trigger IVORN {ivorn} "
+                f"(log seq {existing.seq}, from {existing.actor}); it was not sent to {request.telescope}"
+            )
+        return xml_bytes(existing.data)
+
     async def _record_failure(self, request: Request, reason: str, ivorn: str | None, channels: Mapping[str, Any]) -> Outcome:
         log.warning("trigger %s failed: %s", request.request_id, reason)
         await self.log.append([Event(
             type=FAILED, id=delivery_id(request.request_id), stream=request.burst_id, actor=SYSTEM_ACTOR,
             occurred_at=self.now(), data=self._common(request) | {"reason": reason, "voevent_ivorn": ivorn, "channels": dict(channels)},
         )])
-        pages = [] if request.decided_by == request.requested_by else [Page(
-            request.requested_by, f"Your {request.telescope} trigger on {request.burst_id} was approved but could not be delivered: {reason}",
-        )]
+        told = [request.requested_by, *request.approvers]
+        pages = [
+            Page(jid, f"The {request.telescope} trigger on {request.burst_id} (request {request.short}) was approved "
+                      f"but could not be delivered: {reason}")
+            for jid in dict.fromkeys(told) if jid != request.decided_by
+        ]
         return Outcome(False, f"Sorry, delivery failed: {reason}", reason=reason, pages=pages, request_id=request.request_id)
+
+
+class ForeignPacket(Exception):
+    """A packet under a trigger IVORN that the workflow did not submit: never delivered."""
+
+
+def _request_id_param(data: Mapping[str, Any]) -> str | None:
+    """The ``RequestId`` Param of a stored trigger packet (the XML, parsed safely)."""
+    from burstbus.voevent.parse import parse_xml
+
+    try:
+        root = parse_xml(xml_bytes(data), 1 << 22)
+    except Exception:
+        return None
+    for param in root.iter("Param"):
+        if param.get("name") == "RequestId":
+            return param.get("value")
+    return None
 
 
 def _stub(row: queries.TriggerRow) -> Request:

@@ -23,6 +23,12 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from burstbus.authority import (
+    AuthorityConfigError,
+    AuthorityPolicy,
+    AuthoritySection,
+    check_authority,
+)
 from burstbus.bots.config import AclSection, TriggersSection, check_bot
 from burstbus.bridges.nats.config import NatsSection, check_log_jetstream, check_nats
 from burstbus.bridges.slack.config import SlackSection, check_slack
@@ -198,6 +204,18 @@ class Config:
     slack: SlackSection = SlackSection()
     acl: AclSection = AclSection()
     triggers: TriggersSection = TriggersSection()
+    authority: AuthoritySection = AuthoritySection()
+
+    @property
+    def trigger_streams(self) -> tuple[str, ...]:
+        """Every IVORN stream an approved trigger can be published under."""
+        triggers = self.triggers
+        return (f"ivo://{triggers.authority}/trigger", *(t.stream(triggers.authority) for t in triggers.telescopes))
+
+    def authority_policy(self) -> AuthorityPolicy:
+        """Who may publish under which IVORNs (:mod:`burstbus.authority`), for the ingest."""
+        own = (f"ivo://{self.triggers.authority}/", self.vtp.local_ivo)
+        return AuthorityPolicy.of(self.authority, trigger_streams=self.trigger_streams, own=own)
 
     @property
     def data_dir(self) -> Path:
@@ -362,6 +380,10 @@ def _check(config: Config) -> None:
     check_slack(config.slack)
     check_log_jetstream(config.log)
     check_bot(config.acl, config.triggers)
+    try:
+        check_authority(config.authority, config.trigger_streams)
+    except AuthorityConfigError as exc:
+        raise ConfigError(exc.key, exc.problem) from None
     if config.http.base_path and (not config.http.base_path.startswith("/") or config.http.base_path.endswith("/")):
         raise ConfigError("http.base_path", f"must start with / and not end with one, like /burstbus (got {config.http.base_path!r})")
     if config.http.token:

@@ -10,6 +10,10 @@ module adds the log:
   are refused (``conflict``) and that refusal is itself recorded.
 * Every refusal is a ``voevent.rejected`` event with the reason, the SHA-256 and the first
   4 KiB of what was received: nothing is dropped silently.
+* The authority rule (:mod:`burstbus.authority`) runs here, after the examination names the
+  IVORN and before anything is appended: a source publishing outside the IVORN prefixes it is
+  granted (a trigger stream above all) is refused with code ``authority``, whatever transport
+  brought the packet.
 * The outcome is returned only after the append is durable, so a transport may ACK on it.
 """
 
@@ -24,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from burstbus.authority import AUTHORITY_CODE, AuthorityPolicy
 from burstbus.events import Event, derived_event_id
 from burstbus.payload import xml_fields
 from burstbus.store.base import EventLog
@@ -112,9 +117,14 @@ def rejected_event(item: Submission, reason: str, code: str, ivorn: str | None =
 class Ingest:
     """The single entry point for VOEvents, whatever transport brought them."""
 
-    def __init__(self, log_: EventLog, *, max_bytes: int = 1_048_576, threads: int = 2):
+    def __init__(
+        self, log_: EventLog, *, max_bytes: int = 1_048_576, threads: int = 2, authority: AuthorityPolicy | None = None
+    ):
         self.log = log_
         self.max_bytes = max_bytes
+        #: Who may publish under which IVORNs (:mod:`burstbus.authority`); the service passes the
+        #: configured policy, a bare Ingest (unit tests, tools) reserves nothing.
+        self.authority = authority or AuthorityPolicy.open()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="burstbus-ingest")
         self.counts: Counter[tuple[str, Outcome]] = Counter()
 
@@ -131,6 +141,11 @@ class Ingest:
         for item, verdict in zip(items, verdicts, strict=True):
             if isinstance(verdict, tuple):
                 events.append(rejected_event(item, *verdict))
+                continue
+            ivorn = str(verdict.summary["ivorn"])
+            refusal = self.authority.refusal(item.via, item.peer, ivorn)
+            if refusal is not None:
+                events.append(rejected_event(item, refusal, AUTHORITY_CODE, ivorn))
             else:
                 events.append(accepted_event(item, verdict))
         appended = await self.log.append(events)
@@ -138,7 +153,7 @@ class Ingest:
         conflicts: list[tuple[int, Event]] = []
         for i, (item, event, where) in enumerate(zip(items, events, appended, strict=True)):
             if event.type == REJECTED:
-                results[i] = IngestResult("rejected", where.seq, None, event.data["reason"], event.data["code"])
+                results[i] = IngestResult("rejected", where.seq, event.data.get("ivorn"), event.data["reason"], event.data["code"])
                 continue
             ivorn = event.data["ivorn"]
             if where.new:

@@ -115,7 +115,9 @@ class Core:
         except BaseException:
             await log_.close()  # and the embedded nats-server it may own
             raise
-        ingest = Ingest(log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads)
+        ingest = Ingest(
+            log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads, authority=config.authority_policy()
+        )
         bursts = BurstIdentifier(log_, state, config.bursts.rules, config.bursts.roles)
         await bursts.start()
         return cls(config, log_, state, projections, ingest, bursts)

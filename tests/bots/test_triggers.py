@@ -65,7 +65,9 @@ async def test_happy_path_request_approve_deliver(world: World, tmp_path: Path) 
 
     # A valid VOEvent 2.0, role utility, citing the burst's notices, pointing where the BA saw.
     examined = examine(xml)
-    ivorn = f"ivo://fsc.example/trigger#{request['request_id']}"
+    # The IVORN was chosen at approval (request id + a random part) and recorded there.
+    ivorn = (await world.events("trigger.approved"))[0].data["voevent_ivorn"]
+    assert ivorn.startswith(f"ivo://fsc.example/trigger#{request['request_id']}-") and len(ivorn.rsplit("-", 1)[1]) == 12
     assert examined.summary["ivorn"] == ivorn and examined.summary["role"] == "utility"
     assert [c["ivorn"] for c in examined.summary["citations"]] == [N1, N2]
     assert {c["type"] for c in examined.summary["citations"]} == {"followup"}
@@ -74,7 +76,7 @@ async def test_happy_path_request_approve_deliver(world: World, tmp_path: Path) 
     assert params["Telescope"] == "TAROT" and params["BurstId"] == BURST
     assert params["RequestId"] == request["request_id"] and params["Note"] == "after the slew"
     accepted = await world.core.log.find(accepted_event_id(ivorn))
-    assert accepted is not None and accepted.data["via"] == "local" and accepted.actor == f"local:{CAROL}"
+    assert accepted is not None and accepted.data["via"] == "local" and accepted.actor == "local:triggers"
 
     # Each step is in the log with who did it; the code only as its keyed hash.
     steps = [(e.type, e.actor) for e in await world.events(*TRIGGER_TYPES)]

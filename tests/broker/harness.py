@@ -51,9 +51,11 @@ class Node:
         self.vtp = service.vtp
 
     @classmethod
-    async def start(cls, data_dir: Path, **vtp: Any) -> Node:
+    async def start(cls, data_dir: Path, sections: dict[str, Any] | None = None, **vtp: Any) -> Node:
+        """``vtp``: ``[vtp]`` options; ``sections``: other sections (``authority``, ``triggers``)."""
         options = {"receive_port": 0, "broadcast_port": 0, "authenticate_wait": 30.0, **vtp}
-        config = load_config(environ={}, overrides={"data": {"dir": str(data_dir)}, "vtp": options, "nats": {"enabled": False}, "http": {"enabled": False}})
+        overrides = {"data": {"dir": str(data_dir)}, "vtp": options, "nats": {"enabled": False}, "http": {"enabled": False}}
+        config = load_config(environ={}, overrides={**overrides, **(sections or {})})
         core = await Core.open(config)
         service = build_service(core)
         service.start()
