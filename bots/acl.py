@@ -62,6 +62,14 @@ class Acl:
             telescopes = frozenset(t.casefold() for t in user.telescopes)
         return Grant(jid, role, telescopes, listed=True, transport=asker.transport)
 
+    def requesters(self, telescope: str) -> list[str]:
+        """Bare JIDs allowed to request triggers on ``telescope``, in config order."""
+        return [jid for jid in self._users if self._may(jid, Role.BA, telescope)]
+
+    def _may(self, jid: str, role: Role, telescope: str) -> bool:
+        grant = self.grant(Asker(jid=jid, via="dm"))
+        return grant.role >= role and grant.may_act_on(telescope)
+
     def approvers(self, telescope: str) -> list[str]:
         """Bare JIDs allowed to approve triggers on ``telescope``, in config order."""
         found = []

@@ -1,4 +1,5 @@
-"""``burstbus``: the one command-line program (run, demo, import, log, verify, rebuild, replay, publish, subscribe).
+"""``burstbus``: the one command-line program (run, demo, import, log, verify, authority, rebuild, replay,
+publish, subscribe).
 
 Exit codes: 0 success; 1 the command's own "no" (a damaged chain for ``verify``); 2 bad usage
 or configuration (argparse's convention); 3 the data directory is held by a running service.
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=Path, help="write to this file instead of standard output")
 
     commands.add_parser("verify", help="walk the hash chain; exit 1 naming the first damaged seq")
+    commands.add_parser("authority", help="who may publish under which IVORNs, and who can make each telescope move")
 
     p = commands.add_parser("rebuild", help="drop projections and replay the log into them")
     p.add_argument("names", nargs="*", metavar="NAME", help=f"projections (default all: {', '.join(x.name for x in all_projections())})")
@@ -256,6 +258,36 @@ async def cmd_verify(config: Config, args: argparse.Namespace) -> int:
     return EXIT_NO
 
 
+async def cmd_authority(config: Config, args: argparse.Namespace) -> int:
+    """The configuration's answer to "who can make a telescope move?" (an auditor's first question)."""
+    from burstbus.bots.acl import Acl
+
+    print("Who may publish under which IVORNs ([authority]; refused packets are voevent.rejected, code authority):")
+    rows = config.authority_policy().describe()
+    width = max(len(prefix) for prefix, _ in rows)
+    for prefix, who in rows:
+        print(f"  {prefix:<{width}}  {who}")
+    acl = Acl(config.acl, config.triggers)
+    print("\nTelescopes (a trigger is sent only after an approved request; every step is a trigger.* event):")
+    if not config.triggers.telescopes:
+        print("  none configured ([[triggers.telescopes]])")
+    for scope in config.triggers.telescopes:
+        channels = [f"VTP subscribers filtering on {scope.stream(config.triggers.authority)}"]
+        channels += [f"XMPP {jid}" for jid in scope.jids]
+        channels += [f"NATS {scope.nats_subject}"] if scope.nats_subject else []
+        print(f"  {scope.name}: {'; '.join(channels)}")
+        print(f"    request: {', '.join(acl.requesters(scope.name)) or 'nobody'}")
+        rule = " (two people: never the requester)" if scope.two_person else ""
+        print(f"    approve: {', '.join(acl.approvers(scope.name)) or 'nobody'}{rule}")
+        if scope.nats_subject:
+            print(f"    outside burstbus: anyone allowed to publish on NATS subject {scope.nats_subject} (restrict it "
+                  "to burstbus's NATS user in the server's permissions)")
+        if scope.jids:
+            print("    outside burstbus: the telescope must act only on VOEvents whose server-stamped sender is "
+                  f"{config.xmpp.jid or 'the bot JID'}")
+    return EXIT_OK
+
+
 async def cmd_rebuild(config: Config, args: argparse.Namespace) -> int:
     with data_dir_lock(config.data_dir):
         core_log = await open_log(config)
@@ -398,6 +430,7 @@ COMMANDS = {
     "import": cmd_import,
     "log": cmd_log,
     "verify": cmd_verify,
+    "authority": cmd_authority,
     "rebuild": cmd_rebuild,
     "replay": cmd_replay,
     "publish": cmd_publish,

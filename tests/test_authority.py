@@ -134,3 +134,25 @@ def test_the_configured_policy_reserves_our_authorities_and_every_trigger_stream
                   "ivo://org.svom/fsc#sb1"):
         assert rules.refusal("vtp", "192.0.2.7", ivorn) is not None, ivorn
     assert rules.refusal("vtp", "192.0.2.7", "ivo://org.svom/gcn#sb1") is None
+
+
+def test_burstbus_authority_tells_who_can_move_each_telescope(tmp_path: Any, capsys: Any) -> None:
+    from burstbus.cli import main
+
+    path = tmp_path / "burstbus.toml"
+    path.write_text(
+        '[triggers]\nauthority = "fsc.example"\n'
+        '[[triggers.telescopes]]\nname = "TAROT"\nvtp_stream = "ivo://fsc.example/trigger/tarot"\n'
+        'nats_subject = "svom.trigger.tarot"\n'
+        '[[acl.users]]\njid = "alice@fsc.example"\nroles = ["ba"]\ntelescopes = ["TAROT"]\n'
+        '[[acl.users]]\njid = "bob@fsc.example"\nroles = ["approver"]\ntelescopes = ["TAROT"]\n'
+        '[[authority.grants]]\nsource = "vtp-upstream:fsc.svom.org:8099"\nprefixes = ["ivo://org.svom/"]\n'
+    )
+    assert main(["--config", str(path), "--data-dir", str(tmp_path / "data"), "authority"]) == 0
+    out = capsys.readouterr().out
+    assert "ivo://fsc.example/trigger/tarot  local:triggers only" in out
+    assert "ivo://org.svom/" in out and "vtp-upstream:fsc.svom.org:8099 (and nothing else)" in out
+    assert "request: alice@fsc.example, bob@fsc.example" in out
+    assert "approve: bob@fsc.example (two people: never the requester)" in out
+    assert "NATS subject svom.trigger.tarot" in out
+    assert not (tmp_path / "data").exists()  # a question about the config touches no data
