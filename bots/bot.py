@@ -5,11 +5,14 @@ establishes who asked (:class:`~burstbus.bots.chat.Asker`), calls :meth:`BurstBo
 sends the :class:`~burstbus.bots.chat.Reply` back and its pages to their addressees. The bot
 never sees stanzas: identity is ``Asker.jid`` only, never a nickname or anything typed.
 
-For each command, in order: normalise the phone's text, find the command (or suggest one),
-check the asker's rights (``[acl]``; read-only commands only when a room hides the real JID),
-run it, record ``ba.command`` with the outcome (the text redacted of approval codes), then
-run what must follow the record (delivery of an approved trigger), and answer. Refusals say
-why, politely. Reads go to the projections off the loop; writes go to the log.
+For each command, in order: check the sender's pace (:mod:`~burstbus.bots.ratelimit`: a
+flood is answered once and then dropped before anything becomes an event), normalise the
+phone's text, find the command (or suggest one), check the asker's rights (``[acl]``;
+read-only commands only when a room hides the real JID), run it, record ``ba.command`` with
+the outcome (text, reason and nickname redacted of approval codes by
+:mod:`~burstbus.bots.redact`, the text capped), then run what must follow the record
+(delivery of an approved trigger), and answer. Refusals say why, politely. Reads go to the
+projections off the loop; writes go to the log.
 
 Wiring (the service does this; :func:`add_bot` is the short form)::
 
@@ -23,9 +26,12 @@ Wiring (the service does this; :func:`add_bot` is the short form)::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import inspect
 import logging
 import re
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,12 +44,21 @@ from burstbus.bots.config import Role
 from burstbus.bots.parse import (
     AngleError,
     Parsed,
-    normalise_code,
     parse_command,
     parse_dec,
     parse_ra,
     parse_radius,
     suggest,
+)
+from burstbus.bots.ratelimit import RateLimiter
+from burstbus.bots.redact import (
+    CODE_MARK,
+    KnownCodes,
+    is_keyword,
+    is_request_id,
+    never,
+    read_code_args,
+    redact_text,
 )
 from burstbus.bots.triggers import Outcome, Publish, TriggerWorkflow, load_code_key
 from burstbus.bridges.http.errors import ApiError
@@ -70,7 +85,11 @@ MAX_BURSTS = 25
 NEAR_RADIUS = 1.0
 NEAR_MAX_RADIUS = 30.0
 NEAR_LINES = 10
-CODE_MARK = "[code]"
+#: Characters of a command's text kept in ``ba.command`` (longer: ``text_length`` and
+#: ``text_sha256`` say what the rest was).
+MAX_RECORDED = 500
+#: Longer messages are not commands (the longest, a note or a reason, is cut at 500).
+MAX_COMMAND_CHARS = 2000
 
 
 def _utc_now() -> datetime:
@@ -97,6 +116,7 @@ class BurstBot:
         health: HealthSource | None = None,
         clock: Callable[[], datetime] = _utc_now,
         reader: ProjectionReader | None = None,
+        limiter: RateLimiter | None = None,
     ):
         self.config = config
         self.log = log
@@ -112,7 +132,9 @@ class BurstBot:
         self.reader = reader or ProjectionReader(config.projections_path, threads=2, timeout=10.0)
         self._messenger = messenger
         self._workflow: TriggerWorkflow | None = None
+        self._codes: KnownCodes | None = None
         self._starting = asyncio.Lock()
+        self.limiter = limiter or RateLimiter()
 
     @classmethod
     def from_core(cls, core: Core, **options: Any) -> BurstBot:
@@ -138,8 +160,13 @@ class BurstBot:
                     link_base=self.link_base, publish=self.publish, clock=self.clock,
                 )
                 workflow.messenger = self._messenger
+                self._codes = KnownCodes(workflow)
                 self._workflow = workflow
             return self._workflow
+
+    def probe(self) -> dict[str, Any]:
+        """The bot's own figures for ``/healthz`` (merged into the ``bot-expiry`` component)."""
+        return {"rate_limit": self.limiter.health()}
 
     async def run_expiry(self, interval: float | None = None) -> None:
         """The supervised component: finish interrupted deliveries, then expire due codes forever."""
@@ -157,21 +184,42 @@ class BurstBot:
         try:
             return await self._handle(command)
         except Exception as exc:
-            log.exception("bot command failed: %r", _redact_all(command.text))
+            # The text, and the exception's message in the traceback, may hold a code.
+            trace = "".join(traceback.format_exception(exc))
+            log.error("bot command failed: %r\n%s", self._scrub(command.text[:MAX_RECORDED]), self._scrub(trace))
             return Reply(f"Sorry, something went wrong on my side ({type(exc).__name__}); it has been logged.")
 
     async def _handle(self, command: Command) -> Reply:
         workflow = await self.start()
         asker = command.asker
         grant = self.acl.grant(asker)
+        verdict = self.limiter.check(asker.jid or f"{asker.transport}:{asker.room}", trusted=grant.listed)
+        if verdict == "drop":
+            return Reply("")  # no answer, no event: counted in the limiter
+        assert self._codes is not None
+        await self._codes.refresh()  # the codes of requests made since the last command
         parsed = parse_command(command.text)
+        spec = self.registry.lookup(parsed.name) if parsed is not None else None
+        if verdict == "refuse":
+            limit = self.limiter.listed if grant.listed else self.limiter.unlisted
+            outcome = Outcome.refused(
+                f"Sorry, that is more than {limit} messages in {self.limiter.period:g} seconds; I will not answer "
+                f"you for the next {self.limiter.period:g} seconds.",
+                f"more than {limit} commands in {self.limiter.period:g}s",
+            )
+            logged = self._logged(spec, parsed) if parsed is not None else ""
+            return await self._finish(command, spec, logged, outcome, "rate_limited")
         if parsed is None:
             return await self._finish(command, None, "", Outcome(False, "Say 'help' to see what you can ask me.", "empty"), "unknown")
-        spec = self.registry.lookup(parsed.name)
+        if len(command.text) > MAX_COMMAND_CHARS:
+            outcome = Outcome.refused(
+                f"Sorry, that is too long for a command ({len(command.text)} characters; at most {MAX_COMMAND_CHARS}).",
+                "too long",
+            )
+            return await self._finish(command, spec, self._logged(spec, parsed), outcome, "refused")
         if spec is None:
             return await self._unknown(command, grant, parsed)
-        parsed = _merge_split_code(spec, parsed)
-        logged = _logged_text(spec, parsed)
+        logged = self._logged(spec, parsed, await self._known_burst(spec, parsed))
         refusal = self.registry.refusal(spec, grant)
         if refusal is not None:
             return await self._finish(command, spec, logged, self._refusal(spec, grant, refusal), "refused")
@@ -185,6 +233,54 @@ class BurstBot:
                               f"read model unavailable: {exc.message}")
             return await self._finish(command, spec, logged, outcome, "error")
         return await self._finish(command, spec, logged, outcome, "ok" if outcome.ok else "refused")
+
+    # -- redaction ---------------------------------------------------------------------------
+
+    def _is_telescope(self, word: str) -> bool:
+        return self.config.triggers.telescope(word.strip(",.;:!?")) is not None
+
+    def _keep(self, word: str) -> bool:
+        """Words the shape rules leave alone: keywords and telescope names."""
+        return is_keyword(word) or self._is_telescope(word)
+
+    def _scrub(self, text: str, keep: Callable[[str], bool] | None = None) -> str:
+        """Free text with every (part of a) code replaced (:func:`redact_text`), checked against
+        the codes of recent requests as last refreshed."""
+        return redact_text(text, self._codes or never, keep or self._keep)
+
+    async def _known_burst(self, spec: CommandSpec, parsed: Parsed) -> str | None:
+        """The burst id argument, if it looks like a code but names a known burst (``sbf93a…``)."""
+        if spec.burst_arg is None or len(parsed.args) <= spec.burst_arg:
+            return None
+        typed = parsed.args[spec.burst_arg]
+        if self._scrub(typed) == typed:
+            return None  # nothing to keep
+        try:
+            found = await self.reader.run(queries.resolve_burst_id, typed)
+        except ApiError:
+            return None
+        return typed if found else None
+
+    def _logged(self, spec: CommandSpec | None, parsed: Parsed, burst: str | None = None) -> str:
+        """The command as the log keeps it: normalised; of a code-taking command's arguments
+        only telescope names and keywords, and the reason after the code; then every text
+        rule (:mod:`~burstbus.bots.redact`) over the whole line. ``burst``: a known burst id
+        (kept, unless it is the code of a recent request)."""
+        keep = self._keep
+        if burst is not None:
+            def keep(word: str) -> bool:
+                return self._keep(word) or word == burst
+        if spec is not None and spec.takes_code:
+            found = read_code_args(parsed.args, self._is_telescope)
+            # deny: the words after the code are its reason; approve has none (could be code).
+            rest = map(_quote, found.rest) if spec.name == "deny" else [CODE_MARK] * bool(found.rest)
+            words = [parsed.name, *found.shown, *rest]
+        else:
+            words = [parsed.name, *map(_quote, parsed.args)]
+            if spec is not None and spec.name == "withdraw":
+                def keep(word: str) -> bool:
+                    return self._keep(word) or is_request_id(word)
+        return self._scrub(" ".join(words), keep)
 
     async def _run(self, spec: CommandSpec, grant: Grant, parsed: Parsed, workflow: TriggerWorkflow) -> Outcome:
         args = parsed.args
@@ -204,22 +300,45 @@ class BurstBot:
             rows = await self.reader.run(queries.recent_triggers, 10)
             return Outcome(True, render.triggers_list(rows, self.link_base))
         if spec.name == "trigger":
-            note = " ".join(args[2:])[:500]
-            return await workflow.request(grant, args[0], args[1], note)
+            # The note goes into the log, the VOEvent and the pages: never a code in it.
+            note = self._scrub(" ".join(args[2:]))[:500]
+            outcome = await workflow.request(grant, args[0], args[1], note)
+            if outcome.ok and outcome.request_id:
+                outcome.text += f" To take it back: withdraw {outcome.request_id[:8]}"
+            return outcome
         if spec.name == "approve":
-            return await workflow.approve(grant, args[0], args[1] if len(args) > 1 else None)
+            found = read_code_args(args, self._is_telescope)
+            if found.found and found.rest:
+                names = ", ".join(t.name for t in self.config.triggers.telescopes) or "none"
+                return Outcome.refused(
+                    "Sorry, I could not place every word after the code: give the code and, if you like, the "
+                    f"telescope's name (one of {names}). Nothing was approved.", "usage",
+                )
+            return await workflow.approve(grant, found.code, found.telescope)
         if spec.name == "deny":
-            return await workflow.deny(grant, args[0], " ".join(args[1:])[:500])
+            found = read_code_args(args, self._is_telescope)
+            return await workflow.deny(grant, found.code, self._scrub(" ".join(found.rest))[:500])
+        if spec.name == "withdraw":
+            return await workflow.withdraw(grant, args[0] if args else None)
         raise AssertionError(f"command {spec.name} has no handler")
 
     async def _finish(self, command: Command, spec: CommandSpec | None, logged: str, outcome: Outcome, result: str) -> Reply:
         """Record ``ba.command``, then run what follows the record, then build the answer."""
         asker = command.asker
+        if asker.nick:  # a nickname is the asker's free text too (and part of a hidden asker's actor)
+            asker = dataclasses.replace(asker, nick=self._scrub(asker.nick))
+        reason = None if result == "ok" or outcome.reason is None else self._scrub(outcome.reason)
         data: dict[str, Any] = {
             "jid": asker.jid, "via": asker.via, "room": asker.room, "nick": asker.nick,
-            "command": spec.name if spec else None, "text": logged, "outcome": result,
-            "reason": None if result == "ok" else outcome.reason,
+            "command": spec.name if spec else None, "text": logged, "outcome": result, "reason": reason,
         }
+        if len(logged) > MAX_RECORDED:
+            # Of a long text only its start; its length and hash say what the rest was. The
+            # hash is of the redacted text: one of the raw text could be brute-forced for a
+            # code when the rest of the text is predictable.
+            data["text"] = logged[: MAX_RECORDED - 1] + "…"
+            data["text_length"] = len(command.text)
+            data["text_sha256"] = hashlib.sha256(logged.encode("utf-8")).hexdigest()
         if outcome.request_id:
             data["request_id"] = outcome.request_id
         await self.log.append([Event(type=COMMAND_EVENT, data=data, stream=COMMAND_STREAM, actor=asker.actor)])
@@ -238,12 +357,15 @@ class BurstBot:
     async def _unknown(self, command: Command, grant: Grant, parsed: Parsed) -> Reply:
         guess = suggest(parsed.name, self.registry.names(grant))
         spec = self.registry.lookup(guess) if guess else None
-        shown = parsed.name[:40]
+        shown = self._scrub(parsed.name[:40])
         text = f"Sorry, I don't know '{shown}'."
         if spec is not None:
             text += f" Did you mean '{spec.usage}'?"
         text += " Say 'help' for what you can ask."
-        logged = _redact_all(" ".join([parsed.name, *parsed.args]), strict=True, everything=spec is not None and bool(spec.redact))
+        if spec is not None and spec.takes_code and parsed.args:  # a mistyped approve/deny: no argument kept
+            logged = f"{self._scrub(parsed.name)} {CODE_MARK}…"
+        else:
+            logged = self._logged(None, parsed)
         return await self._finish(command, None, logged, Outcome.refused(text, f"unknown command {shown!r}"), "unknown")
 
     def _refusal(self, spec: CommandSpec, grant: Grant, why: str) -> Outcome:
@@ -280,7 +402,7 @@ class BurstBot:
         if spec is None:
             guess = suggest(topic, self.registry.names(grant))
             hint = f" Did you mean '{guess}'?" if guess else ""
-            return Outcome.refused(f"Sorry, there is no command '{topic[:40]}'.{hint}", "help on unknown command")
+            return Outcome.refused(f"Sorry, there is no command '{self._scrub(topic[:40])}'.{hint}", "help on unknown command")
         if spec not in allowed:
             return Outcome.refused(f"Sorry, '{spec.name}' is not available to you.", f"help on {spec.name}: not allowed")
         text = f"{spec.usage} — {spec.summary}." + (f"\n{spec.details}" if spec.details else "")
@@ -308,7 +430,7 @@ class BurstBot:
             try:
                 count = int(args[0])
             except ValueError:
-                return Outcome.refused(f"Sorry, '{args[0][:20]}' is not a number. Usage: bursts [N]", "usage")
+                return Outcome.refused(f"Sorry, '{self._scrub(args[0][:20])}' is not a number. Usage: bursts [N]", "usage")
             if not 1 <= count <= MAX_BURSTS:
                 return Outcome.refused(f"Sorry, N must be between 1 and {MAX_BURSTS}.", "usage")
         rows = await self.reader.run(queries.recent_bursts, count)
@@ -331,7 +453,8 @@ class BurstBot:
                 rows = await self.reader.run(queries.processes, typed)
                 if rows:
                     return Outcome(True, render.processes_list(typed, rows, f"{self.link_base}/processes"))
-            return Outcome.refused(f"Sorry, I know no burst called '{typed[:64]}'. 'bursts' lists the recent ones.", "unknown burst")
+            return Outcome.refused(f"Sorry, I know no burst called '{self._scrub(typed[:64])}'. 'bursts' lists the recent ones.",
+                                   "unknown burst")
         link = f"{self.link_base}/bursts/{burst_id}"
         if what == "notices":
             return Outcome(True, render.notices_list(burst_id, found, link))
@@ -347,7 +470,8 @@ class BurstBot:
             ra, dec = parse_ra(words[0]), parse_dec(words[1])
             radius = parse_radius(words[2], maximum=NEAR_MAX_RADIUS) if len(words) > 2 else NEAR_RADIUS
         except AngleError as exc:
-            return Outcome.refused(f"Sorry, {exc}.", f"bad position: {exc}")
+            said = self._scrub(str(exc))  # it quotes what was typed
+            return Outcome.refused(f"Sorry, {said}.", f"bad position: {said}")
         hits, total = await self.reader.run(queries.near, ra, dec, radius, NEAR_LINES)
         return Outcome(True, render.near_list(hits, total, ra, dec, radius))
 
@@ -363,7 +487,7 @@ class BurstBot:
             pending: int | None = await self.reader.run(queries.pending_count)
         except ApiError:
             checkpoints, pending = {}, None
-        return Outcome(True, render.status_text(head.seq, checkpoints, components, chat, pending))
+        return Outcome(True, render.status_text(head.seq, checkpoints, components, chat, pending, self.limiter.health()))
 
 
 def add_bot(service: Service, core: Core, messenger: Messenger | None = None) -> BurstBot:
@@ -379,49 +503,15 @@ def add_bot(service: Service, core: Core, messenger: Messenger | None = None) ->
         publish=nats.publish if nats is not None else None,
         health=lambda: {c.name: c.health() for c in service.components},
     )
-    service.add("bot-expiry", bot.run_expiry)
+    service.add("bot-expiry", bot.run_expiry, probe=bot.probe)
     return bot
 
 
 # -- text helpers --------------------------------------------------------------------------
 
 
-def _merge_split_code(spec: CommandSpec, parsed: Parsed) -> Parsed:
-    """``approve k7qx m2pd`` (a phone keyboard's space) → one code argument."""
-    args = parsed.args
-    if spec.redact and len(args) >= 2 and normalise_code(args[0]) is None and normalise_code(args[0] + args[1]):
-        return Parsed(parsed.name, [args[0] + args[1], *args[2:]], parsed.rest)
-    return parsed
-
-
 def _quote(word: str) -> str:
     return f'"{word}"' if (" " in word or not word) else word
-
-
-def _logged_text(spec: CommandSpec, parsed: Parsed) -> str:
-    """The command as the log keeps it: normalised, approval codes replaced by ``[code]``."""
-    words = [CODE_MARK if i in spec.redact else _quote(a) for i, a in enumerate(parsed.args)]
-    return _redact_all(" ".join([parsed.name, *words]))
-
-
-_CODE_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z2-9]{4}-?[A-Za-z2-9]{4}(?![A-Za-z0-9])")
-
-
-def _redact_all(text: str, *, strict: bool = False, everything: bool = False) -> str:
-    """Replace what could be an approval code before the text reaches the log.
-
-    Always ``XXXX-XXXX`` words; with ``strict`` (unknown commands) also bare 8-symbol words;
-    with ``everything`` (a mistyped ``aprove CODE``) all the arguments. Notes and reasons of
-    known commands are only checked for the dashed form, so ordinary words stay readable."""
-    if everything:
-        head, _, _ = text.partition(" ")
-        return f"{head} {CODE_MARK}…" if " " in text else text
-
-    def hide(match: re.Match[str]) -> str:
-        word = match.group(0)
-        return CODE_MARK if normalise_code(word) and (strict or "-" in word) else word
-
-    return _CODE_WORD.sub(hide, text)
 
 
 def _position_words(args: list[str]) -> list[str] | None:

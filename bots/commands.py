@@ -2,8 +2,8 @@
 
 One table decides both what ``help`` shows an asker and what they may run, so the two can
 never disagree. ``read_only`` commands are the only ones open to an asker whose real JID a
-room hides. ``redact`` lists the arguments (by position) that must never reach the log in
-clear — approval codes.
+room hides. ``takes_code`` marks the commands whose arguments carry an approval code: the log
+keeps only telescope names and keywords of those arguments (:mod:`burstbus.bots.redact`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ class CommandSpec:
     max_args: int | None = 0
     details: str = ""
     aliases: tuple[str, ...] = ()
-    redact: tuple[int, ...] = ()
+    #: The arguments hold an approval code (never logged; see bots/redact.py).
+    takes_code: bool = False
+    #: The position of a burst id argument: kept in the log when it names a known burst, even
+    #: if it looks like a code.
+    burst_arg: int | None = None
 
     @property
     def usage(self) -> str:
@@ -40,9 +44,10 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("bursts", "[N]", "the N most recent bursts (default 5)", Role.VIEWER, True, 0, 1, aliases=("list", "recent")),
     CommandSpec("burst", "ID", "a burst: summary, notices, processes, triggers", Role.VIEWER, True, 1, 1,
                 details="ID as in 'bursts' (sb26021102, S190518bb, swift-655721); case does not matter.",
-                aliases=("info", "show")),
-    CommandSpec("notices", "ID", "a burst's notices", Role.VIEWER, True, 1, 1, aliases=("notice",)),
-    CommandSpec("processes", "ID", "a burst's pipeline processes", Role.VIEWER, True, 1, 1, aliases=("process", "procs")),
+                aliases=("info", "show"), burst_arg=0),
+    CommandSpec("notices", "ID", "a burst's notices", Role.VIEWER, True, 1, 1, aliases=("notice",), burst_arg=0),
+    CommandSpec("processes", "ID", "a burst's pipeline processes", Role.VIEWER, True, 1, 1, aliases=("process", "procs"),
+                burst_arg=0),
     CommandSpec("near", "RA DEC [RADIUS]", "notices near a sky position (cone search)", Role.VIEWER, True, 2, 7,
                 details="RA as 188.73, 12:34:56.7 or 12h34m56s; Dec as -12.5, -12:30:00 or -12d30m; "
                         "RADIUS in degrees (default 1), or 30' / 30arcmin / 10\".",
@@ -51,13 +56,20 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec("triggers", "", "pending and recent trigger requests", Role.VIEWER, True, aliases=("requests",)),
     CommandSpec("trigger", "TELESCOPE BURST [note]", "ask for a follow-up observation (needs approval)", Role.BA, False, 2, None,
                 details="The approvers get a one-time code by direct message; the trigger is sent once one "
-                        "of them approves (someone other than you, on two-person telescopes)."),
-    CommandSpec("approve", "CODE [TELESCOPE]", "approve a trigger request with its code", Role.APPROVER, False, 1, 2,
-                details="CODE from the page you received (case and dashes do not matter). Naming the "
+                        "of them approves (someone other than you, on two-person telescopes).",
+                burst_arg=1),
+    CommandSpec("withdraw", "[REQUEST]", "take back your own pending trigger request", Role.BA, False, 0, 1,
+                details="REQUEST is the short id from my answer to 'trigger' (also in 'triggers'); leave it out "
+                        "when you have one request waiting. The approvers are told their code is void.",
+                aliases=("cancel",)),
+    CommandSpec("approve", "CODE [TELESCOPE]", "approve a trigger request with its code", Role.APPROVER, False, 1, None,
+                details="CODE from the page you received (case, spaces and dashes do not matter). Naming the "
                         "telescope makes sure the code approves what you think it does.",
-                redact=(0,)),
+                takes_code=True),
     CommandSpec("deny", "CODE [reason]", "refuse a trigger request", Role.APPROVER, False, 1, None,
-                details="The requester may also withdraw their own request this way.", redact=(0,), aliases=("refuse",)),
+                details="CODE from the page you received; the requester is told, with your reason. "
+                        "A requester takes back their own request with 'withdraw'.",
+                takes_code=True, aliases=("refuse",)),
 )
 
 

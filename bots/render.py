@@ -105,6 +105,8 @@ def trigger_line(row: TriggerRow) -> str:
         state = f"approved by {row.approved_by}, sending"
     elif row.state == "sent":
         state = f"SENT {when(row.sent_at)} (approved by {row.approved_by})"
+    elif row.state == "denied" and row.denied_by == row.requested_by:
+        state = "withdrawn by the requester"
     elif row.state == "denied":
         state = f"refused by {row.denied_by}" + (f": {row.reason}" if row.reason else "")
     elif row.state == "failed":
@@ -164,6 +166,7 @@ def status_text(
     components: Mapping[str, Mapping[str, Any]],
     chat: Mapping[str, Any] | None,
     pending: int | None,
+    rate_limit: Mapping[str, Any] | None = None,
 ) -> str:
     lines = [f"Log: {head_seq} events."]
     if checkpoints:
@@ -185,4 +188,7 @@ def status_text(
         lines.append(f"Chat: {state}{last}")
     if pending is not None:
         lines.append(f"Trigger requests waiting for approval: {pending}")
+    if rate_limit and (rate_limit.get("refused") or rate_limit.get("dropped")):
+        now = ", ".join(rate_limit.get("limited_now") or []) or "nobody now"
+        lines.append(f"Rate limited: {rate_limit.get('refused', 0)} times, {rate_limit.get('dropped', 0)} messages dropped ({now})")
     return "\n".join(lines)

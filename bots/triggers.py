@@ -188,6 +188,24 @@ def delivery_id(request_id: str) -> str:
     return derived_event_id("trigger.delivery", request_id)
 
 
+#: ``trigger.denied`` ``reason`` of a request its requester withdrew (``withdrawn: true``).
+WITHDRAWN_REASON = "withdrawn by the requester"
+
+
+def _not_pending(request: Request) -> str:
+    """Why a request can no longer be withdrawn."""
+    by = request.decided_by or "someone"
+    withdrawn = request.state == "denied" and request.decided_by == request.requested_by
+    what = {
+        "approved": f"was already approved by {by}",
+        "sent": f"was already approved by {by} and sent",
+        "failed": f"was already approved by {by} (its delivery failed)",
+        "denied": "was already withdrawn" if withdrawn else f"was already refused by {by}",
+        "expired": "already expired unapproved",
+    }.get(request.state, f"is {request.state}")
+    return f"Sorry, request {request.short} ({request.telescope} on {request.burst_id}) {what}: nothing to withdraw."
+
+
 @dataclass
 class Outcome:
     """What a workflow step says back: the answer, pages, and how ``ba.command`` records it.
@@ -505,6 +523,98 @@ class TriggerWorkflow:
         ))]
         return Outcome(True, f"Refused: {request.telescope} on {request.burst_id} (request {request.short}). Nothing was sent.",
                        pages=pages, request_id=request.request_id)
+
+    # -- withdraw (the requester's own request) -----------------------------------------
+
+    async def withdraw(self, grant: Grant, typed: str | None) -> Outcome:
+        """The requester takes back their own pending request (``typed``: its short id, or None
+        when they have exactly one waiting).
+
+        Recorded as the request's one decision: ``trigger.denied`` with ``withdrawn: true`` and
+        ``denied_by`` = the requester, under :func:`decision_id` — so a withdrawal racing an
+        approval or the expiry ends as exactly one of them, and every reader (the projection,
+        :meth:`Request.fold`, the API) already treats it as final. The approvers who were
+        paged the code are told it is void."""
+        assert grant.jid is not None
+        found = await self._withdrawable(grant.jid, typed)
+        if isinstance(found, Outcome):
+            return found
+        request = found
+        async with self._locks[request.request_id]:
+            request = await self.load(request)
+            if request.state != "requested":
+                return Outcome.refused(_not_pending(request), f"request already {request.state}")
+            now = self.clock()
+            if format_time(now) >= request.expires_at:
+                await self._expire(request, now)
+                return Outcome.refused(
+                    f"Request {request.short} expired at {_hhmm(request.expires_at)} without approval: nothing "
+                    "was sent and there is nothing to withdraw.", "request expired",
+                )
+            appended = await self.log.append([Event(
+                type=DENIED, id=decision_id(request.request_id), stream=request.burst_id,
+                actor=grant.actor, occurred_at=format_time(now),
+                data=self._common(request) | {"denied_by": grant.jid, "reason": WITHDRAWN_REASON, "withdrawn": True},
+            )])
+            if not appended[0].new:  # another process decided first
+                request = await self.load(request)
+                return Outcome.refused(_not_pending(request), f"request already {request.state}")
+        log.info("trigger %s withdrawn by its requester %s", request.request_id, grant.jid)
+        about = f"{request.telescope} trigger request on {request.burst_id} (request {request.short})"
+        pages = [
+            Page(jid, f"{grant.jid} withdrew the {about}: the approval code you were sent for it is void.")
+            for jid in request.approvers
+        ]
+        told = f" I told {', '.join(request.approvers)}." if request.approvers else ""
+        return Outcome(True, f"Withdrawn: your {about}. Nothing was sent.{told}", pages=pages,
+                       request_id=request.request_id)
+
+    async def _withdrawable(self, jid: str, typed: str | None) -> Request | Outcome:
+        """The request ``jid`` asks to withdraw, or the refusal saying why there is none."""
+        since = format_time(self.clock() - LOOKBACK - timedelta(minutes=self.section.code_minutes))
+        requests: list[Request] = []
+        for record in await self.log.read(0, ReadFilter.of(types=[REQUESTED], since=since)):
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                requests.append(Request.of(record))
+        if typed is not None:
+            wanted = typed.strip().lower()
+            if not 4 <= len(wanted) <= 32 or not set(wanted) <= set("0123456789abcdef"):
+                return Outcome.refused(
+                    "Sorry, that is not a request id: it is the 8 characters after 'Trigger request' in my "
+                    "answer to 'trigger' ('triggers' lists them). Usage: withdraw [REQUEST]", "not a request id",
+                )
+            matches = [r for r in requests if r.request_id.startswith(wanted)]
+            if not matches:
+                return Outcome.refused("Sorry, no recent trigger request has that id ('triggers' lists them).",
+                                       "no request with that id")
+            if len(matches) > 1:
+                return Outcome.refused(
+                    "Sorry, several requests start like that: " + ", ".join(r.request_id[:12] for r in matches)
+                    + ". Give more of the id.", "ambiguous request id",
+                )
+            request = matches[0]
+            if request.requested_by != jid:
+                return Outcome.refused(
+                    f"Sorry, only {request.requested_by}, who asked for it, can withdraw request {request.short}; "
+                    "an approver can refuse it with 'deny CODE'.", "not the requester",
+                )
+            return request
+        now = self.now()
+        pending = []
+        for request in requests:
+            if request.requested_by == jid:
+                current = await self.load(request)
+                if current.state == "requested" and now < current.expires_at:
+                    pending.append(current)
+        if not pending:
+            return Outcome.refused("You have no trigger request waiting for approval.", "nothing to withdraw")
+        if len(pending) > 1:
+            listed = ", ".join(f"{r.short} ({r.telescope} on {r.burst_id})" for r in pending)
+            return Outcome.refused(
+                f"You have {len(pending)} requests waiting: {listed}. Say 'withdraw REQUEST' with one of them.",
+                "several requests pending",
+            )
+        return pending[0]
 
     # -- expiry ----------------------------------------------------------------------------
 

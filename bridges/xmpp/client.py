@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
-from slixmpp.xmlstream import ET
+from slixmpp.xmlstream import ET, ElementBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
@@ -52,6 +52,54 @@ from burstbus.events import utc_now
 log = logging.getLogger(__name__)
 
 PLUGINS = ("xep_0030", "xep_0045", "xep_0198", "xep_0199", "xep_0280", "xep_0297", "xep_0203")
+
+
+class _StanzaWithheld(logging.Filter):
+    """Keeps slixmpp's log lines but not the stanzas some of them quote ("Parse error: %r",
+    "Tried to send stanza without a stream: %s", "Unable to parse stanza"): a message
+    stanza's body can be an approval code (a page, or what an approver typed)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str):  # log.exception(exc): its text may quote a stanza
+            record.msg = f"{type(record.msg).__name__} (text withheld: it may quote a stanza)"
+        elif "<" in record.msg and ">" in record.msg:
+            record.msg = f"[a log line quoting XML withheld ({len(record.msg)} characters)]"
+        if isinstance(record.args, tuple):
+            record.args = tuple(_withheld(a) for a in record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {k: _withheld(v) for k, v in record.args.items()}
+        return True
+
+
+def _withheld(value: object) -> object:
+    if isinstance(value, ElementBase | ET.Element):
+        return f"[{type(value).__name__} stanza withheld]"
+    if isinstance(value, str | bytes) and ("<" in value if isinstance(value, str) else b"<" in value):
+        return f"[{len(value)} characters of XML withheld]"
+    return value
+
+
+_FILTER = _StanzaWithheld()
+
+
+def quiet_slixmpp_logging() -> None:
+    """slixmpp writes every stanza it sends and receives at DEBUG ("SEND: …", "RECV: …"),
+    message bodies included — approval codes in the pages the bot sends and in what approvers
+    type. A service run with ``-vv`` (debug) must still never have a code in its log, so
+    slixmpp's loggers are capped at INFO here (stanza dumps are not available from this
+    process, on purpose), and its few WARNING/ERROR lines that quote a stanza keep the line
+    but not the stanza (:class:`_StanzaWithheld`). Loggers of plugins loaded later inherit the
+    cap from ``slixmpp``; the filter is added to every slixmpp logger existing at the call
+    (after the client registered its plugins), and the call is idempotent."""
+    top = logging.getLogger("slixmpp")
+    if top.level < logging.INFO:  # NOTSET (inherit the root's level) included
+        top.setLevel(logging.INFO)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (name == "slixmpp" or name.startswith("slixmpp.")) and isinstance(logger, logging.Logger):
+            if logging.NOTSET < logger.level < logging.INFO:
+                logger.setLevel(logging.INFO)
+            if _FILTER not in logger.filters:
+                logger.addFilter(_FILTER)
 
 
 class NotConnected(ConnectionError):
@@ -131,6 +179,7 @@ class XmppConnection:
         self._room_passwords = {bare(r.jid): resolve_secret(r.password, "xmpp.rooms.password") for r in section.rooms if r.password}
         password = resolve_secret(section.password, "xmpp.password")
         self.client = BotClient(f"{section.jid}/{self.resource}", password, section)
+        quiet_slixmpp_logging()
         self.up = asyncio.Event()
         self.rooms_settled = asyncio.Event()
         self._down = asyncio.Event()
@@ -505,7 +554,9 @@ class XmppConnection:
             try:
                 reply = await self.bot.handle(command)
             except Exception:
-                log.exception("the bot failed on %r", command.text)
+                # Not the text: it may hold an approval code (the bot redacts its own lines).
+                who = command.asker.jid or f"someone in {command.asker.room}"
+                log.exception("the bot failed on a command from %s", who)
                 reply = Reply("Sorry, something went wrong handling that; the operators have the details in the log.")
         await self._answer(origin, reply.text, command)
         for page in reply.pages:

@@ -19,8 +19,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from burstbus.bots.chat import ChatBot
+from burstbus.bots.ratelimit import RateLimiter
 from burstbus.bridges.xmpp.client import XmppConnection
 from burstbus.bridges.xmpp.config import XmppSection
+from burstbus.bridges.xmpp.intake import Intake
 from burstbus.bridges.xmpp.notify import CONSUMER, Notifier
 from burstbus.bridges.xmpp.render import Templates, load_templates
 from burstbus.bridges.xmpp.voevents import VOEventIntake
@@ -52,7 +54,8 @@ class XmppNode:
     ):
         self.section = section
         self.intake = VOEventIntake(ingest, event_log, section.voevent_senders)
-        self.connection = XmppConnection(section, bot=bot, on_voevent=self.intake)
+        self.voevent_limiter = RateLimiter(what="VOEvents")
+        self.connection = XmppConnection(section, bot=bot, on_voevent=self._voevent)
         self.templates = templates or load_templates(section.templates_dir)
         self.notifier = Notifier(
             event_log, state, self.connection, section, self.templates,
@@ -84,6 +87,16 @@ class XmppNode:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
+    async def _voevent(self, verdict: Intake) -> str:
+        """A VOEvent from a JID not in ``voevent_senders`` is refused and recorded
+        (``voevent.rejected``, up to 4 KiB of it); the bot's per-sender limit keeps a flood of
+        them out of the log: over it, the first is still refused and recorded, the rest of the
+        window is dropped unanswered. Allowed senders (configured feeds) are never limited."""
+        sender = (verdict.sender or "").lower()
+        if sender not in self.intake.senders and self.voevent_limiter.check(sender, trusted=False) == "drop":
+            return ""
+        return await self.intake(verdict)
+
     # -- Messenger ---------------------------------------------------------------------------
 
     async def send_direct(self, jid: str, text: str) -> None:
@@ -95,6 +108,7 @@ class XmppNode:
     def health(self) -> Mapping[str, object]:
         state = dict(self.connection.health())
         state["outbox"] = self.notifier.health()
+        state["voevent_rate_limit"] = self.voevent_limiter.health()
         return state
 
 
