@@ -51,6 +51,7 @@ from burstbus.bots.config import Role, Telescope, TriggersSection
 from burstbus.bots.parse import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_code
 from burstbus.bots.render import position
 from burstbus.bots.voevent import TriggerFacts, render_trigger
+from burstbus.catalogue import next_trigger_state
 from burstbus.events import Event, RecordedEvent, canonical_json, derived_event_id, format_time
 from burstbus.ingest import Ingest, accepted_event_id
 from burstbus.payload import xml_bytes
@@ -159,20 +160,21 @@ class Request:
         return hmac.compare_digest(expected, self.code_sha256)
 
     def fold(self, record: RecordedEvent) -> None:
-        """Apply one later event of this request (first decision wins, as in the projection)."""
+        """Apply one later event of this request through the catalogue's lifecycle table (the
+        projection's too): the first decision wins; an event the table ignores changes nothing."""
+        after = next_trigger_state(self.state, record.type)
+        if after is None:
+            return
         d = record.data
-        if record.type == APPROVED and self.state == "requested":
-            self.state, self.decided_by = "approved", d.get("approved_by")
-            self.voevent_ivorn = d.get("voevent_ivorn")
-        elif record.type == DENIED and self.state == "requested":
-            self.state, self.decided_by, self.reason = "denied", d.get("denied_by"), d.get("reason")
-        elif record.type == EXPIRED and self.state == "requested":
-            self.state = "expired"
-        elif record.type == SENT and self.state == "approved":
-            self.state, self.voevent_ivorn = "sent", d.get("voevent_ivorn")
-            self.channels = dict(d.get("channels") or {})
-        elif record.type == FAILED and self.state == "approved":
-            self.state, self.reason, self.voevent_ivorn = "failed", d.get("reason"), d.get("voevent_ivorn")
+        self.state = after
+        if record.type == APPROVED:
+            self.decided_by, self.voevent_ivorn = d.get("approved_by"), d.get("voevent_ivorn")
+        elif record.type == DENIED:
+            self.decided_by, self.reason = d.get("denied_by"), d.get("reason")
+        elif record.type == SENT:
+            self.voevent_ivorn, self.channels = d.get("voevent_ivorn"), dict(d.get("channels") or {})
+        elif record.type == FAILED:
+            self.reason, self.voevent_ivorn = d.get("reason"), d.get("voevent_ivorn")
 
     @property
     def short(self) -> str:
@@ -482,7 +484,8 @@ class TriggerWorkflow:
             "approved": f"was approved by {by}",
             "sent": f"was approved by {by} and sent",
             "failed": f"was approved by {by} but could not be delivered",
-            "denied": f"was refused by {by}",
+            "denied": "was withdrawn by its requester" if request.decided_by == request.requested_by and request.reason == WITHDRAWN_REASON
+            else f"was refused by {by}",
             "expired": "expired unapproved",
         }.get(request.state, f"is {request.state}")
         return (

@@ -4,31 +4,57 @@ The workflow (``burstbus.bots.triggers``) decides from the log itself; this tabl
 model for listing (the bot's ``triggers`` command, the HTTP API, the web UI) and for finding
 requests whose code has expired. The first decision wins, as in the log: a request leaves
 ``requested`` once (approved, denied or expired) and an approved one ends ``sent`` or
-``failed`` — later events for it change nothing, so a replay gives the same rows.
+``failed`` — later events for it change nothing, so a replay gives the same rows. The state
+machine is the catalogue's table (:data:`burstbus.catalogue.TRIGGER_TRANSITIONS`), the one
+the workflow folds with too.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from burstbus.catalogue import (
+    TRIGGER_APPROVED,
+    TRIGGER_DENIED,
+    TRIGGER_EXPIRED,
+    TRIGGER_FAILED,
+    TRIGGER_REQUESTED,
+    TRIGGER_SENT,
+    TRIGGER_STATES,
+    TRIGGER_TRANSITIONS,
+    TRIGGER_TYPES,
+)
 from burstbus.events import RecordedEvent
 from burstbus.store.projections.base import Projection, run_ddl
 
-REQUESTED = "trigger.requested"
-APPROVED = "trigger.approved"
-DENIED = "trigger.denied"
-EXPIRED = "trigger.expired"
-SENT = "trigger.sent"
-FAILED = "trigger.failed"
-TRIGGER_TYPES = (REQUESTED, APPROVED, DENIED, EXPIRED, SENT, FAILED)
-STATES = ("requested", "approved", "denied", "expired", "sent", "failed")
+#: Re-exported for readers of this projection; the names live in the catalogue.
+REQUESTED, APPROVED, DENIED, EXPIRED, SENT, FAILED = (
+    TRIGGER_REQUESTED, TRIGGER_APPROVED, TRIGGER_DENIED, TRIGGER_EXPIRED, TRIGGER_SENT, TRIGGER_FAILED,
+)
+STATES = TRIGGER_STATES
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+#: What each transition writes beside the state (the state machine itself is the catalogue's).
+_COLUMNS: dict[str, Callable[[RecordedEvent], dict[str, str | None]]] = {
+    TRIGGER_APPROVED: lambda r: {"approved_by": _text(r.data.get("approved_by")), "approved_at": r.occurred_at},
+    TRIGGER_DENIED: lambda r: {"denied_by": _text(r.data.get("denied_by")), "denied_at": r.occurred_at,
+                               "reason": _text(r.data.get("reason"))},
+    TRIGGER_EXPIRED: lambda r: {},
+    TRIGGER_SENT: lambda r: {"sent_at": r.occurred_at, "voevent_ivorn": _text(r.data.get("voevent_ivorn"))},
+    TRIGGER_FAILED: lambda r: {"reason": _text(r.data.get("reason")), "voevent_ivorn": _text(r.data.get("voevent_ivorn"))},
+}
+#: Event type → the states it moves a request out of, and the state it moves it to.
+_SOURCES: dict[str, tuple[str, ...]] = {
+    kind: tuple(state for (state, k) in TRIGGER_TRANSITIONS if k == kind) for kind in _COLUMNS
+}
+_TARGET: dict[str, str] = {kind: target for (_, kind), target in TRIGGER_TRANSITIONS.items()}
 
 
 class TriggersProjection(Projection):
@@ -83,32 +109,12 @@ class TriggersProjection(Projection):
                         1 if data.get("two_person") else 0, _text(data.get("expires_at")), record.seq, record.seq,
                     ),
                 )
-            elif kind == APPROVED:
+            elif kind in _COLUMNS:
+                columns = _COLUMNS[kind](record)
+                sources = _SOURCES[kind]
+                assignments = "".join(f", {name} = ?" for name in columns)
                 conn.execute(
-                    "UPDATE triggers SET state = 'approved', approved_by = ?, approved_at = ?, last_seq = ? "
-                    "WHERE request_id = ? AND state = 'requested'",
-                    (_text(data.get("approved_by")), record.occurred_at, record.seq, request_id),
-                )
-            elif kind == DENIED:
-                conn.execute(
-                    "UPDATE triggers SET state = 'denied', denied_by = ?, denied_at = ?, reason = ?, last_seq = ? "
-                    "WHERE request_id = ? AND state = 'requested'",
-                    (_text(data.get("denied_by")), record.occurred_at, _text(data.get("reason")), record.seq, request_id),
-                )
-            elif kind == EXPIRED:
-                conn.execute(
-                    "UPDATE triggers SET state = 'expired', last_seq = ? WHERE request_id = ? AND state = 'requested'",
-                    (record.seq, request_id),
-                )
-            elif kind == SENT:
-                conn.execute(
-                    "UPDATE triggers SET state = 'sent', sent_at = ?, voevent_ivorn = ?, last_seq = ? "
-                    "WHERE request_id = ? AND state = 'approved'",
-                    (record.occurred_at, _text(data.get("voevent_ivorn")), record.seq, request_id),
-                )
-            elif kind == FAILED:
-                conn.execute(
-                    "UPDATE triggers SET state = 'failed', reason = ?, voevent_ivorn = ?, last_seq = ? "
-                    "WHERE request_id = ? AND state = 'approved'",
-                    (_text(data.get("reason")), _text(data.get("voevent_ivorn")), record.seq, request_id),
+                    f"UPDATE triggers SET state = ?{assignments}, last_seq = ? "
+                    f"WHERE request_id = ? AND state IN ({', '.join(['?'] * len(sources))})",
+                    (_TARGET[kind], *columns.values(), record.seq, request_id, *sources),
                 )
