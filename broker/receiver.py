@@ -38,7 +38,7 @@ from twisted.protocols.policies import TimeoutMixin  # noqa: E402
 
 from burstbus.broker.reactor import stop_listening, wait_until  # noqa: E402
 from burstbus.broker.stats import ReceiverStats  # noqa: E402
-from burstbus.ingest import Ingest, Submission, rejected_event  # noqa: E402
+from burstbus.ingest import Ingest  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,10 @@ def allowed(host: str, networks: Networks) -> bool:
 
 
 async def record_refusal(ingest: Ingest, raw: bytes, via: str, peer: str, reason: str, code: str, **extra: Any) -> None:
-    """Append a ``voevent.rejected`` for a refusal the ingest never saw (frame-level problems)."""
-    event = rejected_event(Submission(raw, via, peer), reason, code)
-    if extra:
-        from dataclasses import replace
-
-        event = replace(event, data={**event.data, **extra})
+    """Record a frame-level refusal (the ingest never saw a whole packet) through ``Ingest.refuse``;
+    a failure to record is logged, never raised into Twisted's callback."""
     try:
-        await ingest.log.append([event])
+        await ingest.refuse(raw, via=via, peer=peer, reason=reason, code=code, **extra)
     except Exception:
         log.exception("could not record the refusal of a %s frame from %s", via, peer)
 

@@ -179,6 +179,19 @@ class Ingest:
                 log.info("refused %s packet from %s: %s", item.via, item.peer, result.reason)
         return final
 
+    async def refuse(self, raw: bytes, *, via: str, peer: str, reason: str, code: str, **extra: Any) -> IngestResult:
+        """Record a refusal decided before the examination (a frame too large or cut short, a
+        sender not allowed to submit at all): the same ``voevent.rejected`` every transport
+        writes, counted and logged like the ingest's own refusals; returns once durable."""
+        item = Submission(raw, via, peer)
+        event = rejected_event(item, reason, code)
+        if extra:
+            event = Event(type=event.type, data={**event.data, **extra}, stream=event.stream, actor=event.actor, id=event.id)
+        [where] = await self.log.append([event])
+        self.counts[(via, "rejected")] += 1
+        log.info("refused %s packet from %s: %s", via, peer, reason)
+        return IngestResult("rejected", where.seq, None, reason, code)
+
     def _examine(self, raw: bytes) -> Examined | tuple[str, str]:
         """The examined packet, or (reason, code) when it is refused."""
         try:

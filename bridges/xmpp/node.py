@@ -53,7 +53,7 @@ class XmppNode:
         consumer: str = CONSUMER,
     ):
         self.section = section
-        self.intake = VOEventIntake(ingest, event_log, section.voevent_senders)
+        self.intake = VOEventIntake(ingest, section.voevent_senders)
         self.voevent_limiter = RateLimiter(what="VOEvents")
         self.connection = XmppConnection(section, bot=bot, on_voevent=self._voevent)
         self.templates = templates or load_templates(section.templates_dir)

@@ -13,8 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from burstbus.bridges.xmpp.intake import Intake
-from burstbus.ingest import Ingest, Submission, rejected_event
-from burstbus.store.base import EventLog
+from burstbus.ingest import Ingest
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +21,8 @@ UNAUTHORIZED = "unauthorized"
 
 
 class VOEventIntake:
-    def __init__(self, ingest: Ingest, event_log: EventLog, senders: Iterable[str]):
+    def __init__(self, ingest: Ingest, senders: Iterable[str]):
         self.ingest = ingest
-        self.log = event_log
         self.senders = {s.strip().lower() for s in senders}
 
     async def __call__(self, verdict: Intake) -> str:
@@ -32,8 +30,8 @@ class VOEventIntake:
         raw = verdict.payload or b""
         if sender not in self.senders:
             reason = f"{sender} is not allowed to submit VOEvents to this bot (xmpp.voevent_senders)"
-            [where] = await self.log.append([rejected_event(Submission(raw, "xmpp", sender), reason, UNAUTHORIZED)])
-            log.info("refused a VOEvent over XMPP from %s (log seq %d)", sender, where.seq)
+            refused = await self.ingest.refuse(raw, via="xmpp", peer=sender, reason=reason, code=UNAUTHORIZED)
+            log.info("refused a VOEvent over XMPP from %s (log seq %d)", sender, refused.seq)
             return f"NAK: refused. {reason}."
         result = await self.ingest.submit(raw, via="xmpp", peer=sender)
         if result.outcome == "accepted":
