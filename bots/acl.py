@@ -1,4 +1,4 @@
-"""Access control: what an :class:`~burstbus.bots.chat.Asker` may do, from ``[acl]`` only.
+"""Access control: what an :class:`~burstbus.chat.Asker` may do, from ``[acl]`` only.
 
 The grant is computed from the asker's server-stamped bare JID (``Asker.jid``), which the
 transport established; the room nickname is never consulted. An asker whose real JID a room
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from burstbus.bots.chat import Asker
 from burstbus.bots.config import AclSection, Role, TriggersSection, normalise_jid
+from burstbus.chat import Asker
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The Burst Advocate bot: commands in, answers out, every command an event in the log.
 
-:class:`BurstBot` implements :class:`~burstbus.bots.chat.ChatBot`. A transport (XMPP today)
-establishes who asked (:class:`~burstbus.bots.chat.Asker`), calls :meth:`BurstBot.handle`, and
-sends the :class:`~burstbus.bots.chat.Reply` back and its pages to their addressees. The bot
+:class:`BurstBot` implements :class:`~burstbus.chat.ChatBot`. A transport (XMPP today)
+establishes who asked (:class:`~burstbus.chat.Asker`), calls :meth:`BurstBot.handle`, and
+sends the :class:`~burstbus.chat.Reply` back and its pages to their addressees. The bot
 never sees stanzas: identity is ``Asker.jid`` only, never a nickname or anything typed.
 
 For each command, in order: check the sender's pace (:mod:`~burstbus.bots.ratelimit`: a
@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any
 
 from burstbus.bots import queries, render
 from burstbus.bots.acl import Acl, Grant
-from burstbus.bots.chat import Command, Messenger, Reply
 from burstbus.bots.commands import CommandSpec, Registry
 from burstbus.bots.config import Role
 from burstbus.bots.parse import (
@@ -63,6 +62,7 @@ from burstbus.bots.redact import (
 from burstbus.bots.triggers import Outcome, Publish, TriggerWorkflow, load_code_key
 from burstbus.bridges.http.errors import ApiError
 from burstbus.bridges.http.reader import ProjectionReader
+from burstbus.chat import Command, Messenger, Reply
 from burstbus.config import Config
 from burstbus.events import Event
 from burstbus.ingest import Ingest
@@ -97,7 +97,7 @@ def _utc_now() -> datetime:
 
 
 class BurstBot:
-    """The Burst Advocate bot (a :class:`~burstbus.bots.chat.ChatBot`).
+    """The Burst Advocate bot (a :class:`~burstbus.chat.ChatBot`).
 
     ``messenger`` may be given later (``bot.messenger = …``) since the transport that
     implements it usually needs the bot first. ``publish`` is ``NatsNode.publish`` or None

@@ -46,12 +46,12 @@ from typing import Any
 from burstbus.authority import TRIGGER_PEER, TRIGGER_SOURCE, TRIGGER_VIA
 from burstbus.bots import queries
 from burstbus.bots.acl import Acl, Grant
-from burstbus.bots.chat import Messenger, Page
 from burstbus.bots.config import Role, Telescope, TriggersSection
 from burstbus.bots.parse import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_code
 from burstbus.bots.render import position
 from burstbus.bots.voevent import TriggerFacts, render_trigger
 from burstbus.catalogue import next_trigger_state
+from burstbus.chat import Messenger, Page
 from burstbus.events import Event, RecordedEvent, canonical_json, derived_event_id, format_time
 from burstbus.ingest import Ingest, accepted_event_id
 from burstbus.payload import xml_bytes

@@ -20,7 +20,7 @@
   (in a room, addressed to the asker so their phone notifies); pages go as direct messages.
   VOEvents go to :class:`~burstbus.bridges.xmpp.voevents.VOEventIntake`.
 
-It is the :class:`~burstbus.bots.chat.Messenger` the bot uses for pages outside a reply and
+It is the :class:`~burstbus.chat.Messenger` the bot uses for pages outside a reply and
 for the raw VOEvent of a trigger.
 """
 
@@ -43,9 +43,9 @@ from slixmpp.xmlstream import ET, ElementBase
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from burstbus.bots.chat import ChatBot, Command, Reply
 from burstbus.bridges.xmpp.config import XmppSection
 from burstbus.bridges.xmpp.intake import NS_VOEVENT, Intake, Origin, Rooms, bare, classify
+from burstbus.chat import ChatBot, Command, Reply
 from burstbus.config import resolve_secret
 from burstbus.events import utc_now
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from xml.etree.ElementTree import Element
 
-from burstbus.bots.chat import Asker, Command
+from burstbus.chat import Asker, Command
 
 log = logging.getLogger(__name__)
 

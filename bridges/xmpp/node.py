@@ -6,7 +6,7 @@ unexpectedly the supervisor restarts the component, and the outbox resumes from 
 checkpoint. ``/healthz`` shows the connection state (``up``, rooms joined, last activity,
 outbox position) under ``xmpp``.
 
-The node is the bot's :class:`~burstbus.bots.chat.Messenger` (``send_direct``,
+The node is the bot's :class:`~burstbus.chat.Messenger` (``send_direct``,
 ``send_voevent``, ``health``).
 """
 
@@ -18,7 +18,6 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from burstbus.bots.chat import ChatBot
 from burstbus.bots.ratelimit import RateLimiter
 from burstbus.bridges.xmpp.client import XmppConnection
 from burstbus.bridges.xmpp.config import XmppSection
@@ -26,6 +25,7 @@ from burstbus.bridges.xmpp.intake import Intake
 from burstbus.bridges.xmpp.notify import CONSUMER, Notifier
 from burstbus.bridges.xmpp.render import Templates, load_templates
 from burstbus.bridges.xmpp.voevents import VOEventIntake
+from burstbus.chat import ChatBot
 from burstbus.ingest import Ingest
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from burstbus.bots.bot import BurstBot
-from burstbus.bots.chat import Asker, Command, Reply
+from burstbus.chat import Asker, Command, Reply
 from burstbus.config import Config, load_config
 from burstbus.events import Event, RecordedEvent
 from burstbus.service import Core

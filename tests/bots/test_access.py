@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from burstbus.bots.acl import Acl
-from burstbus.bots.chat import Asker
 from burstbus.bots.commands import Registry
 from burstbus.bots.config import Role
+from burstbus.chat import Asker
 from burstbus.config import ConfigError, load_config
 from tests.bots.conftest import ALICE, BOB, CAROL, DAVE, MALLORY, VIC, World, make_world, settings
 

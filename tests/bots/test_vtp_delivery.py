@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from burstbus.bots.bot import BurstBot
-from burstbus.bots.chat import Asker, Command
+from burstbus.chat import Asker, Command
 from burstbus.config import load_config
 from burstbus.service import Core, build_service
 from tests.bots.conftest import ALICE, BURST, CAROL, DAVE, FakeMessenger, Publisher, fill, settings

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from burstbus.bots.chat import ChatBot, Command, Reply
 from burstbus.bridges.xmpp.node import XmppNode, add_xmpp
+from burstbus.chat import ChatBot, Command, Reply
 from burstbus.config import load_config
 from burstbus.service import Core, Service, build_service
 from tests.broker.harness import within

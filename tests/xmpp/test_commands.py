@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from burstbus.bots.chat import Page
 from burstbus.bridges.xmpp.client import voevent_element
+from burstbus.chat import Page
 from burstbus.store.base import ReadFilter
 from tests.packets import voevent
 from tests.waiting import wait_for
