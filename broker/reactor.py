@@ -66,6 +66,18 @@ def installed() -> bool:
     return _loop is not None
 
 
+def running_reactor() -> Any:
+    """The installed reactor, for ``listenTCP``/``connectTCP``/``callLater``.
+
+    Typed ``Any`` on purpose: ``twisted.internet.reactor`` is a module-level object whose stubs
+    declare none of the interfaces (IReactorTCP, IReactorTime) the installed reactor provides,
+    so every call through it would otherwise need its own ``type: ignore``."""
+    require_installed()
+    from twisted.internet import reactor
+
+    return reactor
+
+
 def require_installed() -> None:
     """Called at import time by modules that import ``comet.protocol``."""
     if _loop is None:
@@ -112,4 +124,5 @@ def _route_twisted_logs() -> None:
     """Send Twisted's (and so Comet's) log messages to Python logging under ``twisted``."""
     from twisted.logger import STDLibLogObserver, globalLogBeginner
 
-    globalLogBeginner.beginLoggingTo([STDLibLogObserver(name="twisted")], redirectStandardIO=False)
+    observer: Any = STDLibLogObserver(name="twisted")  # provides ILogObserver (zope), unseen by mypy
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)

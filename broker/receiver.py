@@ -36,7 +36,7 @@ from comet.protocol.messages import ack, nak  # noqa: E402
 from twisted.internet.protocol import ServerFactory  # noqa: E402
 from twisted.protocols.policies import TimeoutMixin  # noqa: E402
 
-from burstbus.broker.reactor import stop_listening, wait_until  # noqa: E402
+from burstbus.broker.reactor import running_reactor, stop_listening, wait_until  # noqa: E402
 from burstbus.broker.stats import ReceiverStats  # noqa: E402
 from burstbus.ingest import Ingest  # noqa: E402
 
@@ -70,6 +70,8 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
     """One author connection: read one frame, ingest it, answer ACK/NAK, close."""
 
     factory: VTPReceiverFactory
+    #: Int32StringReceiver's buffer of bytes not yet framed (Twisted leaves it unannotated).
+    _unprocessed: bytes
 
     def connectionMade(self) -> None:
         self.peer = self.transport.getPeer().host
@@ -216,9 +218,7 @@ class Receiver:
         return int(self.listening.getHost().port)
 
     async def start(self) -> None:
-        from twisted.internet import reactor
-
-        self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)  # type: ignore[attr-defined]
+        self.listening = running_reactor().listenTCP(self.requested_port, self.factory, interface=self.host)
         log.info("VTP receiver listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:

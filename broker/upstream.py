@@ -30,7 +30,7 @@ from comet.protocol.subscriber import VOEventSubscriber, VOEventSubscriberFactor
 from comet.utility import ParseError, xml_document  # noqa: E402
 from twisted.internet.defer import Deferred  # noqa: E402
 
-from burstbus.broker.reactor import wait_until  # noqa: E402
+from burstbus.broker.reactor import running_reactor, wait_until  # noqa: E402
 from burstbus.broker.stats import UpstreamStats  # noqa: E402
 from burstbus.events import utc_now  # noqa: E402
 from burstbus.ingest import Ingest  # noqa: E402
@@ -123,11 +123,9 @@ class Upstreams:
         return [f.stats for f in self.factories]
 
     async def start(self) -> None:
-        from twisted.internet import reactor
-
         for factory in self.factories:
             host, port = factory.peer.rsplit(":", 1)
-            self.connectors.append(reactor.connectTCP(host, int(port), factory))  # type: ignore[attr-defined]
+            self.connectors.append(running_reactor().connectTCP(host, int(port), factory))
 
     async def stop(self) -> None:
         """Stop reconnecting, close every connection, let packets being ingested finish (bounded;
