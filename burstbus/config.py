@@ -176,8 +176,15 @@ class HttpSection:
     #: 0 picks a free port (tests).
     port: int = field(default=8080, metadata={"minimum": 0})
     #: Bearer token for ``POST /api/voevents`` (``env:NAME`` or ``file:/path`` to keep it out
-    #: of the file). Empty: submission is refused (403).
+    #: of the file). Empty: submission is refused (403). It also opens the protected reads.
     token: str = ""
+    #: Bearer token (or sign-in) for the protected reads only: the event log, trigger requests,
+    #: the audit page and the live stream's non-public event types (``env:``/``file:`` as for
+    #: ``token``). Empty: only ``token`` opens them; with neither they are closed.
+    read_token: str = ""
+    #: Serve the protected reads to anyone, without a token (an explicit choice: they show who
+    #: is on duty, pending trigger requests and the commands Burst Advocates gave).
+    public_read: bool = False
     #: Prefix when served behind a reverse proxy, e.g. ``/burstbus``.
     base_path: str = ""
     #: The web UI's address as users reach it (``https://fsc.example/burstbus``), for links in
@@ -388,6 +395,8 @@ def _check(config: Config) -> None:
         raise ConfigError("http.base_path", f"must start with / and not end with one, like /burstbus (got {config.http.base_path!r})")
     if config.http.token:
         resolve_secret(config.http.token, "http.token")
+    if config.http.read_token and not resolve_secret(config.http.read_token, "http.read_token").strip():
+        raise ConfigError("http.read_token", "resolves to an empty value (leave the key out to use only http.token)")
 
 
 def _check_vtp(vtp: VTPSection) -> None:

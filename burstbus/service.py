@@ -288,7 +288,9 @@ def add_http(service: Service, core: Core) -> None:
     def app() -> Any:
         return make_app(core.log, core.config.projections_path, ingest=core.ingest, token=token,
                         base_path=section.base_path, components=health, metrics=metrics,
-                        projection_runner=core.projections)
+                        projection_runner=core.projections,
+                        read_token=resolve_secret(section.read_token, "http.read_token") if section.read_token else None,
+                        public_read=section.public_read, public_url=section.public_url)
 
     def ready(addresses: list[tuple[str, int]]) -> None:
         for host, port in addresses:

@@ -1,10 +1,13 @@
 """The burstbus JSON API (``{base}/api/...``): processes, bursts, triggers, the log, live events.
 
 Lists answer ``{"result": [...], "count": <rows matching>, "limit": l, "offset": o}``; the
-log pages by seq instead (``after`` → ``next_after``). Reads are open; the one write
-(``POST /api/voevents``, :mod:`burstbus.bridges.http.submit`) needs the token. Links in
-answers are absolute paths under the base path (no scheme or host), so they are right
-behind any reverse proxy without ``X-Forwarded-*`` headers.
+log pages by seq instead (``after`` → ``next_after``). Processes and bursts are open to read;
+the trigger requests, the log and the stream's non-public event types need a read credential
+(:mod:`~burstbus.bridges.http.access`), and a burst's answer leaves its trigger requests and
+non-public log events out without one. The one write (``POST /api/voevents``,
+:mod:`burstbus.bridges.http.submit`) needs the API token. Links in answers are absolute paths
+under the base path (no scheme or host), so they are right behind any reverse proxy without
+``X-Forwarded-*`` headers.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from urllib.parse import quote, quote_plus
 from aiohttp import web
 
 from burstbus.bridges.http import queries
+from burstbus.bridges.http.access import PUBLIC_TYPES, PUBLIC_TYPES_TEXT, Access
 from burstbus.bridges.http.errors import ApiError, InvalidQueryString, Unavailable, json_response
 from burstbus.bridges.http.reader import ProjectionReader
 from burstbus.bridges.http.spec import OFFSET, Param, Route, limit_param, parse_query
@@ -190,9 +194,13 @@ SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}},
                     "processes": {"type": "array", "items": {"$ref": "#/components/schemas/Process"}},
-                    "triggers": {"type": "array", "items": {"$ref": "#/components/schemas/Trigger"}},
+                    "triggers": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Trigger"},
+                                 "description": "null without a read credential (see restricted)"},
                     "log": {"$ref": "#/components/schemas/LogPage"},
                     "links": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "restricted": {"type": "string", "description": "present when the caller has no read "
+                                   "credential: what was left out (triggers, log events other than "
+                                   f"{PUBLIC_TYPES_TEXT})"},
                 },
             },
         ]
@@ -216,6 +224,13 @@ SCHEMAS: dict[str, Any] = {
 }  # fmt: skip
 
 
+#: Responses of the routes that need a read credential.
+_PROTECTED = {401: "no read credential, or a wrong token", 403: "reads are closed: no read token is configured",
+              429: "too many wrong tokens from this address (Retry-After)"}  # fmt: skip
+_PARTIAL = {401: "a wrong token (none: the public part is served)",
+            429: "too many wrong tokens from this address (Retry-After)"}  # fmt: skip
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -224,8 +239,11 @@ class Api:
     """Handlers of the ``/api`` read endpoints over the projections reader and the log."""
 
     def __init__(self, reader: ProjectionReader, event_log: EventLog, stream: StreamHandler, *, base_path: str = "",
-                 default_limit: int = DEFAULT_LIMIT, max_limit: int = MAX_LIMIT):  # fmt: skip
+                 default_limit: int = DEFAULT_LIMIT, max_limit: int = MAX_LIMIT,
+                 access: Access | None = None):  # fmt: skip
         self.reader = reader
+        #: Who may read the protected parts (closed unless told otherwise).
+        self.access = access if access is not None else Access(())
         self.log = event_log
         self.stream = stream
         self.base_path = base_path
@@ -245,24 +263,30 @@ class Api:
                   params=(*BURST_PARAMS, *paging), schema=_ref("BurstList"),
                   responses={200: "a page of bursts", 413: "limit above the maximum"}),
             Route("GET", "/api/bursts/{burst_id}", self.burst, "One burst with everything known", "burstbus",
-                  description="The burst, its notices, processes, triggers and its log events (stream = burst id).",
-                  params=BURST_DETAIL_PARAMS, schema=_ref("BurstDetail"),
-                  responses={200: "the burst", 404: "no such burst", 413: "log_limit above the maximum"}),
+                  description=("The burst, its notices, processes, triggers and its log events (stream = burst id). "
+                               "Without a read credential: no triggers (null) and only the log events of the "
+                               f"public types ({PUBLIC_TYPES_TEXT}); `restricted` says so."),
+                  params=BURST_DETAIL_PARAMS, schema=_ref("BurstDetail"), security="partial",
+                  responses={200: "the burst", 404: "no such burst", 413: "log_limit above the maximum",
+                             **_PARTIAL}),
             Route("GET", "/api/triggers", self.triggers, "Trigger requests", "burstbus",
                   description="Follow-up trigger requests and their outcome (empty until the first one).",
-                  params=(*TRIGGER_PARAMS, *paging), schema=_ref("TriggerList"),
-                  responses={200: "a page of trigger requests", 413: "limit above the maximum"}),
+                  params=(*TRIGGER_PARAMS, *paging), schema=_ref("TriggerList"), security="read",
+                  responses={200: "a page of trigger requests", 413: "limit above the maximum", **_PROTECTED}),
             Route("GET", "/api/log", self.log_page, "The event log", "burstbus",
                   description="Events in seq order, paged with after/next_after. Times filter recorded_at.",
-                  params=LOG_PARAMS, schema=_ref("LogPage"),
-                  responses={200: "a page of events", 413: "limit above the maximum"}),
+                  params=LOG_PARAMS, schema=_ref("LogPage"), security="read",
+                  responses={200: "a page of events", 413: "limit above the maximum", **_PROTECTED}),
             Route("GET", "/api/stream", self.stream_events, "Live events (server-sent events)", "burstbus",
                   description=("text/event-stream: each event as `id: <seq>`, `event: <type>`, `data: <Event JSON>`; "
                                "`event: projected` with `{\"seq\": N}` once the read models have applied every "
                                "event up to N; a `: keep-alive` comment every 15 s. A client too slow to keep up "
-                               "is closed and resumes with Last-Event-ID."),
+                               "is closed and resumes with Last-Event-ID. Without a read credential only the "
+                               f"public types may be asked for (type={PUBLIC_TYPES_TEXT}); no type filter (every "
+                               "type) or any other type is a 401, never a silently thinner stream."),
                   params=STREAM_PARAMS, content_type="text/event-stream", schema={"type": "string"},
-                  responses={200: "the event stream", 503: "too many clients, or shutting down"}, allow_head=False),
+                  security="partial", allow_head=False,
+                  responses={200: "the event stream", 503: "too many clients, or shutting down", **_PROTECTED}),
         ]  # fmt: skip
 
     # -- lists -------------------------------------------------------------------------
@@ -280,6 +304,7 @@ class Api:
         return await self._list(request, BURST_PARAMS, queries.bursts)
 
     async def triggers(self, request: web.Request) -> web.Response:
+        self.access.require(request, "the list of trigger requests")
         return await self._list(request, TRIGGER_PARAMS, queries.triggers)
 
     # -- one burst ---------------------------------------------------------------------
@@ -292,6 +317,7 @@ class Api:
         }
 
     async def burst(self, request: web.Request) -> web.Response:
+        viewer = self.access.viewer(request)  # a wrong token is a 401, not the public view
         burst_id = request.match_info["burst_id"]
         try:
             burst_id.encode("utf-8")
@@ -306,7 +332,12 @@ class Api:
                            burst_id=burst_id)  # fmt: skip
         for notice in found["notices"]:
             notice["links"] = self._notice_links(notice["ivorn"])
-        found["log"] = await self._read_log(q["log_after"], q["log_limit"], ReadFilter.of(stream=burst_id))
+        types = None if viewer.full else sorted(PUBLIC_TYPES)
+        found["log"] = await self._read_log(q["log_after"], q["log_limit"], ReadFilter.of(types, stream=burst_id))
+        if not viewer.full:
+            found["triggers"] = None
+            found["restricted"] = (f"trigger requests and log events other than {PUBLIC_TYPES_TEXT} need a read "
+                                   "token ('Authorization: Bearer <token>') or signing in")  # fmt: skip
         path = quote(burst_id, safe="")
         found["links"] = {
             "self": f"{self.base_path}/api/bursts/{path}",
@@ -348,6 +379,7 @@ class Api:
         }
 
     async def log_page(self, request: web.Request) -> web.Response:
+        self.access.require(request, "the event log")
         q = parse_query(request, LOG_PARAMS)
         for kind in q["type"]:
             if not _EVENT_TYPE.fullmatch(kind):
@@ -373,8 +405,16 @@ class Api:
         return json_response(page)
 
     async def stream_events(self, request: web.Request) -> web.StreamResponse:
+        viewer = self.access.viewer(request)
         q = parse_query(request, STREAM_PARAMS)
         for kind in q["type"]:
             if not _EVENT_TYPE.fullmatch(kind):
                 raise InvalidQueryString("an event type is letters, digits and . _ : - (e.g. voevent.accepted)", "type", kind)
+        if not viewer.full:
+            # Refused rather than thinned: a client that asked for everything (no filter) or for
+            # a type it may not see would otherwise take silence for "nothing happened".
+            hidden = [kind for kind in q["type"] if kind not in PUBLIC_TYPES]
+            if hidden or not q["type"]:
+                what = f"the {hidden[0]} events" if hidden else "the stream of every event type"
+                raise self.access.refusal(what, f"without one, ask only for ?type={PUBLIC_TYPES_TEXT}")
         return await self.stream.handle(request, q["after"], q["type"])

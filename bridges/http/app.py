@@ -4,11 +4,13 @@ Routes (under ``base_path`` when served behind a reverse proxy at a sub-path):
 
 * ``/apiv1/...``: the voeventdb-compatible API (:mod:`burstbus.bridges.http.apiv1`);
 * ``/api/...``: processes, bursts, triggers, the log (:mod:`burstbus.bridges.http.api`) and
-  live events as server-sent events (:mod:`burstbus.bridges.http.stream`);
+  live events as server-sent events (:mod:`burstbus.bridges.http.stream`); the triggers, the
+  log and non-public event types need a read credential (:mod:`~.access`);
 * ``POST /api/voevents``: submit a VOEvent (:mod:`burstbus.bridges.http.submit`);
 * ``GET /api/openapi.json``: the OpenAPI 3.1 description of every ``/api`` and ``/apiv1``
   route, built from the same route table the app is served from (:mod:`~.spec`);
-* ``/healthz``, ``/metrics``: operations (:mod:`burstbus.bridges.http.ops`).
+* ``/healthz``, ``/metrics``: operations (:mod:`burstbus.bridges.http.ops`);
+* the web pages, ``/signin`` and ``/signout`` (:mod:`~.ui`, :mod:`~.signin`).
 
 Every error is JSON saying what was wrong; a caller's mistake is always a 4xx. Projections
 are read on a thread pool of read-only SQLite connections, so nothing blocks the loop; the
@@ -27,6 +29,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from burstbus.bridges.http.access import Access
 from burstbus.bridges.http.api import Api
 from burstbus.bridges.http.apiv1 import DEFAULT_LIMIT, MAX_LIMIT, ApiV1, route_table
 from burstbus.bridges.http.errors import ApiError, error_body, json_response
@@ -49,6 +52,7 @@ READER = web.AppKey("reader", ProjectionReader)
 HTTP_STATS = web.AppKey("http_stats", HttpStats)
 METRICS = web.AppKey("metrics", dict)
 EVENT_HUB = web.AppKey("event_hub", EventHub)
+ACCESS = web.AppKey("access", Access)
 #: The documented routes (``/api`` and ``/apiv1``), as served and as ``openapi.json`` says.
 ROUTES = web.AppKey("routes", list)
 
@@ -126,6 +130,9 @@ def make_app(
     query_timeout: float = 10.0,
     default_limit: int = DEFAULT_LIMIT,
     max_limit: int = MAX_LIMIT,
+    read_token: str | None = None,
+    public_read: bool = False,
+    public_url: str = "",
 ) -> web.Application:
     """The HTTP application.
 
@@ -135,8 +142,11 @@ def make_app(
     (name → callable returning families, :mod:`~burstbus.bridges.http.metrics`), kept by
     reference too. ``projection_runner`` (optional, anything with ``applied_seq``) lets the
     SSE stream announce ``projected`` without polling the checkpoint table. Without
-    ``ingest`` and ``token``, POST is refused (403). The app owns its projections reader and
-    its SSE hub and closes them on shutdown; it never closes the log or the ingest.
+    ``ingest`` and ``token``, POST is refused (403). ``read_token`` or ``token`` open the
+    protected reads (the log, triggers, the full stream); with neither they are closed unless
+    ``public_read``. ``public_url`` starting with ``https://`` makes the sign-in cookie
+    ``Secure`` even when a proxy speaks plain HTTP to us. The app owns its projections reader
+    and its SSE hub and closes them on shutdown; it never closes the log or the ingest.
     """
     base = normal_base_path(base_path)
     stats = HttpStats()
@@ -151,17 +161,25 @@ def make_app(
     app[HTTP_STATS] = stats
     app[METRICS] = providers
     app[EVENT_HUB] = hub
+    access = Access((read_token, token), public_read=public_read, secure_cookie=public_url.startswith("https://"),
+                    cookie_path=f"{base}/", failures=stats.auth_failures)  # fmt: skip
+    app[ACCESS] = access
+    if not access.configured and not public_read:
+        logging.getLogger(__name__).info(  # (``log`` here is the event log)
+            "the event log, trigger requests and the audit page are closed: no [http] read_token or "
+            "token is configured (set one, or public_read = true)")  # fmt: skip
 
     apiv1 = ApiV1(reader, log, base_path=base, default_limit=default_limit, max_limit=max_limit)
-    api = Api(reader, log, StreamHandler(hub), base_path=base)
-    submit = Submit(ingest, token, base)
+    api = Api(reader, log, StreamHandler(hub), base_path=base, access=access)
+    submit = Submit(ingest, token, base, access=access)
     ops = Ops(log, reader, ingest, registry, stats, providers)
     routes: list[Route] = [*route_table(apiv1), *api.routes(), *submit.routes(), *ops.routes()]
 
     async def openapi(request: web.Request) -> web.Response:
         from burstbus import __version__
 
-        return json_response(openapi_document(routes, base_path=base, version=__version__, schemas=api_schemas()))
+        return json_response(openapi_document(routes, base_path=base, version=__version__, schemas=api_schemas(),
+                                              open_reads=public_read))  # fmt: skip
 
     routes.append(Route("GET", "/api/openapi.json", openapi, "This description (OpenAPI 3.1)", "meta",
                         schema={"type": "object"}))  # fmt: skip
@@ -171,7 +189,7 @@ def make_app(
         else:
             app.router.add_route(route.method, f"{base}{route.path}", route.handler)
     app[ROUTES] = routes
-    add_ui(app, reader, log, base)  # the web pages and /static/ (:mod:`~.ui`)
+    add_ui(app, reader, log, base, access=access)  # the web pages, sign-in and /static/ (:mod:`~.ui`)
 
     async def close_hub(_: web.Application) -> None:
         await hub.close()  # before aiohttp waits for handlers: live streams end now

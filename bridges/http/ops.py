@@ -50,6 +50,8 @@ class HttpStats:
 
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, int]] = Counter()
+        #: Wrong tokens by kind (``bearer``, ``signin``) and refusals while throttled.
+        self.auth_failures: Counter[str] = Counter()
         self.buckets: dict[str, list[int]] = {}
         self.sums: dict[str, float] = {}
 
@@ -205,6 +207,9 @@ class Ops:
                   [({"component": n}, int(c["up"])) for n, c in sorted(components.items())])  # fmt: skip
         out.counter("burstbus_http_requests_total", "HTTP requests answered, by method, route and status.",
                     [({"method": m, "route": r, "status": str(s)}, n) for (m, r, s), n in sorted(self.stats.requests.items())])  # fmt: skip
+        out.counter("burstbus_http_auth_failures_total",
+                    "Wrong tokens (bearer, signin) and requests refused while an address was throttled.",
+                    [({"kind": k}, n) for k, n in sorted(self.stats.auth_failures.items())])  # fmt: skip
         out.histogram("burstbus_http_request_duration_seconds", "Time to answer an HTTP request, by route.",
                       "route", self.stats.buckets, self.stats.sums)  # fmt: skip
         latency = getattr(self.log, "append_seconds", None)

@@ -225,7 +225,10 @@ class Route:
     schema: Mapping[str, Any] | None = None
     content_type: str = "application/json"
     request_body: Mapping[str, Any] | None = None
-    security: bool = False
+    #: Who may call it: ``""`` anyone; ``"write"`` the bearer token only; ``"read"`` a read
+    #: credential (bearer token or sign-in cookie) unless the server opens reads
+    #: (``public_read``); ``"partial"`` anyone, with more in the answer given a read credential.
+    security: str = ""
     allow_head: bool = True
 
 
@@ -256,11 +259,35 @@ ERROR_SCHEMA: dict[str, Any] = {
 _DEFAULT_RESPONSES = {400: "a parameter is invalid (the message names it)", 503: "the read models cannot be read now"}
 
 
+#: The read credentials: the bearer token (read or API token) or the sign-in cookie.
+_READ: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "the API token ([http] token; writes and reads) or the read token ([http] "
+                              "read_token; reads only)"},
+    "session": {"type": "apiKey", "in": "cookie", "name": "burstbus_session",
+                "description": "set by POST /signin (the web pages' sign-in form); reads only"},
+}  # fmt: skip
+
+
+def _security(kind: str, open_reads: bool) -> list[dict[str, list[str]]] | None:
+    if kind == "write":
+        return [{"bearer": []}]
+    if kind == "read" and not open_reads:
+        return list(_READ)
+    if kind == "partial" and not open_reads:
+        return [{}, *_READ]  # ``{}``: anonymous callers too (they get the public part)
+    return None
+
+
 def openapi_document(
-    routes: Iterable[Route], *, base_path: str, version: str, schemas: Mapping[str, Any]
+    routes: Iterable[Route], *, base_path: str, version: str, schemas: Mapping[str, Any],
+    open_reads: bool = False,
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``routes``. The server URL is the base path alone (a
-    relative reference), so it is right behind any proxy without X-Forwarded headers."""
+    relative reference), so it is right behind any proxy without X-Forwarded headers.
+    ``open_reads``: the server serves protected reads to anyone (``public_read``), so only
+    writes are described as needing a credential."""
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         operation: dict[str, Any] = {
@@ -274,8 +301,9 @@ def openapi_document(
             operation["parameters"] = [p.openapi() for p in route.params]
         if route.request_body is not None:
             operation["requestBody"] = dict(route.request_body)
-        if route.security:
-            operation["security"] = [{"bearer": []}]
+        security = _security(route.security, open_reads)
+        if security is not None:
+            operation["security"] = security
         responses: dict[str, Any] = {}
         ok = [s for s in route.responses if s < 300] or [200]
         for status in sorted({*ok, *route.responses, *_DEFAULT_RESPONSES}):
@@ -298,14 +326,16 @@ def openapi_document(
             "description": (
                 "burstbus's HTTP API: the voeventdb-compatible archive (`/apiv1`), processes, "
                 "bursts, triggers and the event log (`/api`), live events as server-sent events, "
-                "and VOEvent submission. Reads are open; writes need a bearer token. Every error "
-                "is JSON saying what was wrong."
+                "and VOEvent submission. The archive, notices, processes and bursts are open to "
+                "read; the event log, trigger requests and the stream's other event types need a "
+                "read credential (unless the server serves them openly); writes need the API token. "
+                "Every error is JSON saying what was wrong."
             ),
         },
         "servers": [{"url": base_path or "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": {"Error": ERROR_SCHEMA, **schemas},
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }

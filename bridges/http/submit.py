@@ -10,7 +10,10 @@ Answers (JSON, always with the reason when refused):
 200    duplicate (the same IVORN with the same bytes is already in the log)
 409    conflict (the IVORN is in the log with different bytes)
 422    any other refusal (not XML, schema, IVORN, role, ...)
-401    missing or wrong token; 403 no token configured (writes off)
+403    the IVORN is one this source may not publish under ([authority]: a trigger stream,
+       a reserved prefix, outside its grants); also: no token configured (writes off)
+401    missing or wrong token
+429    too many wrong tokens from this address (shared with the read side's throttle)
 413    body over the size limit
 =====  ==========================================================
 """
@@ -23,6 +26,7 @@ from urllib.parse import quote_plus
 
 from aiohttp import web
 
+from burstbus.bridges.http.access import Access, Forbidden, Unauthorized
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
 from burstbus.bridges.http.spec import Route
 from burstbus.ingest import REJECTED_EXCERPT_BYTES, Ingest, Submission, rejected_event
@@ -31,29 +35,19 @@ from burstbus.store.base import LogError
 _CHUNK = 65536
 
 
-class Unauthorized(ApiError):
-    status = 401
-    description = "Unauthorized"
-
-    def __init__(self, message: str, error: str = "invalid_request"):
-        super().__init__(message, headers={"WWW-Authenticate": f'Bearer realm="burstbus", error="{error}"'})
-
-
-class Forbidden(ApiError):
-    status = 403
-    description = "Forbidden"
-
-
 class TooLarge(ApiError):
     status = 413
     description = "Payload too large"
 
 
 class Submit:
-    def __init__(self, ingest: Ingest | None, token: str | None, base_path: str = ""):
+    def __init__(self, ingest: Ingest | None, token: str | None, base_path: str = "",
+                 access: Access | None = None):  # fmt: skip
         self.ingest = ingest
         self.token = token
         self.base_path = base_path
+        #: Shared with the read side: wrong tokens here count against the same address.
+        self.access = access
 
     def routes(self) -> list[Route]:
         outcome = {"type": "object", "properties": {
@@ -66,9 +60,11 @@ class Submit:
                                "answered. The body is the packet's bytes, at most the ingest's size limit."),
                   request_body={"required": True, "content": {"text/xml": {"schema": {"type": "string"}},
                                                               "application/xml": {"schema": {"type": "string"}}}},
-                  security=True, schema=outcome, allow_head=False,
+                  security="write", schema=outcome, allow_head=False,
                   responses={201: "accepted (Location: its synopsis)", 200: "duplicate: already in the log, same bytes",
-                             401: "missing or wrong token", 403: "submission is off (no token configured)",
+                             401: "missing or wrong token",
+                             403: "submission is off (no token configured), or the IVORN is not this source's to publish ([authority])",
+                             429: "too many wrong tokens from this address (Retry-After)",
                              409: "the IVORN is in the log with different bytes", 413: "body over the size limit",
                              422: "refused: not XML, schema, IVORN, role..."}),
         ]  # fmt: skip
@@ -82,7 +78,11 @@ class Submit:
         scheme, _, given = header.partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+        if self.access is not None:
+            self.access.check_throttle(request)
+        if not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), self.token.encode()):
+            if self.access is not None:
+                self.access.record_failure(request, "bearer")
             raise Unauthorized("the token is not valid", error="invalid_token")
 
     async def _body(self, request: web.Request, ingest: Ingest, peer: str) -> bytes:
@@ -133,8 +133,8 @@ class Submit:
         if result.outcome == "duplicate":
             body["reason"] = "this IVORN is already in the log with identical bytes; nothing appended"
             return json_response(body, status=200)
-        status = 409 if result.code == "conflict" else 422
-        description = "Conflict" if status == 409 else "VOEvent refused"
+        status = {"conflict": 409, "authority": 403}.get(result.code or "", 422)
+        description = {409: "Conflict", 403: "Not allowed to publish under this IVORN"}.get(status, "VOEvent refused")
         body.update(reason=result.reason, code=result.code)
         body.update(error_body(status, description, result.reason or "refused"))
         return json_response(body, status=status)

@@ -12,6 +12,10 @@ they follow the log live through ``{base}/api/stream`` (see ``static/live.js``).
 * ``?fragment=results`` answers only the part of a page that changes, with the same filters:
   what the live script fetches after the projections have caught up with a new event.
 * The audit page's chain state comes from a :class:`ChainVerifier` running in the background.
+* The audit page, and a burst's trigger requests, are for readers with a read credential
+  (:mod:`~.access`): a bearer token, or the cookie the sign-in form sets (:mod:`~.signin`).
+  Without one, the audit page is the sign-in form (401) and the burst pages leave the trigger
+  details out; a page never follows event types its reader may not see.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from markupsafe import Markup
 
 from burstbus.bridges.http import sky
 from burstbus.bridges.http import ui_queries as q
+from burstbus.bridges.http.access import PUBLIC_TYPES, Access, Throttled, Unauthorized, Viewer
 from burstbus.bridges.http.chaincheck import ChainVerifier
 from burstbus.bridges.http.errors import ApiError
 from burstbus.bridges.http.reader import ProjectionReader
@@ -66,6 +71,8 @@ ALL_TYPES = ("voevent.accepted", "voevent.rejected", "burst.identified", "proces
 #: How far back (in seqs) the audit page looks for its newest matching events at most; a
 #: rarer filter beyond that says so and offers ``after``.
 LOG_SCAN_LIMIT = 200_000
+
+Page = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
 
 
 # -- formatting (jinja filters) -------------------------------------------------------------
@@ -154,30 +161,77 @@ class Live:
 class Pages:
     """The page handlers, over the projections reader and the log."""
 
-    def __init__(self, reader: ProjectionReader, log_: EventLog, base: str, verifier: ChainVerifier):
+    def __init__(self, reader: ProjectionReader, log_: EventLog, base: str, verifier: ChainVerifier,
+                 access: Access | None = None):  # fmt: skip
         self.reader = reader
         self.log = log_
         self.base = base
         self.verifier = verifier
+        self.access = access if access is not None else Access(())
         self.env = make_environment()
 
     def routes(self) -> list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
         return [
-            ("/", self.overview),
-            ("/notices", self.notices),
-            ("/processes", self.processes),
-            ("/bursts", self.bursts),
-            ("/bursts/{burst_id}", self.burst),
-            ("/log", self.audit_log),
+            ("/", self.guard(self.overview)),
+            ("/notices", self.guard(self.notices)),
+            ("/processes", self.guard(self.processes)),
+            ("/bursts", self.guard(self.bursts)),
+            ("/bursts/{burst_id}", self.guard(self.burst)),
+            ("/log", self.guard(self.audit_log, protected="The audit log")),
         ]
+
+    def guard(self, page: Page, protected: str | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """``page`` with its reader's :class:`Viewer`; a wrong token (or a throttled address) is
+        the sign-in form saying so, and a ``protected`` page without a read credential is the
+        sign-in form saying what is needed — never the page, never a JSON error."""
+
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                viewer = self.access.viewer(request)
+            except (Unauthorized, Throttled) as exc:
+                return self.signin_page(request, Viewer(False), exc.status, message=exc.message,
+                                        headers=exc.headers)  # fmt: skip
+            if protected and not viewer.full:
+                return self.signin_page(request, viewer, 401 if self.access.configured else 403, needed=protected)
+            return await page(request, viewer)
+
+        return handler
+
+    def signin_page(self, request: web.Request, viewer: Viewer, status: int = 200, *, needed: str | None = None,
+                    message: str | None = None, next_: str | None = None,
+                    headers: Mapping[str, str] | None = None) -> web.Response:  # fmt: skip
+        """The sign-in form: on its own (``/signin``), after a wrong token (``message``), or in
+        place of a protected page (``needed``: what the page is; ``next_``: where to go after)."""
+        if next_ is None:
+            next_ = self.here(request) if needed or message else ""
+        response = self.render(request, viewer, "signin.html", status, page="signin", title="Sign in",
+                               needed=needed, message=message, next=next_, problem=None,
+                               configured=self.access.configured)  # fmt: skip
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="burstbus"'
+        for key, value in (headers or {}).items():
+            if key.lower() in ("retry-after", "www-authenticate"):
+                response.headers[key] = value
+        return response
+
+    def here(self, request: web.Request) -> str:
+        """This page relative to the base (``log?type=x``), for the sign-in form's way back."""
+        raw = request.rel_url.raw_path  # still percent-encoded: a burst id survives the trip
+        path = raw[len(self.base):] if raw.startswith(self.base) else raw
+        items = [(k, v) for k, v in request.query.items() if k != "fragment"]
+        return path.lstrip("/") + (query_string(items) if items else "")
 
     # -- rendering --
 
-    def render(self, request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    def render(self, request: web.Request, viewer: Viewer, template: str, status: int = 200,
+               **context: Any) -> web.Response:  # fmt: skip
         """The page, or only its results block when ``?fragment=results`` asks for it."""
         fragment = request.query.get("fragment") == "results"
         root = relative_root(self.base, request.path)
         live: Live | None = context.pop("live", None)
+        if live is not None and not viewer.full:
+            live.types = tuple(t for t in live.types if t in PUBLIC_TYPES)  # what its reader may follow
+            live.enabled = live.enabled and bool(live.types)
         values = {
             "root": root,
             "query": list(request.query.items()),
@@ -186,6 +240,9 @@ class Pages:
             "live_attrs": self._live_attrs(root, live),
             "error": None,
             "form": {},
+            "viewer": viewer,
+            "can_sign_in": self.access.configured and not self.access.public_read,
+            "here": self.here(request),
             **context,
         }
         name = template.replace(".html", "_results.html") if fragment else template
@@ -226,80 +283,92 @@ class Pages:
 
     # -- handlers --
 
-    async def overview(self, request: web.Request) -> web.Response:
+    async def overview(self, request: web.Request, viewer: Viewer) -> web.Response:
         self.verifier.nudge()
         data, problem, status = await self._read(q.overview)
         data = data or {"bursts": [], "notices": [], "by_status": {}, "projected": 0,
                         "burst_total": 0, "notice_total": 0}  # fmt: skip
+        _hide_trigger_counts(data["bursts"], viewer)
         chain = self.verifier.state
-        return self.render(request, "overview.html", status, page="overview", title="Overview", data=data,
+        return self.render(request, viewer, "overview.html", status, page="overview", title="Overview", data=data,
                            problem=problem, chain=chain, verifying=self.verifier.running_since,
                            live=Live(LIVE_TYPES["overview"], data["projected"]))  # fmt: skip
 
-    async def notices(self, request: web.Request) -> web.Response:
+    async def notices(self, request: web.Request, viewer: Viewer) -> web.Response:
         try:
             query = q.NoticeQuery.from_items(list(request.query.items()))
         except q.FilterError as exc:
-            return self.render(request, "notices.html", 400, page="notices", title="Notices",
+            return self.render(request, viewer, "notices.html", 400, page="notices", title="Notices",
                                error=exc, form=_form(request), data=None, problem=None, cone=None)  # fmt: skip
         data, problem, status = await self._read(q.notices, query)
         cone = query.filters.cone
-        return self.render(request, "notices.html", status, page="notices", title="Notices", form=query.form,
-                           data=data, problem=problem, cone=cone, paging=query.paging,
+        return self.render(request, viewer, "notices.html", status, page="notices", title="Notices",
+                           form=query.form, data=data, problem=problem, cone=cone, paging=query.paging,
                            live=_live(LIVE_TYPES["notices"], data, query.paging.offset == 0))  # fmt: skip
 
-    async def processes(self, request: web.Request) -> web.Response:
+    async def processes(self, request: web.Request, viewer: Viewer) -> web.Response:
         try:
             query = q.ProcessQuery.from_items(list(request.query.items()))
         except q.FilterError as exc:
-            return self.render(request, "processes.html", 400, page="processes", title="Processes",
+            return self.render(request, viewer, "processes.html", 400, page="processes", title="Processes",
                                error=exc, form=_form(request, multi=("status",)), data=None, problem=None)  # fmt: skip
         data, problem, status = await self._read(q.processes, query)
-        return self.render(request, "processes.html", status, page="processes", title="Processes",
+        return self.render(request, viewer, "processes.html", status, page="processes", title="Processes",
                            form=query.form, data=data, problem=problem, paging=query.paging,
                            live=_live(LIVE_TYPES["processes"], data, query.paging.offset == 0))  # fmt: skip
 
-    async def bursts(self, request: web.Request) -> web.Response:
+    async def bursts(self, request: web.Request, viewer: Viewer) -> web.Response:
         try:
             query = q.BurstQuery.from_items(list(request.query.items()))
         except q.FilterError as exc:
-            return self.render(request, "bursts.html", 400, page="bursts", title="Bursts", error=exc,
+            return self.render(request, viewer, "bursts.html", 400, page="bursts", title="Bursts", error=exc,
                                form=_form(request), data=None, problem=None)  # fmt: skip
         data, problem, status = await self._read(q.bursts, query)
-        return self.render(request, "bursts.html", status, page="bursts", title="Bursts", form=query.form,
+        if data:
+            _hide_trigger_counts(data["rows"], viewer)
+        return self.render(request, viewer, "bursts.html", status, page="bursts", title="Bursts", form=query.form,
                            data=data, problem=problem, paging=query.paging,
                            live=_live(LIVE_TYPES["bursts"], data, query.paging.offset == 0))  # fmt: skip
 
-    async def burst(self, request: web.Request) -> web.Response:
+    async def burst(self, request: web.Request, viewer: Viewer) -> web.Response:
         burst_id = request.match_info["burst_id"]
         data, problem, status = await self._read(q.burst, burst_id)
         if data is None and problem is None:
             status, problem = 404, f"no burst {burst_id!r} is known (yet)"
+        if data is not None and not viewer.full:
+            data["triggers"] = None  # who asked, who approved, pending ids: for signed-in readers
         charts = _charts(data) if data else None
         live_after = data["projected"] if data else 0
-        return self.render(request, "burst.html", status, page="bursts", title=burst_id, burst_id=burst_id,
+        return self.render(request, viewer, "burst.html", status, page="bursts", title=burst_id, burst_id=burst_id,
                            data=data, problem=problem, charts=charts,
                            live=Live(LIVE_TYPES["burst"], live_after, match={"burst_id": burst_id}))  # fmt: skip
 
-    async def audit_log(self, request: web.Request) -> web.Response:
+    async def audit_log(self, request: web.Request, viewer: Viewer) -> web.Response:
         self.verifier.nudge()
         chain = self.verifier.state
         common = {"page": "log", "title": "Audit log", "chain": chain, "verifying": self.verifier.running_since}
         try:
             query = q.LogQuery.from_items(list(request.query.items()))
         except q.FilterError as exc:
-            return self.render(request, "log.html", 400, error=exc, form=_form(request), data=None,
+            return self.render(request, viewer, "log.html", 400, error=exc, form=_form(request), data=None,
                                problem=None, **common)  # fmt: skip
         try:
             data = await read_log(self.log, query)
         except Exception as exc:  # the log is closed or failing: say so on the page
             log.exception("the audit page could not read the log")
-            return self.render(request, "log.html", 503, form=query.form, data=None,
+            return self.render(request, viewer, "log.html", 503, form=query.form, data=None,
                                problem=f"the log cannot be read now: {exc}", **common)  # fmt: skip
         newest_view = query.after is None and query.before is None
         live = Live(query.types or ALL_TYPES, data["head"], projected=False, enabled=newest_view)
-        return self.render(request, "log.html", form=query.form, data=data, problem=None, query_=query,
+        return self.render(request, viewer, "log.html", form=query.form, data=data, problem=None, query_=query,
                            live=live, **common)  # fmt: skip
+
+
+def _hide_trigger_counts(rows: list[dict[str, Any]], viewer: Viewer) -> None:
+    """Even a count says a trigger was asked for on that burst: for signed-in readers only."""
+    if not viewer.full:
+        for row in rows:
+            row.pop("triggers", None)
 
 
 def _form(request: web.Request, multi: Sequence[str] = ()) -> dict[str, Any]:
@@ -406,14 +475,23 @@ async def _read_between(log_: EventLog, filt: ReadFilter, lo: int, hi: int) -> l
 
 
 def add_ui(app: web.Application, reader: ProjectionReader, log_: EventLog, base: str = "",
-           *, verify_interval: float = 300.0) -> Pages:  # fmt: skip
-    """Register the pages and ``/static/`` under ``base`` and the chain verifier's lifetime
-    on ``app``. ``base`` is the normalised base path (``""`` or ``/a/b``)."""
+           *, verify_interval: float = 300.0, access: Access | None = None) -> Pages:  # fmt: skip
+    """Register the pages, the sign-in form and ``/static/`` under ``base`` and the chain
+    verifier's lifetime on ``app``. ``base`` is the normalised base path (``""`` or ``/a/b``);
+    ``access`` decides who reads the protected pages (closed when not given)."""
+    from burstbus.bridges.http.signin import SignIn
+
     verifier = ChainVerifier(log_, verify_interval)
     app[VERIFIER] = verifier
-    pages = Pages(reader, log_, base, verifier)
+    pages = Pages(reader, log_, base, verifier, access)
     for path, handler in pages.routes():
         app.router.add_get(f"{base}{path}", handler, allow_head=True)
+    signin = SignIn(pages)
+    for method, path, handler in signin.routes():
+        if method == "GET":
+            app.router.add_get(f"{base}{path}", handler, allow_head=True)
+        else:
+            app.router.add_route(method, f"{base}{path}", handler)
     if base:
         async def to_root(_: web.Request) -> web.StreamResponse:
             raise web.HTTPFound(f"{base}/")  # "./notices" from "/base" would leave the base

@@ -25,6 +25,10 @@ from burstbus.store.sqlite import SQLiteEventLog
 from tests.packets import voevent
 
 TOKEN = "s3cret-token-for-tests"
+#: The read-only token the shared archive is served with ([http] read_token).
+READ_TOKEN = "read-only-token-for-tests"
+#: What a reader with the read token sends: the log, triggers and the full stream are not public.
+AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
 SWIFT = "ivo://nasa.gsfc.gcn/SWIFT"
 SVOM = "ivo://org.svom/fsc"
 ODD_IVORN = "ivo://test.example/odd#a+b%20c/é?x=1&y='2';--"
@@ -144,6 +148,7 @@ async def open_archive(
     packets: list[bytes],
     *,
     token: str | None = TOKEN,
+    read_token: str | None = READ_TOKEN,
     configure: Callable[[Ingest], None] | None = None,
     **app_options: Any,
 ) -> Archive:
@@ -153,7 +158,7 @@ async def open_archive(
     ingest = Ingest(log, max_bytes=64 * 1024)
     if configure:
         configure(ingest)
-    app = make_app(log, tmp / "projections.sqlite", ingest=ingest, token=token, **app_options)
+    app = make_app(log, tmp / "projections.sqlite", ingest=ingest, token=token, read_token=read_token, **app_options)
     site_runner = web.AppRunner(app)
     await site_runner.setup()
     site = web.TCPSite(site_runner, "127.0.0.1", 0)

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from burstbus.bridges.http.app import ROUTES
-from tests.http.conftest import SVOM, Archive
+from tests.http.conftest import AUTH, SVOM, Archive
 from tests.http.world import PROCESSES, TRIGGERS, open_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
@@ -33,6 +33,15 @@ async def world(tmp_path_factory: Any) -> AsyncIterator[Archive]:
 
 async def ok(archive: Archive, path: str, **params: Any) -> Any:
     status, body, response = await archive.get(path, params=params or None)
+    assert status == 200, body
+    assert response.content_type == "application/json"
+    return body
+
+
+async def ok_read(archive: Archive, path: str, **params: Any) -> Any:
+    """``ok`` with the read token: the triggers, the log and a burst's trigger details are not
+    public (``test_access.py`` checks the refusals)."""
+    status, body, response = await archive.get(path, params=params or None, headers=AUTH)
     assert status == 200, body
     assert response.content_type == "application/json"
     return body
@@ -113,8 +122,8 @@ async def test_bursts(world: Archive) -> None:
 
 
 async def test_one_burst_with_everything(world: Archive) -> None:
-    body = await ok(world, "/api/bursts/sb26112001")
-    assert body["burst_id"] == "sb26112001"
+    body = await ok_read(world, "/api/bursts/sb26112001")
+    assert body["burst_id"] == "sb26112001" and "restricted" not in body
     assert [n["ivorn"] for n in body["notices"]] == [f"{SVOM}#sb26112001_eclairs-wakeup", f"{SVOM}#sb26112001_eclairs-retraction"]
     notice = body["notices"][0]
     assert notice["role"] == "observation" and notice["retraction"] is False
@@ -134,9 +143,9 @@ async def test_one_burst_with_everything(world: Archive) -> None:
     status, xml, _ = await world.get(notice["links"]["xml"])
     assert status == 200 and xml == world.submitted[notice["ivorn"]]
     # The embedded log pages.
-    paged = await ok(world, "/api/bursts/sb26112001", log_limit="1")
+    paged = await ok_read(world, "/api/bursts/sb26112001", log_limit="1")
     assert paged["log"]["count"] == 1 and paged["log"]["complete"] is False
-    rest = await ok(world, "/api/bursts/sb26112001", log_after=str(paged["log"]["next_after"]))
+    rest = await ok_read(world, "/api/bursts/sb26112001", log_after=str(paged["log"]["next_after"]))
     assert [e["type"] for e in rest["log"]["result"]] == types[1:]
 
 
@@ -150,7 +159,7 @@ async def test_unknown_burst_is_404(world: Archive) -> None:
 
 
 async def test_triggers(world: Archive) -> None:
-    body = await ok(world, "/api/triggers")
+    body = await ok_read(world, "/api/triggers")
     assert ids(body, "request_id") == ["c" * 32, "b" * 32, "a" * 32]  # newest request first
     assert body["count"] == 3
     first = body["result"][2]
@@ -165,7 +174,7 @@ async def test_triggers(world: Archive) -> None:
         ({"since": "2026-11-22T00:00:00Z"}, ["c" * 32]),
         ({"state": "expired"}, []),
     ]:
-        got = await ok(world, "/api/triggers", **params)
+        got = await ok_read(world, "/api/triggers", **params)
         assert ids(got, "request_id") == want, params
 
 
@@ -178,7 +187,7 @@ async def test_triggers_before_the_table_exists(tmp_path: Path) -> None:
         conn.execute("DROP TABLE IF EXISTS triggers")
         conn.commit()
         conn.close()
-        assert await ok(archive, "/api/triggers") == {"result": [], "count": 0, "limit": 100, "offset": 0}
+        assert await ok_read(archive, "/api/triggers") == {"result": [], "count": 0, "limit": 100, "offset": 0}
         assert (await ok(archive, "/api/bursts"))["result"] == []
         assert (await ok(archive, "/api/processes"))["result"] == []
     finally:
@@ -193,14 +202,14 @@ async def test_log_pages_through_everything_once(world: Archive) -> None:
     seen: list[int] = []
     after = 0
     while True:
-        page = await ok(world, "/api/log", after=str(after), limit="7")
+        page = await ok_read(world, "/api/log", after=str(after), limit="7")
         seen += [e["seq"] for e in page["result"]]
         assert page["head"] == everything[-1].seq
         if page["complete"]:
             break
         after = page["next_after"]
     assert seen == [r.seq for r in everything]
-    first = (await ok(world, "/api/log", limit="1"))["result"][0]
+    first = (await ok_read(world, "/api/log", limit="1"))["result"][0]
     record = everything[0]
     assert first == {
         "seq": record.seq, "id": record.id, "type": record.type, "stream": record.stream, "actor": record.actor,
@@ -212,19 +221,19 @@ async def test_log_pages_through_everything_once(world: Archive) -> None:
 
 async def test_log_filters(world: Archive) -> None:
     everything = await world.log.read()
-    body = await ok(world, "/api/log", type="process.status,burst.identified", limit="1000")
+    body = await ok_read(world, "/api/log", type="process.status,burst.identified", limit="1000")
     assert [e["seq"] for e in body["result"]] == [r.seq for r in everything if r.type in ("process.status", "burst.identified")]
-    body = await ok(world, "/api/log", stream="sb26112000", type="process.status")
+    body = await ok_read(world, "/api/log", stream="sb26112000", type="process.status")
     assert [e["data"]["status"] for e in body["result"]] == ["queued", "running", "complete"]
     assert body["complete"] is True and body["next_after"] == everything[-1].seq
     # Time range on recorded_at: split the log at a record's time.
     middle = everything[len(everything) // 2]
-    later = await ok(world, "/api/log", since=middle.recorded_at, limit="1000")
+    later = await ok_read(world, "/api/log", since=middle.recorded_at, limit="1000")
     assert [e["seq"] for e in later["result"]] == [r.seq for r in everything if r.recorded_at >= middle.recorded_at]
-    earlier = await ok(world, "/api/log", until=middle.recorded_at, limit="1000")
+    earlier = await ok_read(world, "/api/log", until=middle.recorded_at, limit="1000")
     assert [e["seq"] for e in earlier["result"]] == [r.seq for r in everything if r.recorded_at <= middle.recorded_at]
     assert earlier["complete"] is True
-    nothing = await ok(world, "/api/log", type="no.such.type")
+    nothing = await ok_read(world, "/api/log", type="no.such.type")
     assert nothing["result"] == [] and nothing["complete"] is True
 
 

@@ -21,6 +21,9 @@ pytestmark = pytest.mark.asyncio(loop_scope="package")
 
 EPHEMERAL_PORTS = {"BURSTBUS_VTP_RECEIVE_PORT": "0", "BURSTBUS_VTP_BROADCAST_PORT": "0",
                    "BURSTBUS_NATS_EMBEDDED_PORT": "0", "BURSTBUS_HTTP_PORT": "0"}  # fmt: skip
+#: The service's read token (from the environment, as an operator may set it): the unfiltered
+#: stream is not public.
+READ_TOKEN = "service-read-token"
 
 
 async def _get_json(session: aiohttp.ClientSession, url: str) -> dict:
@@ -33,7 +36,8 @@ async def test_service_reports_transports_and_streams(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "burstbus.cli", "--data-dir", str(data), "run",
         cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, **EPHEMERAL_PORTS},
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **EPHEMERAL_PORTS, "BURSTBUS_HTTP_READ_TOKEN": READ_TOKEN},
     )  # fmt: skip
     drain: asyncio.Task[None] | None = None
     try:
@@ -65,7 +69,9 @@ async def test_service_reports_transports_and_streams(tmp_path: Path) -> None:
             assert components["vtp-broadcaster"]["subscribers"] == 0
             assert "received" in components["vtp-receiver"]
 
-            async with session.get(url + "/api/stream") as live:
+            async with session.get(url + "/api/stream") as refused:
+                assert refused.status == 401  # the service wired read_token: not public
+            async with session.get(url + "/api/stream", headers={"Authorization": f"Bearer {READ_TOKEN}"}) as live:
                 assert live.status == 200
                 packet = tmp_path / "one.xml"
                 packet.write_bytes(voevent("ivo://test.example/service#1", params={"Burst_Id": "sb26112077"}))

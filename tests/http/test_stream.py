@@ -17,7 +17,7 @@ import pytest
 
 from burstbus.bridges.http.app import EVENT_HUB
 from burstbus.events import Event
-from tests.http.conftest import Archive, open_archive
+from tests.http.conftest import AUTH, Archive, open_archive
 from tests.packets import voevent
 from tests.waiting import wait_for
 
@@ -79,9 +79,13 @@ class SSE:
 
 
 @asynccontextmanager
-async def stream(archive: Archive, query: str = "", headers: dict[str, str] | None = None) -> AsyncIterator[SSE]:
+async def stream(archive: Archive, query: str = "", headers: dict[str, str] | None = None,
+                 auth: bool = True) -> AsyncIterator[SSE]:  # fmt: skip
+    """The stream as a client reads it; with the read token unless ``auth`` is False (every
+    event type but the public ones needs it: ``test_access.py``)."""
+    sent = {**(AUTH if auth else {}), **(headers or {})}
     async with aiohttp.ClientSession() as session, session.get(
-        f"{archive.url}/api/stream{query}", headers=headers or {}
+        f"{archive.url}/api/stream{query}", headers=sent
     ) as response:
         assert response.status == 200, await response.text()
         assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -186,7 +190,8 @@ async def test_slow_client_is_dropped_and_resumes(tmp_path: Path) -> None:
         sock.setblocking(False)
         await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
         reader, writer = await asyncio.open_connection(sock=sock)
-        writer.write(f"GET /api/stream HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(f"GET /api/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: {AUTH['Authorization']}\r\n"
+                     "Connection: close\r\n\r\n".encode())  # fmt: skip
         await writer.drain()
         await wait_for(lambda: len(hub.clients) == 1, "the client to join")
         first = (await archive.log.head()).seq

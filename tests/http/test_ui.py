@@ -35,6 +35,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 SVOM = "ivo://org.svom/fsc"
 SWIFT = "ivo://nasa.gsfc.gcn/SWIFT"
 BURST = "sb26112001"
+#: The sites are served with a read token; the checks read as a signed-in reader (the
+#: anonymous view, refusals and the sign-in form are in ``test_access.py``).
+READ_TOKEN = "ui-read-token"
+AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
 
 
 
@@ -87,7 +91,7 @@ class Site:
         return self.url + self.base
 
     async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(self.home + path) as response:
+        async with aiohttp.ClientSession(headers=AUTH) as session, session.get(self.home + path) as response:
             return response.status, await response.text()
 
 
@@ -118,6 +122,7 @@ async def open_core(data_dir: Path) -> Core:
 
 
 async def serve_app(core: Core, base: str, **options: Any) -> tuple[web.AppRunner, web.Application, str]:
+    options.setdefault("read_token", READ_TOKEN)
     app = make_app(core.log, core.config.projections_path, base_path=base, **options)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -174,7 +179,7 @@ async def test_every_page_renders_with_nav_and_relative_links(site: Site) -> Non
 async def test_links_resolve_under_the_base_path(site: Site) -> None:
     """Follow every relative link of every page: each stays under the base and answers."""
     seen: set[str] = set()
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=AUTH) as session:
         for path in ("/", "/notices", f"/bursts/{BURST}", "/log"):
             page = site.home + path
             async with session.get(page) as response:
@@ -370,7 +375,7 @@ async def test_burst_page_without_triggers_table(tmp_path: Path) -> None:
             conn.execute("DROP TABLE IF EXISTS triggers")
         runner, _, url = await serve_app(core, "")
         try:
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(headers=AUTH) as session:
                 async with session.get(f"{url}/bursts/{BURST}") as response:
                     assert response.status == 200
                     assert "No triggers." in text(await response.text())
@@ -447,7 +452,7 @@ async def test_damaged_chain_is_shown(tmp_path: Path) -> None:
                 conn.execute("DROP TRIGGER events_append_only_update")
                 conn.execute("UPDATE events SET actor = 'mallory' WHERE seq = 2")
             await verifier.check()
-            async with aiohttp.ClientSession() as session, session.get(f"{url}/log") as response:
+            async with aiohttp.ClientSession(headers=AUTH) as session, session.get(f"{url}/log") as response:
                 body = text(await response.text())
             assert "Hash chain DAMAGED at seq 2" in body
             assert "Intact up to seq 1" in body

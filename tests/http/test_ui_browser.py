@@ -2,9 +2,9 @@
 driven by Selenium), against a real burstbus: VTP receiver, burst identifier, projection
 runner and the HTTP app, all on loopback under a base path.
 
-The browser loads every page, applies a cone filter and a status filter through the forms,
-and sees a notice submitted over VTP appear without a reload (and one outside the cone not
-appear). Screenshots of every page at phone (390x844) and desktop (1366x900) width go to
+The browser signs in through the form (the audit page is not public), loads every page,
+applies a cone filter and a status filter through the forms, and sees a notice submitted over
+VTP appear without a reload (and one outside the cone not appear). Screenshots of every page at phone (390x844) and desktop (1366x900) width go to
 ``$BURSTBUS_SCREENSHOTS`` (default ``tests/artifacts/screenshots/``).
 
 Selenium is blocking: every browser call runs in a thread (``asyncio.to_thread``), so the
@@ -58,6 +58,7 @@ BURST = "sb26112042"
 SVOM = "ivo://org.svom/fsc"
 PHONE = (390, 844)
 DESKTOP = (1366, 900)
+READ_TOKEN = "browser-read-token"
 SCREENSHOTS = Path(os.environ.get("BURSTBUS_SCREENSHOTS") or Path(__file__).resolve().parents[1] / "artifacts" / "screenshots")
 
 
@@ -153,7 +154,8 @@ async def stack(tmp_path_factory: Any) -> AsyncIterator[Stack]:
     node = await Node.start(tmp_path_factory.mktemp("ui-browser") / "data", broadcast=False)
     try:
         core = node.core
-        app = make_app(core.log, core.config.projections_path, base_path=BASE, projection_runner=core.projections)
+        app = make_app(core.log, core.config.projections_path, base_path=BASE, projection_runner=core.projections,
+                       read_token=READ_TOKEN)  # fmt: skip
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -215,7 +217,59 @@ async def _live(browser: Browser) -> None:
     await wait_for(lambda: browser.call(lambda: "live" in browser.texts("#live-state")), "the live stream to connect")
 
 
+def _signed_in(browser: Browser) -> bool:
+    return browser.driver.get_cookie("burstbus_session") is not None
+
+
+async def _sign_in_through_the_form(browser: Browser, token: str) -> None:
+    """Type ``token`` into the sign-in form on the current page and submit it."""
+
+    def fill() -> None:
+        form = browser.driver.find_element(By.ID, "signin-form")
+        box = form.find_element(By.NAME, "token")
+        box.clear()
+        box.send_keys(token)
+        form.find_element(By.CSS_SELECTOR, 'button[type="submit"]').click()
+
+    await browser.call(fill)
+
+
+async def _ensure_signed_in(stack: Stack, browser: Browser) -> None:
+    if not await browser.call(_signed_in, browser):
+        await browser.call(browser.driver.get, stack.url + "/signin")
+        await _sign_in_through_the_form(browser, READ_TOKEN)
+        await wait_for(lambda: browser.call(_signed_in, browser), "the session cookie")
+
+
+async def test_signing_in_through_the_form(stack: Stack, browser: Browser) -> None:
+    await browser.call(browser.driver.delete_all_cookies)
+    await browser.call(browser.driver.get, stack.url + "/log?type=process.status")
+    # Not signed in: the audit page is the sign-in form, saying why; no events are shown.
+    text = await browser.call(lambda: browser.driver.find_element(By.TAG_NAME, "main").text)
+    assert "The audit log is not public" in text and not await browser.call(browser.texts, "#results tr")
+    for width, height in (PHONE, DESKTOP):
+        shot, scroll_width = await browser.call(browser.screenshot, "signin", width, height)
+        assert shot.stat().st_size > 3000 and scroll_width <= width
+    # A wrong token: the form again, with a message.
+    await _sign_in_through_the_form(browser, "not-the-token")
+    await wait_for(lambda: browser.call(lambda: browser.texts("#signin-error")), "the error message")
+    assert "that token is not valid" in (await browser.call(browser.texts, "#signin-error"))[0]
+    assert not await browser.call(_signed_in, browser)
+    # The right one: back on the page asked for, with its events, live; the cookie is HttpOnly.
+    await _sign_in_through_the_form(browser, READ_TOKEN)
+    await wait_for(lambda: browser.call(lambda: browser.driver.current_url.endswith("/log?type=process.status")),
+                   "the audit page after signing in")  # fmt: skip
+    await _live(browser)
+    assert await browser.call(browser.texts, "#results tr[data-key]")
+    cookie = await browser.call(browser.driver.get_cookie, "burstbus_session")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and READ_TOKEN not in cookie["value"]
+    assert await browser.call(lambda: browser.driver.execute_script("return document.cookie")) == ""
+    errors = await browser.call(browser.severe_console_errors)
+    assert [e for e in errors if "status of 401" not in e] == []  # the refusals above are 401s, as they should be
+
+
 async def test_every_page_loads_and_is_screenshotted(stack: Stack, browser: Browser) -> None:
+    await _ensure_signed_in(stack, browser)  # the audit page is for signed-in readers
     for name, path in PAGES.items():
         await browser.call(browser.driver.get, stack.url + path)
         title = await browser.call(lambda: browser.driver.title)
@@ -333,7 +387,12 @@ async def test_burst_page_follows_its_burst(stack: Stack, browser: Browser) -> N
 
 
 async def test_audit_log_follows_the_log(stack: Stack, browser: Browser) -> None:
+    # Signed out, the page is the sign-in form; signing in there comes back to it, live.
+    await browser.call(browser.driver.delete_all_cookies)
     await browser.call(browser.driver.get, stack.url + "/log?type=process.status")
+    await _sign_in_through_the_form(browser, READ_TOKEN)
+    await wait_for(lambda: browser.call(lambda: browser.driver.current_url.endswith("/log?type=process.status")),
+                   "the audit page after signing in")  # fmt: skip
     await _live(browser)
     chain = await browser.call(browser.texts, "#chain-state")
     assert "Hash chain intact" in chain[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -72,91 +73,145 @@ async def start_bus(prosody: Prosody, rooms: Rooms, started: list[Burstbus], dat
     return bus, http_port
 
 
-async def test_no_transport_can_put_a_packet_in_a_trigger_stream_and_only_the_approved_trigger_goes_out(
-    prosody: Prosody, rooms: Rooms, clients: Clients, started: list[Burstbus], tmp_path: Path
-) -> None:
-    alice = await clients.login("alice")
-    bob = await clients.login("bob")
-    colibri = await clients.login("colibri", "mount")
-    forwarder = await clients.login("forwarder", "gajim")  # allowed to submit VOEvents (voevent_senders)
-    await alice.join(rooms.ba, "alice")
-    bus, http_port = await start_bus(prosody, rooms, started, tmp_path / "data")
-    assert bus.service.vtp is not None and bus.service.nats is not None
+class Scene:
+    """burstbus with a COLIBRI telescope listening on all three channels, and the people."""
+
+    def __init__(self, bus: Burstbus, http_port: int, users: dict[str, User]):
+        self.bus, self.http_port, self.users = bus, http_port, users
+        self.vtp_got: list[tuple[str, bytes]] = []
+        self.nats_got: list[bytes] = []
+        self.utility_got: list[bytes] = []
+        self.attempts: list[str] = []
+
+    @property
+    def forwarder(self) -> User:
+        return self.users["forwarder"]
+
+    async def refused_everywhere(self) -> None:
+        """Every forgery is a refusal (code authority) in the log, none accepted, none sent."""
+        log = self.bus.core.log
+        rejected = {r.data.get("ivorn"): r.data for r in await log.read(0, ReadFilter.of(["voevent.rejected"]))}
+        for attempt in self.attempts:
+            assert rejected[attempt]["code"] == "authority", attempt
+            assert await log.find(accepted_event_id(attempt)) is None, attempt
+        await asyncio.sleep(0.2)  # a broadcast of an accepted forgery would have arrived by now
+        assert not [i for i, _ in self.vtp_got if i in self.attempts]
+        assert not self.users["colibri"].chats(BOT)
+        assert not self.nats_got
+
+
+@contextlib.asynccontextmanager
+async def scene(prosody: Prosody, rooms: Rooms, clients: Clients, started: list[Burstbus], data: Path) -> AsyncIterator[Scene]:
+    users = {name: await clients.login(name, resource) for name, resource in
+             (("alice", "phone"), ("bob", "phone"), ("colibri", "mount"), ("forwarder", "gajim"))}
+    await users["alice"].join(rooms.ba, "alice")  # forwarder: allowed to submit VOEvents (voevent_senders)
+    bus, http_port = await start_bus(prosody, rooms, started, data)
+    made = Scene(bus, http_port, users)
+    assert bus.service.vtp is not None and bus.service.nats is not None and bus.service.nats.server is not None
     await asyncio.wait_for(bus.service.vtp.broadcaster_ready.wait(), DEADLINE)
     broadcaster = bus.service.vtp.broadcaster
     assert broadcaster is not None
-    assert bus.service.nats.server is not None
-    nats_url = bus.service.nats.server.url
-
-    vtp_got: list[tuple[str, bytes]] = []
     vtp_telescope = asyncio.create_task(subscribe(
         "127.0.0.1", broadcaster.port, local_ivo="ivo://colibri.example/vtp",
-        filters=[f"starts-with(/*/@ivorn, '{COLIBRI_STREAM}')"], on_event=lambda i, d: vtp_got.append((i, d)),
+        filters=[f"starts-with(/*/@ivorn, '{COLIBRI_STREAM}')"], on_event=lambda i, d: made.vtp_got.append((i, d)),
     ))
-    nc = await nats.connect(nats_url)
-    nats_got: list[bytes] = []
-    utility_got: list[bytes] = []
+    nc = await nats.connect(bus.service.nats.server.url)
 
     async def on_trigger(msg: Any) -> None:
-        nats_got.append(msg.data)
+        made.nats_got.append(msg.data)
 
     async def on_utility(msg: Any) -> None:
-        utility_got.append(msg.data)
+        made.utility_got.append(msg.data)
 
     await nc.subscribe(COLIBRI_SUBJECT, cb=on_trigger)
     await nc.subscribe("burstbus.voevent.utility", cb=on_utility)
     await nc.flush()
     try:
         await wait_for(lambda: sum(s.authenticated for s in broadcaster.subscribers()) >= 1, "the VTP telescope to subscribe")
-        burst = await new_burst(bus, alice, rooms)
-        attempts: list[str] = []
+        yield made
+    finally:
+        vtp_telescope.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await vtp_telescope
+        await nc.close()
 
-        # 1. an account allowed to submit VOEvents over XMPP, into the trigger stream
+
+async def test_attack_1_an_xmpp_voevent_sender_cannot_publish_in_a_trigger_stream(
+    prosody: Prosody, rooms: Rooms, clients: Clients, started: list[Burstbus], tmp_path: Path
+) -> None:
+    async with scene(prosody, rooms, clients, started, tmp_path / "data") as s:
         ivorn = f"{COLIBRI_STREAM}#xmpp-{uuid.uuid4().hex[:6]}"
-        answer = await via_xmpp(forwarder, forged(ivorn))
+        answer = await via_xmpp(s.forwarder, forged(ivorn))
         assert answer.startswith("NAK (authority)") and "trigger workflow" in answer, answer
-        attempts.append(ivorn)
+        s.attempts.append(ivorn)
+        # its ordinary notices still go in
+        ordinary = f"ivo://org.svom/fsc#fwd-{uuid.uuid4().hex[:6]}"
+        assert (await via_xmpp(s.forwarder, voevent(ordinary))).startswith(f"ACK: accepted {ordinary}")
+        await s.refused_everywhere()
 
-        # 2. an allowed VTP author (burstbus publish to the author port)
+
+async def test_attack_2_a_vtp_author_cannot_publish_in_a_trigger_stream(
+    prosody: Prosody, rooms: Rooms, clients: Clients, started: list[Burstbus], tmp_path: Path
+) -> None:
+    async with scene(prosody, rooms, clients, started, tmp_path / "data") as s:
         ivorn = f"{COLIBRI_STREAM}#vtp-{uuid.uuid4().hex[:6]}"
-        result = await publish("127.0.0.1", bus.receive_port, forged(ivorn))
+        result = await publish("127.0.0.1", s.bus.receive_port, forged(ivorn))
         assert not result.acknowledged and "Event rejected (authority)" in (result.reason or ""), result
-        attempts.append(ivorn)
+        s.attempts.append(ivorn)
+        await s.refused_everywhere()
 
-        # ... and the same through NATS and HTTP POST
-        ivorn = f"{COLIBRI_STREAM}#nats-{uuid.uuid4().hex[:6]}"
-        reply = await nc.request("burstbus.in.voevent", forged(ivorn), timeout=DEADLINE)
-        assert reply.data.decode().startswith("NAK ") and "trigger stream" in reply.data.decode(), reply.data
-        attempts.append(ivorn)
+
+async def test_nats_and_http_post_cannot_publish_in_a_trigger_stream(
+    prosody: Prosody, rooms: Rooms, clients: Clients, started: list[Burstbus], tmp_path: Path
+) -> None:
+    async with scene(prosody, rooms, clients, started, tmp_path / "data") as s:
+        assert s.bus.service.nats is not None and s.bus.service.nats.server is not None
+        nc = await nats.connect(s.bus.service.nats.server.url)
+        try:
+            ivorn = f"{COLIBRI_STREAM}#nats-{uuid.uuid4().hex[:6]}"
+            reply = (await nc.request("burstbus.in.voevent", forged(ivorn), timeout=DEADLINE)).data.decode()
+            assert reply.startswith("NAK ") and "trigger stream" in reply, reply
+            s.attempts.append(ivorn)
+        finally:
+            await nc.close()
         ivorn = f"{COLIBRI_STREAM}#http-{uuid.uuid4().hex[:6]}"
         async with aiohttp.ClientSession() as session, session.post(
-            f"http://127.0.0.1:{http_port}/api/voevents", data=forged(ivorn),
+            f"http://127.0.0.1:{s.http_port}/api/voevents", data=forged(ivorn),
             headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml"},
         ) as response:
             body = await response.json()
-            assert response.status in (403, 422) and body.get("code") == "authority", (response.status, body)
-        attempts.append(ivorn)
+            assert response.status == 403 and body.get("code") == "authority", (response.status, body)
+        s.attempts.append(ivorn)
+        await s.refused_everywhere()
 
-        # 3. pre-emption: the pending request's id is known; the attacker submits a packet under
-        #    the IVORN the workflow used to derive from it (request id alone), at its own position
+
+async def test_attack_3_pre_empting_an_approval_fails_and_exactly_the_genuine_trigger_goes_out_everywhere(
+    prosody: Prosody, rooms: Rooms, clients: Clients, started: list[Burstbus], tmp_path: Path
+) -> None:
+    async with scene(prosody, rooms, clients, started, tmp_path / "data") as s:
+        alice, bob, colibri = s.users["alice"], s.users["bob"], s.users["colibri"]
+        bus = s.bus
+        burst = await new_burst(bus, alice, rooms)
+        # the pending request's id is known (the old open /api/triggers); the attacker submits
+        # a packet under the IVORN the workflow used to derive from it, at its own position
         await ask(alice, f"trigger COLIBRI {burst} slew now", "recorded", room=rooms.ba, nick="alice")
         [requested] = await bus.core.log.read(0, ReadFilter.of(["trigger.requested"]))
-        request_id = requested.data["request_id"]
-        predicted = f"{COLIBRI_STREAM}#{request_id}"
-        assert (await via_xmpp(forwarder, forged(predicted))).startswith("NAK (authority)")
+        predicted = f"{COLIBRI_STREAM}#{requested.data['request_id']}"
+        answer = await via_xmpp(s.forwarder, forged(predicted))
+        assert answer.startswith("NAK (authority)"), answer
         assert not (await publish("127.0.0.1", bus.receive_port, forged(predicted))).acknowledged
-        attempts.append(predicted)
-        assert await bus.core.log.find(accepted_event_id(predicted)) is None
+        s.attempts.append(predicted)
+        await s.refused_everywhere()
 
-        # the genuine approval sends the genuine packet, once, everywhere
+        # the genuine approval sends the genuine packet, once, on every channel
         code = await code_from_page(bob, burst, "COLIBRI")
         answer = await ask(bob, f"approve {code} COLIBRI", "Sent to COLIBRI")
         [sent] = await bus.core.log.read(0, ReadFilter.of(["trigger.sent"]))
         ivorn = sent.data["voevent_ivorn"]
         assert ivorn != predicted and ivorn.startswith(f"{predicted}-") and ivorn in answer
         assert set(sent.data["channels"]) == {"vtp", "xmpp", "nats"}
-        await wait_for(lambda: vtp_got, "the trigger at the VTP telescope")
-        await wait_for(lambda: nats_got, "the trigger on the telescope's NATS subject")
+        await wait_for(lambda: s.vtp_got, "the trigger at the VTP telescope")
+        await wait_for(lambda: s.nats_got, "the trigger on the telescope's NATS subject")
         [message] = await colibri.wait_chat(BOT, "")
         genuine = await bus.core.log.find(accepted_event_id(ivorn))
         assert genuine is not None and genuine.actor == "local:triggers"
@@ -164,22 +219,11 @@ async def test_no_transport_can_put_a_packet_in_a_trigger_stream_and_only_the_ap
         position = examine(packet).summary["position"]  # where the burst is, not the attacker's spot
         assert abs(position["ra"] - 123.456) < 1e-3 and abs(position["dec"] + 12.5) < 1e-3, position
         assert voevent_payload(message.xml) == packet
-        assert nats_got == [packet]
-
-        # every forgery is a refusal in the log, none was accepted, none went out anywhere
-        rejected = {r.data.get("ivorn"): r.data for r in await bus.core.log.read(0, ReadFilter.of(["voevent.rejected"]))}
-        for attempt in attempts:
-            assert rejected[attempt]["code"] == "authority", attempt
-            assert await bus.core.log.find(accepted_event_id(attempt)) is None
+        await asyncio.sleep(0.2)  # a second packet would have arrived by now
+        assert s.vtp_got == [(ivorn, packet)]
+        assert s.nats_got == [packet]
+        assert len(colibri.chats(BOT)) == 1
         accepted = [r.data["ivorn"] for r in await bus.core.log.read(0, ReadFilter.of(["voevent.accepted"]))]
         assert [i for i in accepted if i.startswith(COLIBRI_STREAM)] == [ivorn]
-        await asyncio.sleep(0.2)  # anything forged would have arrived with or before the genuine packet
-        assert [i for i, _ in vtp_got] == [ivorn]
-        assert len(colibri.chats(BOT)) == 1
-        await wait_for(lambda: utility_got, "the outbox's copy of the trigger on burstbus.voevent.utility")
-        assert utility_got == [packet]
-    finally:
-        vtp_telescope.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await vtp_telescope
-        await nc.close()
+        await wait_for(lambda: s.utility_got, "the outbox's copy of the trigger on burstbus.voevent.utility")
+        assert s.utility_got == [packet]

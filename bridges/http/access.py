@@ -1,0 +1,275 @@
+"""Who may read what over HTTP: read credentials, the sign-in cookie, the failure throttle.
+
+The log, the trigger requests and the live stream say who is on duty, which trigger requests
+are pending (and their ids) and what every Burst Advocate typed. They are not public by
+default: a reader shows ``Authorization: Bearer <token>`` (the ``read_token``, or the write
+``token``) or the session cookie that ``POST /signin`` set. ``public_read`` is an operator's
+explicit choice to serve everything openly. What stays open whatever the settings (the
+voeventdb archive, notices, processes, bursts without their trigger details, operations) is
+decided by the routes, not here.
+
+The cookie holds ``<expiry>.<HMAC-SHA256(token, expiry)>``, never the token: nothing is kept
+on the server, a restart keeps people signed in, and changing the token ends every session.
+A failed token (bearer or sign-in form) counts against the client's address; too many in a
+minute and that address is refused for a while (429), whatever it sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from burstbus.bridges.http.errors import ApiError
+
+#: Event types anyone may read from the stream and the log embedded in a burst's answer:
+#: what the public pages show (notices, burst decisions, pipeline runs). ``projected``
+#: notifications of the stream carry only a seq and are always sent.
+PUBLIC_TYPES: frozenset[str] = frozenset({"voevent.accepted", "burst.identified", "process.status"})
+#: What a refusal tells a caller it may ask for without a token.
+PUBLIC_TYPES_TEXT = ",".join(sorted(PUBLIC_TYPES))
+
+COOKIE = "burstbus_session"
+#: How long a sign-in lasts (a shift and then some).
+SESSION_SECONDS = 12 * 3600
+#: Failed token checks an address may make per window before it is refused.
+MAX_FAILURES = 10
+FAILURE_WINDOW = 60.0
+#: Addresses remembered at most (the oldest are forgotten first).
+MAX_ADDRESSES = 10_000
+
+
+class Unauthorized(ApiError):
+    """401: no credentials or wrong ones; says how to authenticate."""
+
+    status = 401
+    description = "Unauthorized"
+
+    def __init__(self, message: str, error: str = "invalid_request"):
+        super().__init__(
+            message, headers={"WWW-Authenticate": f'Bearer realm="burstbus", error="{error}"'}
+        )
+
+
+class Forbidden(ApiError):
+    status = 403
+    description = "Forbidden"
+
+
+class Throttled(ApiError):
+    status = 429
+    description = "Too many requests"
+
+    def __init__(self, retry_after: float):
+        seconds = max(1, int(retry_after + 0.999))
+        super().__init__(
+            f"too many wrong tokens from this address; try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )
+        self.seconds = seconds
+
+
+class FailureThrottle:
+    """Wrong tokens per client address in a sliding window; bounded memory."""
+
+    def __init__(
+        self,
+        max_failures: int = MAX_FAILURES,
+        window: float = FAILURE_WINDOW,
+        max_addresses: int = MAX_ADDRESSES,
+    ):
+        self.max_failures = max_failures
+        self.window = window
+        self.max_addresses = max_addresses
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, address: str, now: float) -> deque[float] | None:
+        times = self._failures.get(address)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[address]
+            return None
+        return times
+
+    def wait(self, address: str, now: float | None = None) -> float:
+        """Seconds before ``address`` may try a token again (0: now)."""
+        now = time.monotonic() if now is None else now
+        times = self._recent(address, now)
+        if times is None or len(times) < self.max_failures:
+            return 0.0
+        return times[-self.max_failures] + self.window - now
+
+    def failed(self, address: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        times = self._recent(address, now)
+        if times is None:
+            times = self._failures[address] = deque(maxlen=self.max_failures)
+        times.append(now)
+        self._failures.move_to_end(address)
+        while len(self._failures) > self.max_addresses:
+            self._failures.popitem(last=False)
+
+
+def _session_mac(token: str, expires: int) -> str:
+    return hmac.new(
+        token.encode(), f"burstbus-session:{expires}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: ``full`` may read everything; ``by_cookie``: signed in through the form."""
+
+    full: bool
+    by_cookie: bool = False
+
+
+class Access:
+    """The read side's credentials and what a request presents.
+
+    ``tokens``: every token that authorises protected reads (the read token and the write
+    token; empty ones are ignored). With none and without ``public_read``, protected reads are
+    off (403, saying which setting turns them on).
+    """
+
+    def __init__(
+        self,
+        tokens: Iterable[str | None],
+        *,
+        public_read: bool = False,
+        secure_cookie: bool = False,
+        cookie_path: str = "/",
+        throttle: FailureThrottle | None = None,
+        failures: Counter[str] | None = None,
+    ):
+        self.tokens = tuple(dict.fromkeys(t.strip() for t in tokens if t and t.strip()))
+        self.public_read = public_read
+        self.secure_cookie = secure_cookie
+        self.cookie_path = cookie_path
+        self.throttle = throttle if throttle is not None else FailureThrottle()
+        #: Wrong tokens by how they came (``bearer``, ``signin``) and refusals while throttled
+        #: (``throttled``); the app passes its HTTP stats' counter, so /metrics shows them.
+        self.failures: Counter[str] = failures if failures is not None else Counter()
+
+    @property
+    def configured(self) -> bool:
+        """True when some token can open the protected reads (sign-in is possible)."""
+        return bool(self.tokens)
+
+    def token_matches(self, given: str) -> bool:
+        """Constant-time comparison against every token (all are compared, always)."""
+        raw = given.encode("utf-8", "surrogatepass")
+        found = False
+        for token in self.tokens:
+            found |= hmac.compare_digest(raw, token.encode())
+        return found
+
+    # -- throttle --
+
+    def check_throttle(self, request: web.Request) -> None:
+        wait = self.throttle.wait(_address(request))
+        if wait > 0:
+            self.failures["throttled"] += 1
+            raise Throttled(wait)
+
+    def record_failure(self, request: web.Request, kind: str) -> None:
+        self.failures[kind] += 1
+        self.throttle.failed(_address(request))
+
+    # -- sessions --
+
+    def session_value(self, token: str, now: float | None = None) -> str:
+        expires = int(time.time() if now is None else now) + SESSION_SECONDS
+        return f"{expires}.{_session_mac(token, expires)}"
+
+    def session_valid(self, value: str, now: float | None = None) -> bool:
+        expires_text, _, mac = value.partition(".")
+        if not expires_text.isdigit() or len(expires_text) > 12 or len(mac) != 64:
+            return False
+        expires = int(expires_text)
+        current = time.time() if now is None else now
+        if not current < expires <= current + SESSION_SECONDS + 60:
+            return False
+        found = False
+        for token in self.tokens:
+            found |= hmac.compare_digest(
+                mac.encode("ascii", "replace"), _session_mac(token, expires).encode()
+            )
+        return found
+
+    def set_session(self, response: web.StreamResponse, token: str, secure: bool) -> None:
+        response.set_cookie(
+            COOKIE,
+            self.session_value(token),
+            max_age=SESSION_SECONDS,
+            path=self.cookie_path,
+            httponly=True,
+            samesite="Strict",
+            secure=secure or self.secure_cookie,
+        )
+
+    def clear_session(self, response: web.StreamResponse, secure: bool) -> None:
+        response.set_cookie(
+            COOKIE,
+            "",
+            max_age=0,
+            path=self.cookie_path,
+            httponly=True,
+            samesite="Strict",
+            secure=secure or self.secure_cookie,
+        )
+
+    # -- requests --
+
+    def viewer(self, request: web.Request) -> Viewer:
+        """What the request may read. A wrong bearer token is a 401 (never quietly the public
+        view), a throttled address a 429; a stale or foreign cookie is simply not signed in.
+        With no token configured no header can be right: it is ignored, and a refusal says
+        that reads are closed until one is configured."""
+        header = request.headers.get("Authorization")
+        if header is not None and self.tokens:
+            scheme, _, given = header.partition(" ")
+            if scheme.lower() != "bearer" or not given.strip():
+                raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+            self.check_throttle(request)
+            if not self.token_matches(given.strip()):
+                self.record_failure(request, "bearer")
+                raise Unauthorized("the token is not valid", error="invalid_token")
+            return Viewer(True)
+        cookie = request.cookies.get(COOKIE)
+        if cookie and self.tokens and self.session_valid(cookie):
+            return Viewer(True, by_cookie=True)
+        return Viewer(self.public_read)
+
+    def require(self, request: web.Request, what: str) -> Viewer:
+        """The viewer, if it may read protected data; else the refusal that says what is needed."""
+        viewer = self.viewer(request)
+        if viewer.full:
+            return viewer
+        raise self.refusal(what)
+
+    def refusal(self, what: str, hint: str = "") -> ApiError:
+        """403 when no token is configured (nothing the caller sends can help), else 401."""
+        tail = f"; {hint}" if hint else ""
+        if not self.tokens:
+            return Forbidden(
+                f"{what} is not public and no read token is configured: an operator sets "
+                f"[http] read_token (or token), or public_read = true{tail}"
+            )
+        return Unauthorized(
+            f"{what} needs a read token: send 'Authorization: Bearer <token>' "
+            f"(the read token or the API token), or sign in at /signin{tail}"
+        )
+
+
+def _address(request: web.Request) -> str:
+    return request.remote or "unknown"
