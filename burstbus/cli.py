@@ -132,6 +132,17 @@ async def cmd_demo(config: Config, args: argparse.Namespace) -> int:
         print("burstbus demo: --rounds and --interval must not be negative", file=sys.stderr)
         return EXIT_USAGE
     print(f"burstbus demo: data in {config.data_dir}", file=sys.stderr)
+    http = config.http
+    if http.enabled and not (http.token or http.read_token or http.public_read) and not args.no_serve:
+        # The audit page and trigger data need a read token; a demo makes one for this run
+        # (never public by default, even here) and says how to sign in with it.
+        import secrets
+        from dataclasses import replace
+
+        token = secrets.token_urlsafe(12)
+        config = replace(config, http=replace(http, read_token=token))
+        print(f"burstbus demo: audit log and triggers: sign in at {http.link_base()}/signin with the read token {token}",
+              file=sys.stderr)
     if args.no_serve:
         core = await Core.open(config)
         try:

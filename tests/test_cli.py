@@ -310,6 +310,8 @@ def test_demo_feeds_the_log_then_a_served_demo_fills_the_pages(tmp_path: Path) -
                 break
             time.sleep(0.2)
         assert count == 6, "".join(output[-60:])
+        # the audit log stays protected, and the demo says how to sign in to it
+        assert any("/signin with the read token " in line for line in output), "".join(output[-60:])
         os.kill(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
     finally:
