@@ -35,8 +35,8 @@ from pathlib import Path
 
 import aiohttp
 
-from burstbus.store.projections import voeventdb as vdb
 from burstbus.store.projections.runner import ProjectionRunner
+from burstbus.store.read import voeventdb as vdb
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -30,7 +30,8 @@ from burstbus.events import Event, RecordedEvent, derived_event_id, format_time
 from burstbus.payload import xml_fields
 from burstbus.store.projections.base import Projection
 from burstbus.store.projections.runner import ProjectionRunner
-from burstbus.store.projections.voeventdb import VOEventDBProjection, cone_search
+from burstbus.store.projections.voeventdb import VOEventDBProjection
+from burstbus.store.read.voeventdb import cone_search
 from burstbus.store.sqlite import SQLiteEventLog
 
 REBUILD_TARGET = 50_000  # events/s, all projections

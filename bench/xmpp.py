@@ -57,8 +57,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 async def serve(config_path: Path) -> None:
-    """``--serve``: burstbus with VTP and XMPP (wired here if build_service does not yet)."""
-    from burstbus.bridges.xmpp.node import add_xmpp
+    """``--serve``: burstbus with VTP and XMPP, as ``burstbus run`` builds it."""
+    from burstbus.broker.node import VTPNode
     from burstbus.config import load_config
     from burstbus.service import Core, build_service
 
@@ -66,16 +66,15 @@ async def serve(config_path: Path) -> None:
     core = await Core.open(config)
     await core.ingest.warm_up()
     service = build_service(core)
-    if getattr(service, "xmpp", None) is None:
-        add_xmpp(service, core, None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     service.start()
-    assert service.vtp is not None
-    await service.vtp.receiver_ready.wait()
-    assert service.vtp.receiver is not None
-    print(f"READY {service.vtp.receiver.port}", flush=True)
+    vtp = service.part(VTPNode)
+    assert vtp is not None
+    await vtp.receiver_ready.wait()
+    assert vtp.receiver is not None
+    print(f"READY {vtp.receiver.port}", flush=True)
     await stop.wait()
     service.stop()
     await service.wait()

@@ -5,7 +5,7 @@ establishes who asked (:class:`~burstbus.chat.Asker`), calls :meth:`BurstBot.han
 sends the :class:`~burstbus.chat.Reply` back and its pages to their addressees. The bot
 never sees stanzas: identity is ``Asker.jid`` only, never a nickname or anything typed.
 
-For each command, in order: check the sender's pace (:mod:`~burstbus.bots.ratelimit`: a
+For each command, in order: check the sender's pace (:mod:`~burstbus.ratelimit`: a
 flood is answered once and then dropped before anything becomes an event), normalise the
 phone's text, find the command (or suggest one), check the asker's rights (``[acl]``;
 read-only commands only when a room hides the real JID), run it, record ``ba.command`` with
@@ -14,13 +14,8 @@ the outcome (text, reason and nickname redacted of approval codes by
 (delivery of an approved trigger), and answer. Refusals say why, politely. Reads go to the
 projections off the loop; writes go to the log.
 
-Wiring (the service does this; :func:`add_bot` is the short form)::
-
-    bot = BurstBot.from_core(core, publish=nats_node.publish if nats_node else None,
-                             health=lambda: {c.name: c.health() for c in service.components})
-    bot.messenger = xmpp_messenger          # when the XMPP bridge exists (or pass messenger=)
-    service.add("bot-expiry", bot.run_expiry)
-    ... await bot.close() at shutdown
+Wiring: ``burstbus.bots.component`` builds it from the component host where a chat transport
+offers the ``chat.messenger`` port, offers it as ``chat.bot``, and supervises its expiry task.
 """
 
 from __future__ import annotations
@@ -34,12 +29,12 @@ import re
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from burstbus.bots import queries, render
+from burstbus.bots import render
 from burstbus.bots.acl import Acl, Grant
 from burstbus.bots.commands import CommandSpec, Registry
-from burstbus.bots.config import Role
+from burstbus.bots.config import AclSection, Role, TriggersSection
 from burstbus.bots.parse import (
     AngleError,
     Parsed,
@@ -49,7 +44,6 @@ from burstbus.bots.parse import (
     parse_radius,
     suggest,
 )
-from burstbus.bots.ratelimit import RateLimiter
 from burstbus.bots.redact import (
     CODE_MARK,
     KnownCodes,
@@ -60,17 +54,25 @@ from burstbus.bots.redact import (
     redact_text,
 )
 from burstbus.bots.triggers import Outcome, Publish, TriggerWorkflow, load_code_key
-from burstbus.bridges.http.errors import ApiError
-from burstbus.bridges.http.reader import ProjectionReader
 from burstbus.chat import Command, Messenger, Reply
 from burstbus.config import Config
 from burstbus.events import Event
 from burstbus.ingest import Ingest
+from burstbus.ratelimit import RateLimiter
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
+from burstbus.store.read import bursts as read_burst
+from burstbus.store.read import lists as read_lists
+from burstbus.store.reader import ProjectionReader, ReadModelError
 
-if TYPE_CHECKING:
-    from burstbus.service import Core, Service
+
+class _Core(Protocol):
+    """What :meth:`BurstBot.from_core` needs (``burstbus.service.Core`` or a component host)."""
+
+    config: Config
+    log: EventLog
+    ingest: Ingest
+    state: StateStore
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,7 @@ class BurstBot:
         clock: Callable[[], datetime] = _utc_now,
         reader: ProjectionReader | None = None,
         limiter: RateLimiter | None = None,
+        link_base: str = "",
     ):
         self.config = config
         self.log = log
@@ -125,9 +128,12 @@ class BurstBot:
         self.publish = publish
         self.health = health
         self.clock = clock
-        self.acl = Acl(config.acl, config.triggers)
+        self.acl_section = config.section(AclSection)
+        self.triggers = config.section(TriggersSection)
+        self.acl = Acl(self.acl_section, self.triggers)
         self.registry = Registry()
-        self.link_base = config.http.link_base()
+        #: Where links in answers point (the ``web.link_base`` port: ``[http] public_url``).
+        self.link_base = link_base
         self._own_reader = reader is None
         self.reader = reader or ProjectionReader(config.projections_path, threads=2, timeout=10.0)
         self._messenger = messenger
@@ -137,7 +143,8 @@ class BurstBot:
         self.limiter = limiter or RateLimiter()
 
     @classmethod
-    def from_core(cls, core: Core, **options: Any) -> BurstBot:
+    def from_core(cls, core: _Core, **options: Any) -> BurstBot:
+        """From anything holding the configuration, log, ingest and state (a core, a host)."""
         return cls(core.config, core.log, core.ingest, core.state, **options)
 
     @property
@@ -154,9 +161,9 @@ class BurstBot:
         """Load the code key (creating it once) and build the workflow; idempotent."""
         async with self._starting:
             if self._workflow is None:
-                key = await load_code_key(self.state, self.config.triggers.code_secret)
+                key = await load_code_key(self.state, self.triggers.code_secret)
                 workflow = TriggerWorkflow(
-                    self.log, self.ingest, self.reader.run, self.acl, self.config.triggers, key,
+                    self.log, self.ingest, self.reader.run, self.acl, self.triggers, key,
                     link_base=self.link_base, publish=self.publish, clock=self.clock,
                 )
                 workflow.messenger = self._messenger
@@ -228,7 +235,7 @@ class BurstBot:
             return await self._finish(command, spec, logged, Outcome.refused(text, "usage"), "refused")
         try:
             outcome = await self._run(spec, grant, parsed, workflow)
-        except ApiError as exc:
+        except ReadModelError as exc:
             outcome = Outcome(False, f"Sorry, I cannot read the archive right now ({exc.message}). Try again in a moment.",
                               f"read model unavailable: {exc.message}")
             return await self._finish(command, spec, logged, outcome, "error")
@@ -237,7 +244,7 @@ class BurstBot:
     # -- redaction ---------------------------------------------------------------------------
 
     def _is_telescope(self, word: str) -> bool:
-        return self.config.triggers.telescope(word.strip(",.;:!?")) is not None
+        return self.triggers.telescope(word.strip(",.;:!?")) is not None
 
     def _keep(self, word: str) -> bool:
         """Words the shape rules leave alone: keywords and telescope names."""
@@ -256,8 +263,8 @@ class BurstBot:
         if self._scrub(typed) == typed:
             return None  # nothing to keep
         try:
-            found = await self.reader.run(queries.resolve_burst_id, typed)
-        except ApiError:
+            found = await self.reader.run(read_burst.resolve_burst_id, typed)
+        except ReadModelError:
             return None
         return typed if found else None
 
@@ -297,7 +304,7 @@ class BurstBot:
         if spec.name == "status":
             return await self._status()
         if spec.name == "triggers":
-            rows = await self.reader.run(queries.recent_triggers, 10)
+            rows = await self.reader.run(read_lists.recent_triggers, 10)
             return Outcome(True, render.triggers_list(rows, self.link_base))
         if spec.name == "trigger":
             # The note goes into the log, the VOEvent and the pages: never a code in it.
@@ -309,7 +316,7 @@ class BurstBot:
         if spec.name == "approve":
             found = read_code_args(args, self._is_telescope)
             if found.found and found.rest:
-                names = ", ".join(t.name for t in self.config.triggers.telescopes) or "none"
+                names = ", ".join(t.name for t in self.triggers.telescopes) or "none"
                 return Outcome.refused(
                     "Sorry, I could not place every word after the code: give the code and, if you like, the "
                     f"telescope's name (one of {names}). Nothing was approved.", "usage",
@@ -420,7 +427,7 @@ class BurstBot:
         implied = [r.label for r in Role if Role.NONE < r < grant.role]
         role = grant.role.label + (f" (includes {', '.join(reversed(implied))})" if implied else "")
         if grant.role >= Role.BA:
-            scopes = "every telescope" if grant.telescopes is None else (", ".join(grant.telescope_names(self.config.triggers)) or "none")
+            scopes = "every telescope" if grant.telescopes is None else (", ".join(grant.telescope_names(self.triggers)) or "none")
             return Outcome(True, f"You are {grant.jid}: {role}; telescopes: {scopes}.")
         return Outcome(True, f"You are {grant.jid}: {role}.")
 
@@ -433,24 +440,24 @@ class BurstBot:
                 return Outcome.refused(f"Sorry, '{self._scrub(args[0][:20])}' is not a number. Usage: bursts [N]", "usage")
             if not 1 <= count <= MAX_BURSTS:
                 return Outcome.refused(f"Sorry, N must be between 1 and {MAX_BURSTS}.", "usage")
-        rows = await self.reader.run(queries.recent_bursts, count)
+        rows = await self.reader.run(read_lists.recent_bursts, count)
         return Outcome(True, render.bursts_list(rows, self.link_base))
 
     async def _burst(self, what: str, typed: str) -> Outcome:
         def read(conn: Any) -> tuple[str | None, Any]:
-            burst_id = queries.resolve_burst_id(conn, typed)
+            burst_id = read_burst.resolve_burst_id(conn, typed)
             if burst_id is None:
                 return None, None
             if what == "notices":
-                return burst_id, queries.notices(conn, burst_id)
+                return burst_id, read_burst.notices(conn, burst_id)
             if what == "processes":
-                return burst_id, queries.processes(conn, burst_id)
-            return burst_id, queries.burst_view(conn, burst_id)
+                return burst_id, read_burst.processes(conn, burst_id)
+            return burst_id, read_burst.burst_view(conn, burst_id)
 
         burst_id, found = await self.reader.run(read)
         if burst_id is None:
             if what == "processes":  # processes may name a burst no notice has opened yet
-                rows = await self.reader.run(queries.processes, typed)
+                rows = await self.reader.run(read_burst.processes, typed)
                 if rows:
                     return Outcome(True, render.processes_list(typed, rows, f"{self.link_base}/processes"))
             return Outcome.refused(f"Sorry, I know no burst called '{self._scrub(typed[:64])}'. 'bursts' lists the recent ones.",
@@ -472,7 +479,7 @@ class BurstBot:
         except AngleError as exc:
             said = self._scrub(str(exc))  # it quotes what was typed
             return Outcome.refused(f"Sorry, {said}.", f"bad position: {said}")
-        hits, total = await self.reader.run(queries.near, ra, dec, radius, NEAR_LINES)
+        hits, total = await self.reader.run(read_lists.near, ra, dec, radius, NEAR_LINES)
         return Outcome(True, render.near_list(hits, total, ra, dec, radius))
 
     async def _status(self) -> Outcome:
@@ -483,28 +490,11 @@ class BurstBot:
             components = await found if inspect.isawaitable(found) else found
         chat = dict(self._messenger.health()) if self._messenger is not None else None
         try:
-            checkpoints = await self.reader.run(queries.projection_positions)
-            pending: int | None = await self.reader.run(queries.pending_count)
-        except ApiError:
+            checkpoints = await self.reader.run(read_lists.projection_positions)
+            pending: int | None = await self.reader.run(read_lists.pending_count)
+        except ReadModelError:
             checkpoints, pending = {}, None
         return Outcome(True, render.status_text(head.seq, checkpoints, components, chat, pending, self.limiter.health()))
-
-
-def add_bot(service: Service, core: Core, messenger: Messenger | None = None) -> BurstBot:
-    """Build the bot for a service and supervise its expiry task (``bot-expiry``).
-
-    Call after NATS is wired (``service.nats``), so approved triggers can be published;
-    ``status`` reports every supervised component. The XMPP bridge sets ``bot.messenger``.
-    """
-    nats = getattr(service, "nats", None)
-    bot = BurstBot.from_core(
-        core,
-        messenger=messenger,
-        publish=nats.publish if nats is not None else None,
-        health=lambda: {c.name: c.health() for c in service.components},
-    )
-    service.add("bot-expiry", bot.run_expiry, probe=bot.probe)
-    return bot
 
 
 # -- text helpers --------------------------------------------------------------------------

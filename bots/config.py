@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
 
+from burstbus.config import ConfigError, resolve_secret
+
 
 class Role(IntEnum):
     """What an asker may do; a higher role includes every lower one."""
@@ -137,8 +139,6 @@ class TriggersSection:
 
 def check_bot(acl: AclSection, triggers: TriggersSection) -> None:
     """Cross-field checks of ``[acl]`` and ``[triggers]``; raises ``ConfigError`` naming the key."""
-    from burstbus.config import ConfigError, resolve_secret  # not at top: it imports this module
-
     names: set[str] = set()
     for i, scope in enumerate(triggers.telescopes):
         key = f"triggers.telescopes[{i}]"

@@ -1,6 +1,6 @@
 """Answers for a phone screen: short lines, times in UTC, a link to the web page for more.
 
-Pure functions of the query results (:mod:`burstbus.bots.queries`), so the wording can be
+Pure functions of the read side's typed rows (:mod:`burstbus.store.read`), so the wording can be
 tested without a database or a chat server.
 """
 
@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from burstbus.bots.queries import BurstRow, BurstView, ConeHit, NoticeRow, ProcessRow, TriggerRow
 from burstbus.notices import angle_text
+from burstbus.store.read.rows import BurstRow, BurstView, ConeHit, NoticeRow, ProcessRow, TriggerRow
 
 #: Lines of a list before "… and N more".
 LIST_LINES = 10

@@ -44,7 +44,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from burstbus.authority import TRIGGER_PEER, TRIGGER_SOURCE, TRIGGER_VIA
-from burstbus.bots import queries
 from burstbus.bots.acl import Acl, Grant
 from burstbus.bots.config import Role, Telescope, TriggersSection
 from burstbus.bots.parse import CODE_ALPHABET, CODE_LENGTH, format_code, normalise_code
@@ -52,6 +51,7 @@ from burstbus.bots.render import position
 from burstbus.bots.voevent import TriggerFacts, render_trigger
 from burstbus.catalogue import next_trigger_state
 from burstbus.chat import Messenger, Page
+from burstbus.config import resolve_secret
 from burstbus.events import Event, RecordedEvent, canonical_json, derived_event_id, format_time
 from burstbus.ingest import Ingest, accepted_event_id
 from burstbus.payload import xml_bytes
@@ -66,6 +66,11 @@ from burstbus.store.projections.triggers import (
     SENT,
     TRIGGER_TYPES,
 )
+from burstbus.store.read import bursts as read_burst
+from burstbus.store.read import lists as read_lists
+from burstbus.store.read.rows import BurstRow, TriggerRow
+from burstbus.store.reader import ReadModelError
+from burstbus.voevent.parse import parse_xml
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +114,6 @@ async def load_code_key(state: StateStore, configured: str) -> bytes:
     """The HMAC key: ``[triggers] code_secret`` (resolved), else a random key created once and
     kept in ``state.sqlite`` (so it survives restarts and never appears in the log)."""
     if configured:
-        from burstbus.config import resolve_secret
-
         return resolve_secret(configured, "triggers.code_secret").encode("utf-8")
     fresh = secrets.token_hex(32)
 
@@ -633,7 +636,7 @@ class TriggerWorkflow:
     async def expire_due(self) -> int:
         """Record ``trigger.expired`` for every pending request past its expiry; returns how many."""
         now = self.clock()
-        due = await self.read(queries.due_for_expiry, format_time(now))
+        due = await self.read(read_lists.due_for_expiry, format_time(now))
         expired = 0
         for row in due:
             async with self._locks[row.request_id]:
@@ -650,7 +653,7 @@ class TriggerWorkflow:
 
     async def resume_undelivered(self) -> int:
         """Deliver approved requests that have neither ``sent`` nor ``failed`` (a crash in between)."""
-        rows = await self.read(queries.undelivered)
+        rows = await self.read(read_lists.undelivered)
         done = 0
         for row in rows:
             request = await self.load(_stub(row))
@@ -663,15 +666,13 @@ class TriggerWorkflow:
 
     async def run_expiry(self, interval: float | None = None) -> None:
         """Forever: finish interrupted deliveries once, then expire due requests every ``interval`` s."""
-        from burstbus.bridges.http.errors import ApiError
-
         every = interval if interval is not None else min(15.0, self.section.code_minutes * 6.0)
-        with contextlib.suppress(ApiError):  # projections not readable yet: next round
+        with contextlib.suppress(ReadModelError):  # projections not readable yet: next round
             await self.resume_undelivered()
         while True:
             try:
                 await self.expire_due()
-            except ApiError as exc:
+            except ReadModelError as exc:
                 log.warning("trigger expiry could not read the projections: %s", exc)
             await asyncio.sleep(every)
 
@@ -774,7 +775,7 @@ class TriggerWorkflow:
         existing = await self._existing_own_packet(request, ivorn)
         if existing is not None:
             return existing
-        citations = await self.read(queries.notice_ivorns, request.burst_id)
+        citations = await self.read(read_burst.notice_ivorns, request.burst_id)
         params = request.params
         now = self.now()
         facts = TriggerFacts(
@@ -821,8 +822,6 @@ class ForeignPacket(Exception):
 
 def _request_id_param(data: Mapping[str, Any]) -> str | None:
     """The ``RequestId`` Param of a stored trigger packet (the XML, parsed safely)."""
-    from burstbus.voevent.parse import parse_xml
-
     try:
         root = parse_xml(xml_bytes(data), 1 << 22)
     except Exception:
@@ -833,16 +832,16 @@ def _request_id_param(data: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _stub(row: queries.TriggerRow) -> Request:
+def _stub(row: TriggerRow) -> Request:
     """A placeholder for :meth:`TriggerWorkflow.load` (which re-reads everything from the log)."""
     return Request(row.request_id, row.telescope, row.burst_id, row.requested_by, row.note or "", row.params, "",
                    row.expires_at or "", row.two_person, [], 0, state="unknown")
 
 
-def _burst_for_trigger(conn: sqlite3.Connection, typed: str) -> tuple[queries.BurstRow, list[str]] | None:
-    burst_id = queries.resolve_burst_id(conn, typed)
+def _burst_for_trigger(conn: sqlite3.Connection, typed: str) -> tuple[BurstRow, list[str]] | None:
+    burst_id = read_burst.resolve_burst_id(conn, typed)
     if burst_id is None:
         return None
-    row = queries.burst(conn, burst_id)
-    return (row, queries.notice_ivorns(conn, burst_id)) if row else None
+    row = read_burst.burst(conn, burst_id)
+    return (row, read_burst.notice_ivorns(conn, burst_id)) if row else None
 

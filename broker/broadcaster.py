@@ -2,8 +2,9 @@
 
 The broadcaster is a log consumer, not a hook on the receiver: whatever way a packet arrived
 (VTP author, upstream broker, NATS, import), once it is accepted in the log it goes out, with
-its exact received bytes. It follows the log from the head at start; a subscriber gets what is
-accepted while it is connected (as with Comet; VTP has no resume).
+its exact received bytes. It follows the log (:class:`~burstbus.store.consumer.Follower`, no
+checkpoint) from the head at start; a subscriber gets what is accepted while it is connected
+(as with Comet; VTP has no resume).
 
 Per subscriber, as Comet does: an ``authenticate`` on connect, whose reply carries the
 subscriber's XPath filters (``Meta/Param[@name="xpath-filter"]`` or old-style
@@ -36,14 +37,15 @@ from comet.utility import ParseError, xml_document  # noqa: E402
 from lxml import etree  # noqa: E402
 from twisted.internet.protocol import ServerFactory  # noqa: E402
 
-from burstbus.broker.reactor import stop_listening, wait_until  # noqa: E402
+from burstbus.broker.config import SubscriberFilter  # noqa: E402
+from burstbus.broker.reactor import running_reactor, stop_listening, wait_until  # noqa: E402
 from burstbus.broker.receiver import Networks, allowed, parse_networks  # noqa: E402
 from burstbus.broker.stats import SubscriberStats  # noqa: E402
-from burstbus.config import SubscriberFilter  # noqa: E402
 from burstbus.events import RecordedEvent, utc_now  # noqa: E402
 from burstbus.ingest import ACCEPTED  # noqa: E402
 from burstbus.payload import xml_bytes  # noqa: E402
-from burstbus.store.base import EventLog, ReadFilter  # noqa: E402
+from burstbus.store.base import EventLog  # noqa: E402
+from burstbus.store.consumer import Batch, Follower, Start  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +115,7 @@ class VTPBroadcastProtocol(ElementSender):
         self.factory.subscribers.append(self)
         log.info("VTP subscriber %s connected", self.stats.peer)
         self.send_xml(authenticate(self.factory.local_ivo))
-        from twisted.internet import reactor
-
-        self._auth_wait = reactor.callLater(self.factory.authenticate_wait, self._start_sending)  # type: ignore[attr-defined]
+        self._auth_wait = running_reactor().callLater(self.factory.authenticate_wait, self._start_sending)
 
     def connectionLost(self, reason: Any = None) -> None:
         if self._auth_wait.active():
@@ -260,9 +260,17 @@ class Broadcaster:
         self.iamalive_interval = iamalive_interval
         self.factory = VTPBroadcasterFactory(**options)
         self.listening: Any = None
-        #: The last log seq handed to the subscribers (None until following starts).
-        self.position: int | None = None
+        #: No checkpoint: the head at the first start, then the position in memory (a
+        #: supervised restart of the broadcaster resumes where it was).
+        self.follower: Follower[RecordedEvent] = Follower(
+            event_log, self._broadcast_batch, name="vtp-broadcast", start=Start.HEAD, types=[ACCEPTED],
+        )
         self.broadcast = 0  # events taken from the log
+
+    @property
+    def position(self) -> int | None:
+        """The last log seq handed to the subscribers (None until following starts)."""
+        return self.follower.position
 
     @property
     def port(self) -> int:
@@ -273,11 +281,8 @@ class Broadcaster:
         return [p.stats for p in self.factory.subscribers]
 
     async def start(self) -> None:
-        from twisted.internet import reactor
-
-        if self.position is None:
-            self.position = (await self.log.head()).seq
-        self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)  # type: ignore[attr-defined]
+        await self.follower.begin()
+        self.listening = running_reactor().listenTCP(self.requested_port, self.factory, interface=self.host)
         log.info("VTP broadcaster listening on %s:%d (from log seq %d)", self.host, self.port, self.position)
 
     async def stop(self, grace: float = 2.0) -> None:
@@ -315,11 +320,11 @@ class Broadcaster:
             await self.stop()
 
     async def follow(self) -> None:
-        assert self.position is not None
-        async for batch in self.log.subscribe(self.position, ReadFilter.of([ACCEPTED])):
-            for record in batch:
-                self.publish(record)
-                self.position = record.seq
+        await self.follower.run()
+
+    async def _broadcast_batch(self, batch: Batch[RecordedEvent]) -> None:
+        for record in batch.records:
+            self.publish(record)
 
     def publish(self, record: RecordedEvent) -> None:
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from burstbus.config import VTPSection
+from burstbus.broker.config import VTPSection
 from burstbus.ingest import Ingest
 from burstbus.store.base import EventLog
 

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from burstbus.component import PortKey
+
 
 @dataclass(frozen=True)
 class Asker:
@@ -84,3 +86,11 @@ class Messenger(Protocol):
     def health(self) -> Mapping[str, object]:
         """``{"up": bool, "last_activity": iso-time | None, ...}`` for ``status`` and /healthz."""
         ...
+
+
+# -- ports: how the bot and a chat transport find each other (burstbus.component) ----------
+
+#: A chat transport's :class:`Messenger` (pages, trigger VOEvents to telescope JIDs).
+CHAT: PortKey[Messenger] = PortKey("chat.messenger", "send direct messages and VOEvents over chat")
+#: The :class:`ChatBot` that answers commands a chat transport receives.
+CHATBOT: PortKey[ChatBot] = PortKey("chat.bot", "answer Burst Advocates' commands")

@@ -140,7 +140,7 @@ async def cmd_demo(config: Config, args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         token = secrets.token_urlsafe(12)
-        config = replace(config, http=replace(http, read_token=token))
+        config = config.with_section("http", replace(http, read_token=token))
         print(f"burstbus demo: audit log and triggers: sign in at {http.link_base()}/signin with the read token {token}",
               file=sys.stderr)
     if args.no_serve:

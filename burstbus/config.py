@@ -8,8 +8,11 @@ A bad key or value stops the start with a :class:`ConfigError` naming ``section.
 what is wrong: a typo in an ACL must never silently fall back to a default.
 
 Each section is a frozen dataclass; a field's ``metadata`` may carry ``choices`` and
-``minimum``. Later sections (nats, xmpp, slack, http, acl) are added the same way.
-Values of the form ``env:NAME`` or ``file:/path`` in secret fields are read from there.
+``minimum``. The core's own sections (data, log, ingest, bursts, authority) are here; every
+other section lives beside the package that reads it, which registers it with its checks
+(:class:`SectionSpec`, ``burstbus.component.ComponentPackage``): this module names no
+transport. Values of the form ``env:NAME`` or ``file:/path`` in secret fields are read from
+there.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from burstbus.authority import (
     AuthorityConfigError,
@@ -29,10 +32,7 @@ from burstbus.authority import (
     AuthoritySection,
     check_authority,
 )
-from burstbus.bots.config import AclSection, TriggersSection, check_bot
-from burstbus.bridges.nats.config import NatsSection, check_log_jetstream, check_nats
-from burstbus.bridges.slack.config import SlackSection, check_slack
-from burstbus.bridges.xmpp.config import XmppSection, check_xmpp
+from burstbus.catalogue import VOEVENT_ROLES
 
 ENV_PREFIX = "BURSTBUS_"
 DEFAULT_CONFIG_FILE = Path("burstbus.toml")
@@ -60,20 +60,21 @@ class DataSection:
 
 @dataclass(frozen=True)
 class LogSection:
-    #: ``sqlite`` (DATA_DIR/log.sqlite) or ``jetstream`` (a NATS JetStream stream; each node
+    #: ``sqlite`` (DATA_DIR/log.sqlite) or a backend a package registers (``jetstream``: a
+    #: replicated stream for clusters; each node
     #: keeps its projections and handler state in local SQLite following it).
-    backend: str = field(default="sqlite", metadata=_choices("sqlite", "jetstream"))
+    backend: str = "sqlite"
     #: SQLite. FULL: an acknowledged append survives a power cut. NORMAL: survives a crash only.
     synchronous: str = field(default="FULL", metadata=_choices("FULL", "NORMAL", "EXTRA"))
     #: How soon a reader notices appends made by another process or node (seconds).
     poll_interval: float = field(default=0.5, metadata={"minimum": 0.01})
     #: JetStream: seed URLs of the cluster holding the log (comma-separated). Empty: the
-    #: ``[nats] url`` servers, or the embedded nats-server when that is empty too.
+    #: messaging bridge's servers, or its embedded server when it has none.
     jetstream_url: str = ""
     #: JetStream: the stream's name (created if missing) and its replicas (3 in a cluster).
     stream: str = "BURSTBUS_LOG"
     replicas: int = field(default=1, metadata={"minimum": 1})
-    #: JetStream: ``Nats-Msg-Id`` dedupe window (seconds); ids stay unique beyond it anyway.
+    #: JetStream: the message-id dedupe window (seconds); ids stay unique beyond it anyway.
     duplicate_window: float = field(default=120.0, metadata={"minimum": 1.0})
     #: JetStream: seconds to wait for an append's acks or a read's answer.
     timeout: float = field(default=10.0, metadata={"minimum": 0.1})
@@ -105,124 +106,109 @@ class BurstsSection:
 
 
 @dataclass(frozen=True)
-class SubscriberFilter:
-    """An operator's XPath filter for the VTP subscribers connecting from ``network`` (CIDR).
+class SectionSpec:
+    """A configuration section a package owns: ``[name]`` read into the frozen dataclass ``type``."""
 
-    A packet goes to such a subscriber only if one of the operator's filters for it selects the
-    packet *and* (if the subscriber sent filters of its own) one of its own filters does.
-    """
-
-    xpath: str
-    network: str = "0.0.0.0/0"
+    name: str
+    type: type
 
 
 @dataclass(frozen=True)
-class UpstreamBroker:
-    """A remote VTP broker burstbus subscribes to (like ``comet --remote=host:port``)."""
+class Claims:
+    """The IVORNs a package speaks for, for the authority rule (:mod:`burstbus.authority`):
+    ``trigger_streams`` only the trigger workflow may publish in; ``own`` the centre's IVORNs
+    whose authorities are reserved to burstbus's components."""
 
-    host: str
-    port: int = field(default=8099, metadata={"minimum": 1})
-    #: XPath filters sent to the upstream in the authenticate reply (it applies them).
-    filters: tuple[str, ...] = ()
-
-
-_ANY_ADDRESS = ("0.0.0.0/0", "::/0")
+    trigger_streams: tuple[str, ...] = ()
+    own: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class VTPSection:
-    """VTP (VOEvent Transport Protocol): receive from authors, broadcast, subscribe upstream."""
+class SectionProvider(Protocol):
+    """What the loader needs of a registered package (``burstbus.component.ComponentPackage``)."""
 
-    enabled: bool = True
-    #: Our IVORN in transport messages (ACK/NAK origin, iamalive, authenticate).
-    local_ivo: str = "ivo://burstbus.local/broker"
-    receive: bool = True
-    receive_host: str = "127.0.0.1"
-    #: 0 picks a free port (tests); Comet's author port is 8098.
-    receive_port: int = field(default=8098, metadata={"minimum": 0})
-    #: Largest frame an author may send (bytes); Comet silently drops frames over 99,999.
-    max_bytes: int = field(default=1_048_576, metadata={"minimum": 1024})
-    #: An author must finish its packet within this many seconds of connecting (Comet: 20).
-    receive_timeout: float = field(default=20.0, metadata={"minimum": 0.01})
-    #: CIDR networks authors may connect from (Comet's --author-whitelist).
-    author_allow: tuple[str, ...] = _ANY_ADDRESS
-    broadcast: bool = True
-    broadcast_host: str = "127.0.0.1"
-    broadcast_port: int = field(default=8099, metadata={"minimum": 0})
-    #: CIDR networks subscribers may connect from (Comet's --subscriber-whitelist).
-    subscriber_allow: tuple[str, ...] = _ANY_ADDRESS
-    #: Seconds between iamalive messages; a subscriber that missed the previous one is dropped.
-    iamalive_interval: float = field(default=60.0, metadata={"minimum": 0.01})
-    #: A subscriber with this many unacknowledged events at an iamalive is dropped (Comet: 10).
-    max_outstanding_acks: int = field(default=10, metadata={"minimum": 1})
-    #: Seconds to wait for a new subscriber's authenticate reply (its filters) before sending.
-    authenticate_wait: float = field(default=5.0, metadata={"minimum": 0.0})
-    subscriber_filters: tuple[SubscriberFilter, ...] = ()
-    upstreams: tuple[UpstreamBroker, ...] = ()
-    #: Longest wait between reconnection attempts to an upstream broker (seconds).
-    upstream_max_delay: float = field(default=60.0, metadata={"minimum": 0.1})
-    #: Drop an upstream connection that sent nothing (not even iamalive) for this long (Comet: 120).
-    upstream_idle_timeout: float = field(default=120.0, metadata={"minimum": 0.1})
-    #: Seconds between periodic test events sent to subscribers (Comet's default: 3600); 0: none.
-    test_interval: float = field(default=3600.0, metadata={"minimum": 0.0})
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sections(self) -> tuple[SectionSpec, ...]: ...
+
+    @property
+    def check(self) -> Callable[[Config], None]: ...
+
+    @property
+    def claims(self) -> Callable[[Config], Claims]: ...
+
+    @property
+    def log_backends(self) -> Mapping[str, Any]: ...
 
 
-@dataclass(frozen=True)
-class HttpSection:
-    """The HTTP API (voeventdb-compatible ``/apiv1/``), VOEvent submission, health and metrics."""
+#: The entry-point group packages register in (pyproject.toml ``[project.entry-points]``).
+ENTRY_POINT_GROUP = "burstbus.components"
 
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    #: 0 picks a free port (tests).
-    port: int = field(default=8080, metadata={"minimum": 0})
-    #: Bearer token for ``POST /api/voevents`` (``env:NAME`` or ``file:/path`` to keep it out
-    #: of the file). Empty: submission is refused (403). It also opens the protected reads.
-    token: str = ""
-    #: Bearer token (or sign-in) for the protected reads only: the event log, trigger requests,
-    #: the audit page and the live stream's non-public event types (``env:``/``file:`` as for
-    #: ``token``). Empty: only ``token`` opens them; with neither they are closed.
-    read_token: str = ""
-    #: Serve the protected reads to anyone, without a token (an explicit choice: they show who
-    #: is on duty, pending trigger requests and the commands Burst Advocates gave).
-    public_read: bool = False
-    #: Prefix when served behind a reverse proxy, e.g. ``/burstbus``.
-    base_path: str = ""
-    #: The web UI's address as users reach it (``https://fsc.example/burstbus``), for links in
-    #: chat messages. Empty: ``http://host:port`` + base_path.
-    public_url: str = ""
 
-    def link_base(self) -> str:
-        """Where links in messages point: ``public_url``, else this server's own address."""
-        if self.public_url:
-            return self.public_url.rstrip("/")
-        return f"http://{self.host}:{self.port}{self.base_path}"
+def registered_packages() -> list[Any]:
+    """Every package registered under :data:`ENTRY_POINT_GROUP` (loaded once per process).
+
+    The core discovers them: it never imports a transport, and a new one is one line in
+    pyproject.toml plus its package."""
+    global _REGISTERED
+    if _REGISTERED is None:
+        from importlib.metadata import entry_points
+
+        _REGISTERED = [point.load() for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name)]
+    return list(_REGISTERED)
+
+
+_REGISTERED: list[Any] | None = None
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Config:
+    """The whole configuration: the core's sections as fields, every package's by name.
+
+    A package reads its own section with :meth:`section` (typed); ``config.<name>`` also reads
+    one (untyped), for tools and tests."""
+
     data: DataSection = DataSection()
     log: LogSection = LogSection()
     ingest: IngestSection = IngestSection()
     bursts: BurstsSection = BurstsSection()
-    vtp: VTPSection = VTPSection()
-    nats: NatsSection = NatsSection()
-    http: HttpSection = HttpSection()
-    xmpp: XmppSection = XmppSection()
-    slack: SlackSection = SlackSection()
-    acl: AclSection = AclSection()
-    triggers: TriggersSection = TriggersSection()
     authority: AuthoritySection = AuthoritySection()
+    #: The packages' sections, by section name.
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    #: What the packages speak for (trigger streams, own IVORNs), for the authority rule.
+    claims: Claims = Claims()
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"the configuration has no section {name!r}")
+
+    def section(self, kind: type[T]) -> T:
+        """The section of this type (a package's own); its defaults if the package registered it
+        but the file does not mention it."""
+        for value in self.sections.values():
+            if type(value) is kind:
+                return value
+        raise KeyError(f"no configuration section of type {kind.__name__} is registered")
+
+    def with_section(self, name: str, value: Any) -> Config:
+        """A copy with one section replaced (``burstbus demo`` adds a read token)."""
+        if name in {f.name for f in fields(self)}:
+            return replace(self, **{name: value})
+        return replace(self, sections={**self.sections, name: value})
 
     @property
     def trigger_streams(self) -> tuple[str, ...]:
         """Every IVORN stream an approved trigger can be published under."""
-        triggers = self.triggers
-        return (f"ivo://{triggers.authority}/trigger", *(t.stream(triggers.authority) for t in triggers.telescopes))
+        return self.claims.trigger_streams
 
     def authority_policy(self) -> AuthorityPolicy:
         """Who may publish under which IVORNs (:mod:`burstbus.authority`), for the ingest."""
-        own = (f"ivo://{self.triggers.authority}/", self.vtp.local_ivo)
-        return AuthorityPolicy.of(self.authority, trigger_streams=self.trigger_streams, own=own)
+        return AuthorityPolicy.of(self.authority, trigger_streams=self.claims.trigger_streams, own=self.claims.own)
 
     @property
     def data_dir(self) -> Path:
@@ -242,7 +228,8 @@ class Config:
         return self.data.dir / "state.sqlite"
 
 
-VALID_ROLES = ("observation", "prediction", "utility", "test")
+VALID_ROLES = VOEVENT_ROLES
+_CORE_SECTIONS = ("data", "log", "ingest", "bursts", "authority")
 
 
 def load_config(
@@ -250,8 +237,18 @@ def load_config(
     *,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    packages: Sequence[SectionProvider] | None = None,
 ) -> Config:
-    """Build the configuration from defaults, file, environment and explicit overrides."""
+    """Build the configuration from defaults, file, environment and explicit overrides.
+
+    ``packages``: whose sections to read (default: every registered package)."""
+    providers = list(registered_packages() if packages is None else packages)
+    specs: dict[str, SectionSpec] = {}
+    for provider in providers:
+        for spec in provider.sections:
+            if spec.name in specs or spec.name in _CORE_SECTIONS:
+                raise ConfigError(spec.name, f"section registered twice (again by {provider.name})")
+            specs[spec.name] = spec
     environ = os.environ if environ is None else environ
     raw: dict[str, dict[str, Any]] = {}
     if path is None and DEFAULT_CONFIG_FILE.is_file():
@@ -268,16 +265,34 @@ def load_config(
             if not isinstance(values, dict):
                 raise ConfigError(section, "must be a [section] table")
             raw[section] = dict(values)
-    _merge_environment(raw, environ)
+    names = (*_CORE_SECTIONS, *specs)
+    _merge_environment(raw, environ, names)
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
-    config = _build(Config, raw, "")
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ConfigError(unknown[0], f"unknown section (known: {', '.join(sorted(names))})")
+    core = {name: raw[name] for name in _CORE_SECTIONS if name in raw}
+    config = _build(Config, core, "")
+    sections = {name: _build(spec.type, raw.get(name, {}), f"{name}.") for name, spec in specs.items()}
+    config = replace(config, sections=sections)
+    streams: list[str] = []
+    own: list[str] = []
+    for provider in providers:
+        claimed = provider.claims(config)
+        streams += claimed.trigger_streams
+        own += claimed.own
+    config = replace(config, claims=Claims(tuple(dict.fromkeys(streams)), tuple(dict.fromkeys(own))))
+    backends = ["sqlite", *(name for provider in providers for name in provider.log_backends)]
+    if config.log.backend not in backends:
+        raise ConfigError("log.backend", f"must be one of {', '.join(backends)}, not {config.log.backend!r}")
     _check(config)
+    for provider in providers:
+        provider.check(config)
     return config
 
 
-def _merge_environment(raw: dict[str, dict[str, Any]], environ: Mapping[str, str]) -> None:
-    sections = {f.name: f for f in fields(Config)}
+def _merge_environment(raw: dict[str, dict[str, Any]], environ: Mapping[str, str], sections: Sequence[str]) -> None:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
@@ -294,7 +309,7 @@ class _EnvText(str):
 
 
 def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in fields(cls) if not (cls is Config and f.name in ("sections", "claims"))}
     for key in values:
         if key not in known:
             hint = ", ".join(sorted(known))
@@ -366,7 +381,7 @@ def _convert(hint: Any, value: Any, key: str, meta: Mapping[str, Any]) -> Any:
 
 
 def _check(config: Config) -> None:
-    """Cross-field checks that a single field's type cannot express."""
+    """Cross-field checks of the core's sections (each package checks its own)."""
     for i, role in enumerate(config.bursts.roles):
         if role not in VALID_ROLES:
             raise ConfigError(f"bursts.roles[{i}]", f"must be one of {', '.join(VALID_ROLES)}, not {role!r}")
@@ -381,54 +396,10 @@ def _check(config: Config) -> None:
             etree.XPath(rule.xpath)
         except etree.XPathSyntaxError as exc:
             raise ConfigError(f"bursts.rules[{i}].xpath", f"not a valid XPath: {exc}") from None
-    _check_vtp(config.vtp)
-    check_nats(config.nats)
-    check_xmpp(config.xmpp)
-    check_slack(config.slack)
-    check_log_jetstream(config.log)
-    check_bot(config.acl, config.triggers)
     try:
         check_authority(config.authority, config.trigger_streams)
     except AuthorityConfigError as exc:
         raise ConfigError(exc.key, exc.problem) from None
-    if config.http.base_path and (not config.http.base_path.startswith("/") or config.http.base_path.endswith("/")):
-        raise ConfigError("http.base_path", f"must start with / and not end with one, like /burstbus (got {config.http.base_path!r})")
-    if config.http.token:
-        resolve_secret(config.http.token, "http.token")
-    if config.http.read_token and not resolve_secret(config.http.read_token, "http.read_token").strip():
-        raise ConfigError("http.read_token", "resolves to an empty value (leave the key out to use only http.token)")
-
-
-def _check_vtp(vtp: VTPSection) -> None:
-    import ipaddress
-
-    from lxml import etree
-
-    def network(value: str, key: str) -> None:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError as exc:
-            raise ConfigError(key, f"not an IP network (CIDR): {exc}") from None
-
-    def xpath(value: str, key: str) -> None:
-        try:
-            etree.XPath(value)
-        except etree.XPathSyntaxError as exc:
-            raise ConfigError(key, f"not a valid XPath: {exc}") from None
-
-    for name in ("author_allow", "subscriber_allow"):
-        for i, value in enumerate(getattr(vtp, name)):
-            network(value, f"vtp.{name}[{i}]")
-    for i, flt in enumerate(vtp.subscriber_filters):
-        network(flt.network, f"vtp.subscriber_filters[{i}].network")
-        xpath(flt.xpath, f"vtp.subscriber_filters[{i}].xpath")
-    for i, upstream in enumerate(vtp.upstreams):
-        if not upstream.host:
-            raise ConfigError(f"vtp.upstreams[{i}].host", "must not be empty")
-        for j, value in enumerate(upstream.filters):
-            xpath(value, f"vtp.upstreams[{i}].filters[{j}]")
-    if not vtp.local_ivo.startswith("ivo://"):
-        raise ConfigError("vtp.local_ivo", f"must be an ivo:// identifier, not {vtp.local_ivo!r}")
 
 
 def with_data_dir(config: Config, data_dir: Path) -> Config:

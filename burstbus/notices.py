@@ -5,27 +5,40 @@ a notice: burst id, instrument, position with a readable error, time, a link to 
 :class:`NoticeView` is that, built once from the ``voevent.accepted`` data (never re-parsing
 XML); templates format it.
 
-The burst id comes from the burst identifier's ``burst.identified`` decision, which runs beside
-the bridges and usually lands within milliseconds: :func:`burst_of` waits for it, bounded, and
-answers None rather than holding an alert back for ever.
+The burst id comes from the burst identifier's decision about the notice: every accepted notice
+gets exactly one, ``burst.identified`` or ``burst.none``, under one derived event id
+(:func:`decision_id`). Chat outboxes follow those decisions rather than the notices
+(:data:`DECISIONS`, :func:`decided_notices`), so a notice is posted as soon as its burst is
+known and never before, with no waiting and no polling.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from burstbus.catalogue import BURST_IDENTIFIED, BURST_NONE, VOEVENT_ACCEPTED
 from burstbus.events import RecordedEvent, derived_event_id
-from burstbus.handlers.bursts import CONSUMER as BURSTS_CONSUMER
-from burstbus.handlers.bursts import IDENTIFIED
-from burstbus.state import StateStore
 from burstbus.store.base import EventLog
 
 log = logging.getLogger(__name__)
+
+ACCEPTED = VOEVENT_ACCEPTED
+IDENTIFIED = BURST_IDENTIFIED
+NO_BURST = BURST_NONE
+#: The identifier's decisions, one per accepted notice: what chat outboxes follow.
+DECISIONS = (IDENTIFIED, NO_BURST)
+
+
+def decision_id(notice_event_id: str) -> str:
+    """The event id of the decision about a notice, whichever it is: one decision per notice.
+
+    (Derived as ``burst.identified`` ids always were, so logs written before ``burst.none``
+    existed keep their ids.)"""
+    return derived_event_id(IDENTIFIED, notice_event_id)
 
 
 def angle_text(degrees: float) -> str:
@@ -126,43 +139,18 @@ def notice_view(record_data: Mapping[str, Any], *, burst_id: str | None, link_ba
     )
 
 
-async def burst_of(
-    event_log: EventLog, state: StateStore, record: RecordedEvent, *, roles: Sequence[str], wait: float
-) -> str | None:
-    """The burst the identifier decided for this notice, waiting up to ``wait`` seconds.
-
-    Roles the identifier ignores (``[bursts] roles``) have no burst and are not waited for.
-    """
-    if record.data.get("role") not in roles:
-        return None
-    wanted = derived_event_id(IDENTIFIED, record.id)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    delay = 0.002
-    while True:
-        found = await event_log.find(wanted)
-        if found is None and await state.checkpoint(BURSTS_CONSUMER) >= record.seq:
-            found = await event_log.find(wanted)  # decided: appended before its checkpoint moved
-            if found is None:
-                return None  # decided that it belongs to no burst
-        if found is not None:
-            return str(found.data.get("burst_id") or "") or None
-        if loop.time() >= deadline:
-            log.warning("no burst decision for %s after %.1fs; posting without a burst id", record.data.get("ivorn"), wait)
-            return None
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-async def start_position(event_log: EventLog, state: StateStore, consumer: str) -> int:
-    """A chat outbox's checkpoint; on its very first run the log's head, saved at once.
-
-    Posting the whole archive into a room or channel the first time would help nobody.
-    """
-    known = await state.checkpoints()
-    if consumer in known:
-        return known[consumer]
-    head = (await event_log.head()).seq
-    await state.set_checkpoint(consumer, head)
-    log.info("%s starts at log seq %d (first run)", consumer, head)
-    return head
+async def decided_notices(event_log: EventLog, decisions: Sequence[RecordedEvent]) -> list[tuple[RecordedEvent, str | None]]:
+    """The notice each decision is about, with its burst id (None for ``burst.none``), in
+    the decisions' order. A decision whose notice is not in the log (never expected) is
+    logged and left out."""
+    out: list[tuple[RecordedEvent, str | None]] = []
+    for decision in decisions:
+        if decision.type not in DECISIONS:
+            continue
+        notice = await event_log.get(int(decision.data.get("accepted_seq") or 0))
+        if notice is None or notice.type != ACCEPTED or decision.id != decision_id(notice.id):
+            log.error("decision %s (seq %d) names no accepted notice; skipped", decision.id, decision.seq)
+            continue
+        burst = str(decision.data.get("burst_id") or "") or None if decision.type == IDENTIFIED else None
+        out.append((notice, burst))
+    return out

@@ -1,8 +1,9 @@
 """The service runner: opens the log, starts every component on one asyncio loop, stops cleanly.
 
-Components are long-running coroutines (projection runner, burst identifier, and — as the
-transports land — VTP, NATS, XMPP, Slack, HTTP). Each runs under a supervisor that logs a
-failure and restarts it with backoff, so one broken consumer never takes the log down.
+Components are long-running parts (:class:`burstbus.component.Component`): the core's own
+followers (projections, burst identifier) and whatever the registered packages build. Each
+runs under a supervisor that logs a failure and restarts it with backoff, so one broken
+consumer never takes the log down.
 
 A lock file in the data directory marks a running service, so commands that rewrite derived
 state (``rebuild``) refuse to run under it, and ``import`` knows whether to bring the
@@ -18,18 +19,20 @@ import io
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
-from burstbus.bots.bot import BurstBot, add_bot
-from burstbus.bridges.nats.node import NatsNode, add_nats
-from burstbus.bridges.slack.node import add_slack
-from burstbus.bridges.slack.outbox import SlackOutbox
-from burstbus.bridges.xmpp.node import XmppNode, add_xmpp
-from burstbus.broker.node import VTPNode
-from burstbus.config import Config
+from burstbus.component import (
+    Component,
+    ComponentPackage,
+    Host,
+    MetricsResult,
+    Task,
+    installed_packages,
+)
+from burstbus.config import Config, ConfigError
 from burstbus.events import utc_now
 from burstbus.handlers.bursts import BurstIdentifier
 from burstbus.ingest import Ingest
@@ -40,6 +43,8 @@ from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite import SQLiteEventLog
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 LOCK_FILE = "burstbus.lock"
 #: Stopping: a component still running this many seconds after its cancel is cancelled again …
@@ -85,13 +90,14 @@ def service_running(data_dir: Path) -> bool:
 async def open_log(config: Config) -> EventLog:
     """The configured event log (every command and the service open it this one way).
 
-    JetStream: the stream named in ``[log]``; with no URL configured the data directory's
-    embedded nats-server is started first and stopped when the log closes (the log owns it,
-    and the NATS bridge shares it)."""
-    if config.log.backend == "jetstream":
-        from burstbus.bridges.nats.log_backend import open_jetstream_log
-
-        return await open_jetstream_log(config)
+    ``sqlite`` is the store's own; any other ``[log] backend`` is opened by the package that
+    registers it (``ComponentPackage.log_backends``), which may own a server it starts and
+    stops with the log."""
+    if config.log.backend != "sqlite":
+        for package in installed_packages():
+            if config.log.backend in package.log_backends:
+                return await package.log_backends[config.log.backend](config)
+        raise ConfigError("log.backend", f"no installed package provides the {config.log.backend!r} log")
     return await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
 
 
@@ -113,7 +119,7 @@ class Core:
             state = await StateStore.open(config.state_path)
             projections = await ProjectionRunner.open(config.projections_path, all_projections())
         except BaseException:
-            await log_.close()  # and the embedded nats-server it may own
+            await log_.close()  # and any server its backend owns
             raise
         ingest = Ingest(
             log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads, authority=config.authority_policy()
@@ -134,21 +140,25 @@ class Core:
         await self.log.close()
 
 
-@dataclass
 class Supervised:
-    name: str
-    factory: Callable[[], Awaitable[None]]
-    restarts: int = 0
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
-    #: The last failure, while the component waits to be restarted (None once it runs again).
-    failure: str | None = None
-    failed_at: str | None = None
-    #: The component's own state (connection, position, counters), merged into its health;
-    #: its ``up`` can only turn the component down, never up.
-    probe: Callable[[], Mapping[str, Any]] | None = None
+    """A component under the supervisor: restarted with backoff when it fails; its health is
+    the supervisor's view (running? waiting out a failure?) merged with the component's own."""
+
+    def __init__(self, component: Component):
+        self.component = component
+        self.restarts = 0
+        self.task: asyncio.Task[None] | None = None
+        #: The last failure, while the component waits to be restarted (None once it runs again).
+        self.failure: str | None = None
+        self.failed_at: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.component.name
 
     def health(self) -> dict[str, Any]:
-        """What ``/healthz`` says about it: down while stopped or waiting out a failure."""
+        """What ``/healthz`` says about it: down while stopped or waiting out a failure; the
+        component's own ``up`` can only turn it down, never up."""
         running = self.task is not None and not self.task.done()
         state: dict[str, Any] = {
             "up": running and self.failure is None,
@@ -157,37 +167,62 @@ class Supervised:
             "failed_at": self.failed_at,
             "last_activity": None,
         }
-        if self.probe is not None:
-            own = dict(self.probe())
-            state["up"] = state["up"] and bool(own.pop("up", True))
-            state.update(own)
+        own = dict(self.component.health())
+        state["up"] = state["up"] and bool(own.pop("up", True))
+        state.update(own)
         return state
+
+    def metrics(self) -> MetricsResult:
+        return self.component.metrics()
 
 
 class Service:
-    """``burstbus run``: the core plus every configured component, until told to stop."""
+    """``burstbus run``: the core plus every registered package's components, until told to stop.
+
+    It knows no transport: :func:`build_service` asks each registered package
+    (:func:`burstbus.component.installed_packages`) for its components."""
 
     def __init__(self, core: Core):
         self.core = core
         self.components: list[Supervised] = []
         self._stopping = asyncio.Event()
-        self.vtp: VTPNode | None = None
-        self.nats: NatsNode | None = None
-        self.bot: BurstBot | None = None
-        self.xmpp: XmppNode | None = None
-        self.slack: SlackOutbox | None = None
         #: Called after the components stopped, before the core closes (e.g. reader pools).
         self.closers: list[Callable[[], Awaitable[None]]] = []
+        #: What components are built from (None for a bare supervisor in tests): its
+        #: ``running`` is :attr:`components` itself and its ``closers`` are :attr:`closers`.
+        self.host: Host | None = None
+        if core is not None:
+            self.host = Host(core.config, core.log, core.state, core.ingest, core.projections,
+                             running=self.components, closers=self.closers)
+
+    async def close(self) -> None:
+        """Run the components' closers (after they stopped, before the core closes)."""
+        for close in self.closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %r failed", close)
 
     def add(self, name: str, factory: Callable[[], Awaitable[None]],
             probe: Callable[[], Mapping[str, Any]] | None = None) -> None:
-        self.components.append(Supervised(name, factory, probe=probe))
+        """Supervise a plain coroutine factory (the core's own followers, the demo's feeder)."""
+        self.add_component(Task(name, factory, health=probe))
+
+    def add_component(self, component: Component) -> None:
+        self.components.append(Supervised(component))
+
+    def part(self, kind: type[T]) -> T | None:
+        """The object of this type a component runs (its ``owner``), for tests and tools."""
+        for supervised in self.components:
+            if isinstance(supervised.component, Task) and isinstance(supervised.component.owner, kind):
+                return supervised.component.owner
+        return None
 
     async def _supervise(self, component: Supervised) -> None:
         delay = 0.5
         while not self._stopping.is_set():
             try:
-                awaitable = component.factory()
+                awaitable = component.component.run()
                 component.failure = None
                 await awaitable
                 return
@@ -221,7 +256,7 @@ class Service:
             _, pending = await asyncio.wait(pending, timeout=RECANCEL_AFTER)
             waited += RECANCEL_AFTER
             for task in pending:
-                # Python 3.11's asyncio.wait_for (inside nats-py, slixmpp…) swallows a cancel
+                # Python 3.11's asyncio.wait_for (inside client libraries) swallows a cancel
                 # that lands as the awaited result arrives; the component then runs on. Ask again.
                 task.cancel()
                 if waited % STOP_REPORT_AFTER < RECANCEL_AFTER:
@@ -233,70 +268,17 @@ class Service:
                 task.result()  # the supervisor only ends by returning or by its cancellation
 
 
-def build_service(core: Core) -> Service:
-    """Wire the components that exist so far."""
+def build_service(core: Core, packages: Sequence[ComponentPackage] | None = None) -> Service:
+    """The core's followers (burst identifier, projections) plus every registered package's
+    components, each package built in its order with the shared host."""
     service = Service(core)
-    service.add("bursts", core.bursts.follow)
-    service.add("projections", lambda: core.projections.follow(core.log))
-    if core.config.vtp.enabled:
-        service.vtp = VTPNode(core.log, core.ingest, core.config.vtp)
-        for name, factory in service.vtp.components():
-            service.add(name, factory)
-    service.nats = add_nats(service, core)
-    if core.config.xmpp.enabled:
-        service.bot = add_bot(service, core)
-        service.closers.append(service.bot.close)
-        service.xmpp = add_xmpp(service, core, service.bot)
-    service.slack = add_slack(service, core)
-    if core.config.http.enabled:
-        add_http(service, core)  # last: its /healthz lists the components added before it
+    service.add("bursts", core.bursts.follow, probe=core.bursts.health)
+    service.add("projections", lambda: core.projections.follow(core.log), probe=core.projections.health)
+    assert service.host is not None
+    for package in installed_packages() if packages is None else packages:
+        for component in package.build(service.host):
+            service.add_component(component)
     return service
-
-
-def add_http(service: Service, core: Core) -> None:
-    """Serve the HTTP API; ``/healthz`` reports every supervised component."""
-    from burstbus.bridges.http import make_app, serve
-    from burstbus.config import resolve_secret
-
-    section = core.config.http
-    token = resolve_secret(section.token, "http.token") if section.token else None
-
-    health: dict[str, Any] = {c.name: c.health for c in service.components}
-    metrics: dict[str, Any] = {}
-    if service.vtp is not None:
-        from burstbus.bridges.http.providers import vtp_health, vtp_metrics
-
-        metrics["vtp"] = vtp_metrics(service.vtp, core.log)
-        for part in ("vtp-receiver", "vtp-broadcaster", "vtp-upstreams"):
-            if part in health:
-                health[part] = vtp_health(service.vtp, part, health[part])
-    if service.nats is not None:
-        from burstbus.bridges.http.providers import nats_health, nats_metrics
-
-        metrics["nats"] = nats_metrics(service.nats, core.log)
-        if "nats" in health:
-            health["nats"] = nats_health(service.nats, health["nats"])
-    if service.xmpp is not None:
-        from burstbus.bridges.http.providers import xmpp_metrics
-
-        metrics["xmpp"] = xmpp_metrics(service.xmpp, core.log)
-    if service.slack is not None:
-        from burstbus.bridges.http.providers import slack_metrics
-
-        metrics["slack"] = slack_metrics(service.slack, core.log)
-
-    def app() -> Any:
-        return make_app(core.log, core.config.projections_path, ingest=core.ingest, token=token,
-                        base_path=section.base_path, components=health, metrics=metrics,
-                        projection_runner=core.projections,
-                        read_token=resolve_secret(section.read_token, "http.read_token") if section.read_token else None,
-                        public_read=section.public_read, public_url=section.public_url)
-
-    def ready(addresses: list[tuple[str, int]]) -> None:
-        for host, port in addresses:
-            log.info("HTTP API on http://%s:%d%s/", host, port, section.base_path)
-
-    service.add("http", lambda: serve(app, section.host, section.port, ready=ready))
 
 
 async def run_service(
@@ -328,10 +310,6 @@ async def run_service(
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-            for close in service.closers:
-                try:
-                    await close()
-                except Exception:
-                    log.exception("closing %r failed", close)
+            await service.close()
             await core.close()
             log.info("burstbus stopped")

@@ -17,13 +17,18 @@ Rules, first match wins:
 Only roles listed in ``[bursts] roles`` (default: observation) take part, so GCN's test and
 utility packets never open bursts.
 
-:func:`identify` is pure; :class:`BurstIdentifier` is the log consumer around it, keeping
+Every notice gets exactly one decision in the log: ``burst.identified`` (the burst and the
+rule), or ``burst.none`` (the reason: a role not in ``[bursts] roles``, or no rule matched).
+Both carry the same derived event id (from the notice's), so a redo after a crash, a second
+node or a changed rule set can never record a second, different decision. Chat outboxes
+follow these decisions: a notice is posted once its burst is known, with no waiting.
+
+:func:`identify` is pure; :class:`BurstIdentifier` is the log follower around it, keeping
 its IVORN → burst index in ``state.sqlite`` in the same transaction as its checkpoint.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import sqlite3
@@ -34,16 +39,20 @@ from typing import Any, Protocol
 from lxml import etree
 
 from burstbus.config import BurstRule
-from burstbus.events import Event, RecordedEvent, derived_event_id
+from burstbus.events import Event, RecordedEvent
+from burstbus.notices import ACCEPTED, IDENTIFIED, NO_BURST, decision_id
 from burstbus.payload import xml_bytes
-from burstbus.state import StateStore, save_checkpoint
-from burstbus.store.base import EventLog, ReadFilter
+from burstbus.state import StateStore
+from burstbus.store.base import EventLog
+from burstbus.store.consumer import Batch, Follower
 from burstbus.voevent.parse import parse_xml
 
 log = logging.getLogger(__name__)
 
-IDENTIFIED = "burst.identified"
 CONSUMER = "handler.bursts"
+#: Seconds a batch of decisions may wait to share the log's next commit: a decision per notice
+#: would otherwise cost a single author one more fsync per notice (bench/vtp.py).
+DECISION_LINGER = 0.01
 
 #: Trigger numbers GCN uses as placeholders, which must never merge unrelated packets.
 PLACEHOLDER_TRIGGERS = {0, -1, 99999, 999999}
@@ -186,7 +195,7 @@ def notice_facts(accepted: RecordedEvent) -> dict[str, Any]:
 def identified_event(accepted: RecordedEvent, found: Identification) -> Event:
     return Event(
         type=IDENTIFIED,
-        id=derived_event_id(IDENTIFIED, accepted.id),
+        id=decision_id(accepted.id),
         stream=found.burst_id,
         actor="system:bursts",
         data={
@@ -197,6 +206,23 @@ def identified_event(accepted: RecordedEvent, found: Identification) -> Event:
             "detail": found.detail,
             "notice": notice_facts(accepted),
         },
+    )
+
+
+def no_burst_event(accepted: RecordedEvent, roles: Sequence[str]) -> Event:
+    """The decision that a notice belongs to no burst, and why (same id as a burst would have)."""
+    role = accepted.data.get("role")
+    if role not in roles:
+        reason, detail = "role", f"role {role!r} is not one of [bursts] roles ({', '.join(roles)})"
+    else:
+        reason, detail = "unmatched", "no operator rule, citation, Burst_Id, GraceID or TrigID matched"
+    return Event(
+        type=NO_BURST,
+        id=decision_id(accepted.id),
+        stream=accepted.stream,
+        actor="system:bursts",
+        data={"ivorn": accepted.data.get("ivorn"), "accepted_seq": accepted.seq, "role": role,
+              "reason": reason, "detail": detail},
     )
 
 
@@ -228,7 +254,8 @@ def _load_index(conn: sqlite3.Connection, ivorns: list[str]) -> MemoryIndex:
 
 
 class BurstIdentifier:
-    """Follows ``voevent.accepted`` and appends one ``burst.identified`` per notice that matches."""
+    """Follows ``voevent.accepted`` and appends one decision per notice: ``burst.identified``
+    or ``burst.none``. Its follower retries a failed batch from the checkpoint."""
 
     def __init__(self, log_: EventLog, state: StateStore, rules: Sequence[BurstRule] = (), roles: Sequence[str] = ("observation",)):
         self.log = log_
@@ -236,39 +263,48 @@ class BurstIdentifier:
         self.rules = [CompiledRule.of(r) for r in rules]
         self.roles = tuple(roles)
         self.identified_total = 0
-        self.position = 0
+        self.no_burst_total = 0
+        self.follower: Follower[RecordedEvent] = Follower(
+            log_, self._decide, name=CONSUMER, checkpoint=state.checkpoint(CONSUMER), types=[ACCEPTED], batch_size=1000,
+        )
+
+    @property
+    def position(self) -> int:
+        """The seq of the last notice decided (0 before the first)."""
+        return self.follower.position or 0
 
     async def start(self) -> None:
         await self.state.run(lambda c: c.executescript(_INDEX))
-        self.position = await self.state.checkpoint(CONSUMER)
+        await self.follower.begin()
 
-    async def process(self, records: Sequence[RecordedEvent]) -> None:
-        """Identify a batch, append the decisions, then save index and checkpoint together."""
-        if not records:
-            return
-        wanted = [r for r in records if r.type == "voevent.accepted" and r.seq > self.position]
+    async def _decide(self, batch: Batch[RecordedEvent]) -> None:
+        """Decide a batch, append the decisions, then save index and checkpoint together."""
+        records = batch.records
+        wanted = [r for r in records if r.type == ACCEPTED and r.seq > self.position]
         relevant = sorted(
             {str(r.data["ivorn"]) for r in wanted} | {str(c.get("ivorn", "")) for r in wanted for c in r.data.get("citations") or ()}
         )
         index = await self.state.run(lambda c: _load_index(c, relevant)) if relevant else MemoryIndex()
-        decided = MemoryIndex()  # this batch's decisions, saved with the checkpoint
         events: list[Event] = []
         for record in wanted:
             found = identify(record.data, index, self.rules, self.roles)
             if found is None:
+                events.append(no_burst_event(record, self.roles))
                 continue
             index.record(record.data, found.burst_id)
-            decided.record(record.data, found.burst_id)
             events.append(identified_event(record, found))
+        decided = MemoryIndex()  # this batch's bursts as the log holds them, saved with the checkpoint
         if events:
-            appended = await self.log.append(events)
-            for event, where in zip(events, appended, strict=True):
-                if not where.new:  # decided before (e.g. state lost): the log's decision stands
-                    original = await self.log.get(where.seq)
-                    if original is not None:
-                        decided.bursts[event.data["ivorn"]] = original.data["burst_id"]
-            self.identified_total += sum(1 for a in appended if a.new)
-        last = records[-1].seq
+            appended = await self.log.append(events, linger=DECISION_LINGER)
+            for record, event, where in zip(wanted, events, appended, strict=True):
+                final = event if where.new else await self.log.get(where.seq)  # decided before: the log's decision stands
+                if final is not None and final.type == IDENTIFIED:
+                    decided.record(record.data, str(final.data["burst_id"]))
+                if where.new:
+                    if event.type == IDENTIFIED:
+                        self.identified_total += 1
+                    else:
+                        self.no_burst_total += 1
 
         def save(conn: sqlite3.Connection) -> None:
             conn.executemany("INSERT OR IGNORE INTO burst_index (ivorn, burst_id) VALUES (?, ?)", list(decided.bursts.items()))
@@ -276,33 +312,19 @@ class BurstIdentifier:
                 "INSERT OR IGNORE INTO burst_citations (cited_ivorn, burst_id, citing_ivorn) VALUES (?, ?, ?)",
                 [(cited, burst, citing) for cited, (burst, citing) in decided.citing.items()],
             )
-            save_checkpoint(conn, CONSUMER, last)
+            batch.write_checkpoint(conn)
 
         await self.state.transaction(save)
-        self.position = last
 
     async def catch_up(self, batch_size: int = 5000) -> None:
-        """Process everything accepted up to the log's current head."""
-        target = (await self.log.head()).seq
-        while self.position < target:
-            records = await self.log.read(self.position, ReadFilter.of(types=["voevent.accepted"]), batch_size)
-            if not records:
-                await self._advance_to(target)
-                break
-            await self.process(records)
-
-    async def _advance_to(self, seq: int) -> None:
-        await self.state.set_checkpoint(CONSUMER, seq)
-        self.position = seq
+        """Decide everything accepted up to the log's current head."""
+        await self.follower.catch_up(batch_size=batch_size)
 
     async def follow(self) -> None:
-        """Run forever, identifying notices as they are accepted."""
-        async for records in self.log.subscribe(self.position, ReadFilter.of(types=["voevent.accepted"]), 1000):
-            try:
-                await self.process(records)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("burst identification failed at seq %s; will retry", records[0].seq)
-                await asyncio.sleep(1)
-                raise
+        """Run forever, deciding notices as they are accepted."""
+        await self.follower.run()
+
+    def health(self) -> dict[str, object]:
+        """The follower's state (``/healthz``): down with the error while a batch is retried."""
+        return {**self.follower.health(), "up": not self.follower.retrying, "identified": self.identified_total,
+                "no_burst": self.no_burst_total}

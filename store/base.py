@@ -74,8 +74,12 @@ class ReadFilter:
 class EventLog(Protocol):
     """The append-only, hash-chained event log."""
 
-    async def append(self, events: Sequence[Event]) -> list[Appended]:
-        """Durably append events in order; an id already present is a no-op (``new=False``)."""
+    async def append(self, events: Sequence[Event], *, linger: float = 0.0) -> list[Appended]:
+        """Durably append events in order; an id already present is a no-op (``new=False``).
+
+        ``linger``: for appends no sender waits on (a handler's decisions), how long the
+        backend may hold them to share a commit with the next append (it returns later, as
+        durable as ever). A backend without group commits ignores it."""
 
     async def read(
         self, after: int = 0, filter: ReadFilter | None = None, limit: int | None = None

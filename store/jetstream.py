@@ -261,7 +261,8 @@ class JetStreamEventLog:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def append(self, events: Sequence[Event]) -> list[Appended]:
+    async def append(self, events: Sequence[Event], *, linger: float = 0.0) -> list[Appended]:
+        # ``linger`` is for group commits; here each record is published in turn (see above).
         if self._closed:
             raise LogClosed("the event log is closed")
         if not events:

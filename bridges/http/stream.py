@@ -1,7 +1,8 @@
 """``GET {base}/api/stream``: the log as server-sent events, for live pages and scripts.
 
-One follower per application, not one per client: the :class:`EventHub` subscribes to the
-log once (from the head, when the first client arrives), serialises each record once, and
+One follower per application, not one per client: the :class:`EventHub` follows the log once
+(a :class:`~burstbus.store.consumer.Follower` without checkpoint, from the head, when the first
+client arrives; a failed read is retried from where it was), serialises each record once, and
 hands the frame to every client's bounded queue. A client that falls too far behind (its
 queue overflows) is closed; a browser's ``EventSource`` then reconnects with
 ``Last-Event-ID`` and resumes exactly where it stopped.
@@ -34,9 +35,10 @@ from aiohttp import web
 
 from burstbus.bridges.http.errors import ApiError, InvalidQueryString, Unavailable
 from burstbus.bridges.http.queries import projected_seq
-from burstbus.bridges.http.reader import ProjectionReader
 from burstbus.events import RecordedEvent
 from burstbus.store.base import EventLog, LogError, ReadFilter
+from burstbus.store.consumer import Batch, Follower, Start
+from burstbus.store.reader import ProjectionReader
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,7 @@ class EventHub:
         self.clients: set[StreamClient] = set()
         #: The last seq handed to the clients (None until the follower starts).
         self.position: int | None = None
+        self.follower: Follower[RecordedEvent] | None = None
         #: The last ``projected`` seq announced.
         self.projected: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -170,9 +173,12 @@ class EventHub:
             if self._closed:
                 raise Unavailable("the server is shutting down")
             if not self._tasks or all(t.done() for t in self._tasks):
-                self.position = (await self.log.head()).seq
+                follower = Follower(self.log, self._fan_out_batch, name="sse", start=Start.HEAD,
+                                    batch_size=_CATCH_UP_PAGE, retry_delay=0.5, max_retry_delay=5.0)
+                self.position = await follower.begin()
+                self.follower = follower
                 self._tasks = [
-                    asyncio.create_task(self._follow(self.position), name="burstbus-sse-follow"),
+                    asyncio.create_task(self._follow(follower), name="burstbus-sse-follow"),
                     asyncio.create_task(self._watch_projections(), name="burstbus-sse-projected"),
                 ]
         assert self.position is not None
@@ -196,13 +202,16 @@ class EventHub:
 
     # -- the follower ------------------------------------------------------------------
 
-    async def _follow(self, after: int) -> None:
+    async def _fan_out_batch(self, batch: Batch[RecordedEvent]) -> None:
+        # No await here: ``join`` reads the position and registers a client in between batches.
+        for record in batch.records:
+            self._fan_out(_Item(record.seq, record.type, event_frame(record)))
+            self.position = record.seq
+            self.events_total += 1
+
+    async def _follow(self, follower: Follower[RecordedEvent]) -> None:
         try:
-            async for batch in self.log.subscribe(after, None, batch_size=_CATCH_UP_PAGE):
-                for record in batch:
-                    self._fan_out(_Item(record.seq, record.type, event_frame(record)))
-                    self.position = record.seq
-                    self.events_total += 1
+            await follower.run()  # returns when the log closes
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -38,11 +38,11 @@ from burstbus.bridges.http import ui_queries as q
 from burstbus.bridges.http.access import PUBLIC_TYPES, Access, Throttled, Unauthorized, Viewer
 from burstbus.bridges.http.chaincheck import ChainVerifier
 from burstbus.bridges.http.errors import ApiError
-from burstbus.bridges.http.reader import ProjectionReader
 from burstbus.events import RecordedEvent
 from burstbus.store.base import EventLog, ReadFilter
 from burstbus.store.projections.processes import STATUSES
 from burstbus.store.projections.voeventdb import ROLES
+from burstbus.store.reader import ProjectionReader, ReadModelError
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +280,8 @@ class Pages:
             return await self.reader.run(fn, *args), None, 200
         except ApiError as exc:
             return None, exc.message, exc.status
+        except ReadModelError as exc:
+            return None, exc.message, 503
 
     # -- handlers --
 

@@ -1,9 +1,10 @@
-"""What the web pages read: filters from the query string and queries over the projections.
+"""What the web pages read: filters from the query string, and the pages' data from the store.
 
-Kept apart from the handlers (``ui.py``) so the SQL and the validation are plain functions,
-testable without a server. The query functions take a ``sqlite3.Connection`` (the HTTP
-reader's read-only connection, one read transaction per page) and return plain dicts for the
-templates. Every value a user gives is a bound parameter.
+Kept apart from the handlers (``ui.py``) so the validation is plain functions, testable
+without a server. The SQL is the store's read side (:mod:`burstbus.store.read`): a query class
+here turns a form into the store's filter dataclasses, and the page functions (run on the
+HTTP reader's read-only connection, one read transaction per page) turn its typed rows into
+the plain dicts the templates show.
 
 Filters are checked as strictly as the JSON API checks its own: an unknown key or a bad
 value raises :class:`FilterError` naming the key, which the page shows above its form.
@@ -11,18 +12,21 @@ value raises :class:`FilterError` naming the key, which the page shows above its
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from burstbus.bridges.http.queries import projected_seq, table_exists
-from burstbus.store.projections import voeventdb as vdb
 from burstbus.store.projections.processes import STATUSES
+from burstbus.store.read import archive
+from burstbus.store.read import bursts as read_burst
+from burstbus.store.read import lists as read_lists
+from burstbus.store.read import voeventdb as vdb
+from burstbus.store.read.rows import BurstRow
+from burstbus.store.read.where import BurstFilter, ProcessFilter
 
 #: Rows per page unless ``limit`` says otherwise, and the most one page may show.
 PAGE_ROWS = 50
@@ -171,36 +175,20 @@ class NoticeQuery:
         return cls(filters, Paging.from_items(items), form)
 
 
-_NOTICE_COLUMNS = ("seq", "ivorn", "stream", "role", "authored", "received", "instrument",
-                   "mission", "via", "ra", "dec", "err", "burst_id")  # fmt: skip
+def _projected(conn: sqlite3.Connection) -> int:
+    return read_lists.projected_seq(conn) or 0
 
 
 def notices(conn: sqlite3.Connection, query: NoticeQuery) -> dict[str, Any]:
     """A page of notices, newest first, with position, burst and (for a cone) the distance."""
-    where, params = query.filters.where()
-    bursts = table_exists(conn, "burst_notices")
-    burst_col = "bn.burst_id" if bursts else "NULL"
-    burst_join = "LEFT JOIN burst_notices AS bn ON bn.ivorn = v.ivorn" if bursts else ""
-    sql = (
-        "SELECT v.id, v.ivorn, v.stream, v.role, v.author_datetime, v.received, v.instrument, v.mission, "
-        f"v.via, c.ra, c.dec, c.error, {burst_col} FROM voevent AS v "
-        f"LEFT JOIN coord AS c ON c.voevent_id = v.id {burst_join} "
-        f"WHERE {where} ORDER BY v.id DESC LIMIT ? OFFSET ?"
-    )
-    rows = [dict(zip(_NOTICE_COLUMNS, row, strict=True))
-            for row in conn.execute(sql, [*params, query.paging.limit, query.paging.offset])]  # fmt: skip
-    cone = query.filters.cone
-    if isinstance(cone, vdb.Cone):
-        for row in rows:
-            if row["ra"] is not None:
-                row["distance"] = _separation(cone.ra, cone.dec, row["ra"], row["dec"])
-    total = vdb.count(conn, query.filters)
-    return {"rows": rows, "total": total, "projected": projected_seq(conn) or 0}
-
-
-def _separation(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    a, b = vdb.unit_vector(ra1, dec1), vdb.unit_vector(ra2, dec2)
-    return vdb.chord2_to_degrees(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)))
+    page = archive.notices(conn, query.filters, query.paging.limit, query.paging.offset)
+    rows = []
+    for notice in page.rows:
+        row = asdict(notice)
+        if row["distance"] is None:
+            del row["distance"]  # the template shows a distance only where there is one
+        rows.append(row)
+    return {"rows": rows, "total": page.total, "projected": _projected(conn)}
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -234,45 +222,18 @@ class ProcessQuery:
         return cls(single.get("process"), single.get("burst_id"), statuses, single.get("pipeline"), day,
                    Paging.from_items(items), form)  # fmt: skip
 
-    def where(self) -> tuple[str, list[Any]]:
-        clauses, params = [], []
-        if self.process:
-            clauses.append("instr(process, ?) > 0")
-            params.append(self.process)
-        if self.burst_id:
-            clauses.append("burst_id = ?")
-            params.append(self.burst_id)
-        if self.status:
-            clauses.append(f"status IN ({','.join('?' * len(self.status))})")
-            params += self.status
-        if self.pipeline:
-            clauses.append("instr(pipeline, ?) > 0")
-            params.append(self.pipeline)
-        if self.date:
-            clauses.append("date = ?")
-            params.append(self.date)
-        return (" AND ".join(clauses) or "1"), params
-
-
-_PROCESS_COLUMNS = ("id", "date", "process", "burst_id", "obs_id", "pass_id", "pipeline", "status",
-                    "attempts", "last_log", "first_seen", "updated_at", "retry_requested", "last_seq")  # fmt: skip
-
-
-def _process_rows(conn: sqlite3.Connection, where: str, params: list[Any], limit: int, offset: int) -> list[dict[str, Any]]:
-    sql = (f"SELECT {', '.join(_PROCESS_COLUMNS)} FROM processes WHERE {where} "
-           "ORDER BY updated_at DESC, id LIMIT ? OFFSET ?")  # fmt: skip
-    return [dict(zip(_PROCESS_COLUMNS, row, strict=True)) for row in conn.execute(sql, [*params, limit, offset])]
+    def filters(self) -> ProcessFilter:
+        return ProcessFilter(process_contains=self.process, burst_id=(self.burst_id,) if self.burst_id else (),
+                             status=self.status, pipeline_contains=self.pipeline, date=self.date)  # fmt: skip
 
 
 def processes(conn: sqlite3.Connection, query: ProcessQuery) -> dict[str, Any]:
     """A page of process runs, most recently updated first, and counts per status."""
-    if not table_exists(conn, "processes"):
-        return {"rows": [], "total": 0, "by_status": {}, "projected": projected_seq(conn) or 0}
-    where, params = query.where()
-    rows = _process_rows(conn, where, params, query.paging.limit, query.paging.offset)
-    by_status = dict(conn.execute(f"SELECT status, count(*) FROM processes WHERE {where} GROUP BY status", params))
-    return {"rows": rows, "total": sum(by_status.values()), "by_status": by_status,
-            "projected": projected_seq(conn) or 0}  # fmt: skip
+    filters = query.filters()
+    page = read_lists.processes(conn, filters, "-updated_at", query.paging.limit, query.paging.offset)
+    by_status = read_lists.process_counts(conn, filters)
+    return {"rows": [asdict(r) for r in page.rows], "total": sum(by_status.values()), "by_status": by_status,
+            "projected": _projected(conn)}  # fmt: skip
 
 
 # -- bursts --------------------------------------------------------------------------------
@@ -297,102 +258,48 @@ class BurstQuery:
         return cls(single.get("burst_id"), since, Paging.from_items(items), single)
 
 
-_BURST_COLUMNS = ("burst_id", "first_notice_at", "last_notice_at", "event_time", "ra", "dec", "err",
-                  "best_ivorn", "notice_count", "instruments", "retracted", "first_seq", "last_seq")  # fmt: skip
-
-
-def _burst_row(row: Sequence[Any]) -> dict[str, Any]:
-    burst = dict(zip(_BURST_COLUMNS, row, strict=True))
-    try:
-        burst["instruments"] = json.loads(burst["instruments"] or "[]")
-    except ValueError:
-        burst["instruments"] = []
+def _burst(row: BurstRow) -> dict[str, Any]:
+    burst = asdict(row)
+    burst["instruments"] = list(row.instruments)
     return burst
 
 
 def bursts(conn: sqlite3.Connection, query: BurstQuery) -> dict[str, Any]:
     """A page of bursts, latest notice first, with their processes and triggers counted."""
-    if not table_exists(conn, "bursts"):
-        return {"rows": [], "total": 0, "projected": projected_seq(conn) or 0}
-    clauses, params = [], []
-    if query.burst_id:
-        clauses.append("instr(burst_id, ?) > 0")
-        params.append(query.burst_id)
-    if query.since:
-        clauses.append("last_notice_at >= ?")
-        params.append(query.since)
-    where = " AND ".join(clauses) or "1"
-    rows = [_burst_row(row) for row in conn.execute(
-        f"SELECT {', '.join(_BURST_COLUMNS)} FROM bursts WHERE {where} "
-        "ORDER BY last_notice_at DESC, burst_id LIMIT ? OFFSET ?",
-        [*params, query.paging.limit, query.paging.offset])]  # fmt: skip
-    total = conn.execute(f"SELECT count(*) FROM bursts WHERE {where}", params).fetchone()[0]
-    ids = json.dumps([row["burst_id"] for row in rows])
-    statuses: dict[str, dict[str, int]] = {}
-    if rows and table_exists(conn, "processes"):
-        for burst_id, status, n in conn.execute(
-            "SELECT burst_id, status, count(*) FROM processes WHERE burst_id IN (SELECT value FROM json_each(?)) "
-            "GROUP BY burst_id, status", (ids,)):  # fmt: skip
-            statuses.setdefault(burst_id, {})[status] = n
-    triggers: dict[str, int] = {}
-    if rows and table_exists(conn, "triggers"):
-        triggers = dict(conn.execute(
-            "SELECT burst_id, count(*) FROM triggers WHERE burst_id IN (SELECT value FROM json_each(?)) "
-            "GROUP BY burst_id", (ids,)))  # fmt: skip
+    filters = BurstFilter(burst_id_contains=query.burst_id, since=query.since)
+    page = read_lists.bursts(conn, filters, "-last_notice_at", query.paging.limit, query.paging.offset)
+    rows = [_burst(r) for r in page.rows]
+    statuses, triggers = read_lists.burst_counts(conn, [r.burst_id for r in page.rows])
     for row in rows:
         row["processes"] = statuses.get(row["burst_id"], {})
         row["triggers"] = triggers.get(row["burst_id"], 0)
-    return {"rows": rows, "total": total, "projected": projected_seq(conn) or 0}
-
-
-_TIMELINE_COLUMNS = ("ivorn", "seq", "rule", "notice_at", "instrument", "ra", "dec", "err", "retraction",
-                     "role", "stream", "authored")  # fmt: skip
-_TRIGGER_COLUMNS = ("request_id", "telescope", "burst_id", "state", "requested_by", "requested_at", "note",
-                    "params", "two_person", "expires_at", "approved_by", "approved_at", "denied_by",
-                    "denied_at", "reason", "sent_at", "voevent_ivorn", "first_seq", "last_seq")  # fmt: skip
+    return {"rows": rows, "total": page.total, "projected": _projected(conn)}
 
 
 def burst(conn: sqlite3.Connection, burst_id: str) -> dict[str, Any] | None:
-    """One burst: its row, its notices in time order, its processes and its triggers (an
-    empty list when the triggers projection does not exist here). None if unknown."""
-    if not table_exists(conn, "bursts"):
+    """One burst in the read side's one order (:mod:`burstbus.store.read.bursts`): its row, its
+    notices, its processes and its triggers (none when this node has no triggers projection).
+    None if unknown."""
+    view = read_burst.burst_view(conn, burst_id)
+    if view is None:
         return None
-    row = conn.execute(f"SELECT {', '.join(_BURST_COLUMNS)} FROM bursts WHERE burst_id = ?", (burst_id,)).fetchone()
-    if row is None:
-        return None
-    found = _burst_row(row)
-    has_voevent = table_exists(conn, "voevent")
-    sql = ("SELECT n.ivorn, n.seq, n.rule, n.notice_at, n.instrument, n.ra, n.dec, n.err, n.retraction, "
-           + ("v.role, v.stream, v.author_datetime FROM burst_notices AS n LEFT JOIN voevent AS v ON v.ivorn = n.ivorn "
-              if has_voevent else "NULL, NULL, NULL FROM burst_notices AS n ")
-           + "WHERE n.burst_id = ? ORDER BY n.notice_at, n.seq")  # fmt: skip
-    timeline = [dict(zip(_TIMELINE_COLUMNS, r, strict=True)) for r in conn.execute(sql, (burst_id,))]
-    procs: list[dict[str, Any]] = []
-    if table_exists(conn, "processes"):
-        procs = _process_rows(conn, "burst_id = ?", [burst_id], MAX_ROWS, 0)
-    triggers: list[dict[str, Any]] = []
-    if table_exists(conn, "triggers"):
-        for r in conn.execute(f"SELECT {', '.join(_TRIGGER_COLUMNS)} FROM triggers WHERE burst_id = ? "
-                              "ORDER BY requested_at DESC, request_id", (burst_id,)):  # fmt: skip
-            trigger = dict(zip(_TRIGGER_COLUMNS, r, strict=True))
-            try:
-                trigger["params"] = json.loads(trigger["params"] or "{}")
-            except ValueError:
-                pass
-            triggers.append(trigger)
-    return {"burst": found, "timeline": timeline, "processes": procs, "triggers": triggers,
-            "projected": projected_seq(conn) or 0}  # fmt: skip
+    timeline = []
+    for notice in view.notices:
+        row = asdict(notice)
+        row["authored"] = row.pop("author_datetime")
+        timeline.append(row)
+    return {"burst": _burst(view.burst), "timeline": timeline, "processes": [asdict(p) for p in view.processes],
+            "triggers": [asdict(t) for t in view.triggers], "projected": _projected(conn)}  # fmt: skip
 
 
 def overview(conn: sqlite3.Connection) -> dict[str, Any]:
     """The front page: latest bursts, latest notices, process counts by status."""
     latest = bursts(conn, BurstQuery(paging=Paging(8, 0)))
-    news = notices(conn, NoticeQuery(vdb.Filters(), Paging(10, 0))) if table_exists(conn, "voevent") else {"rows": [], "total": 0}
-    by_status: dict[str, int] = {}
-    if table_exists(conn, "processes"):
-        by_status = dict(conn.execute("SELECT status, count(*) FROM processes GROUP BY status"))
+    news = (notices(conn, NoticeQuery(vdb.Filters(), Paging(10, 0))) if read_burst.table_exists(conn, "voevent")
+            else {"rows": [], "total": 0})  # fmt: skip
     return {"bursts": latest["rows"], "burst_total": latest["total"], "notices": news["rows"],
-            "notice_total": news["total"], "by_status": by_status, "projected": projected_seq(conn) or 0}  # fmt: skip
+            "notice_total": news["total"], "by_status": read_lists.process_counts(conn),
+            "projected": _projected(conn)}  # fmt: skip
 
 
 # -- the log -------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from burstbus.config import ConfigError, resolve_secret
+
 # burstbus.config imports this module (the ``[nats]`` section), so it is imported here only
 # inside functions: a top-level import would be circular.
 
@@ -114,8 +116,6 @@ def resolve_node_id(section: NatsSection, data_dir: Path) -> str:
 
 def check_nats(section: NatsSection) -> None:
     """Cross-field checks, raising :class:`ConfigError` with the key."""
-    from burstbus.config import ConfigError
-
     if not _TOKEN.match(section.prefix):
         raise ConfigError("nats.prefix", f"must be one subject token (letters, digits, _ -), not {section.prefix!r}")
     if section.stream and not _TOKEN.match(section.stream):
@@ -140,8 +140,6 @@ def check_nats(section: NatsSection) -> None:
 
 
 def check_mapping(mapping: SubjectMapping, key: str, prefix: str) -> None:
-    from burstbus.config import ConfigError
-
     tokens = mapping.subject.split(".")
     if not all(_SUBJECT_TOKEN.match(t) for t in tokens) or ">" in tokens[:-1]:
         raise ConfigError(f"{key}.subject", f"not a NATS subject (tokens of letters, digits, _ -, or * and a final >): {mapping.subject!r}")
@@ -157,8 +155,6 @@ def check_mapping(mapping: SubjectMapping, key: str, prefix: str) -> None:
 
 def check_log_jetstream(section: Any) -> None:
     """``[log]``'s JetStream keys (the section is defined in burstbus.config)."""
-    from burstbus.config import ConfigError
-
     if not _TOKEN.match(section.stream):
         raise ConfigError("log.stream", f"must be a stream name (letters, digits, _ -), not {section.stream!r}")
     for i, url in enumerate(u.strip() for u in section.jetstream_url.split(",") if u.strip()):
@@ -178,8 +174,6 @@ def tls_context(section: NatsSection) -> ssl.SSLContext | None:
 
 def connect_options(section: NatsSection, *, servers: list[str], name: str) -> dict[str, Any]:
     """Keyword arguments for ``nats.connect``: reconnect forever, credentials and TLS."""
-    from burstbus.config import resolve_secret
-
     options: dict[str, Any] = {
         "servers": servers,
         "name": name,

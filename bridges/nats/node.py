@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
@@ -34,9 +34,6 @@ from burstbus.bridges.nats.server import EmbeddedNatsServer
 from burstbus.ingest import Ingest
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
-
-if TYPE_CHECKING:
-    from burstbus.service import Core, Service
 
 log = logging.getLogger(__name__)
 
@@ -151,14 +148,3 @@ class NatsNode:
         while self.server.running:
             await asyncio.sleep(1.0)
         raise EmbeddedServerExited(f"the embedded nats-server on {self.server.url} exited")
-
-
-def add_nats(service: Service, core: Core) -> NatsNode | None:
-    """Wire NATS into a service (``build_service`` calls this); None when disabled."""
-    section: NatsSection | None = getattr(core.config, "nats", None)
-    if section is None or not section.enabled:
-        return None
-    node = NatsNode(core.log, core.ingest, core.state, section, core.config.data_dir)
-    for name, factory in node.components():
-        service.add(name, factory)
-    return node

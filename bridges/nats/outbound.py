@@ -11,8 +11,10 @@
   position moves past a batch only once the server confirmed it: with ``stream`` configured,
   every JetStream publish ack of the batch (all in flight at once, answers on our own reply
   subjects); otherwise a ``flush`` (PING/PONG: the server has processed everything before
-  it). The checkpoint (``state.sqlite``, consumer ``bridge.nats.out``) is written behind the
-  confirmed position, one write in flight, so an fsync never holds up the next batch.
+  it). The log's follower (:class:`~burstbus.store.consumer.Follower`, records undecoded)
+  writes the checkpoint (``state.sqlite``, consumer ``bridge.nats.out``) behind the
+  confirmed position, one write in flight (``Save.BEHIND``), so an fsync never holds up the
+  next batch.
 * A NATS outage (or a crash of burstbus) never moves the checkpoint past an unconfirmed
   message: the batch is re-sent from the checkpoint once the connection is back, so nothing is
   lost; what had reached the server before is re-sent with the same ``Nats-Msg-Id``, which a
@@ -23,7 +25,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -43,7 +44,8 @@ from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.events import RecordedEvent, StoredRecord, utc_now
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
-from burstbus.store.base import EventLog, subscribe_stored
+from burstbus.store.base import EventLog
+from burstbus.store.consumer import Batch, Follower, Save
 
 log = logging.getLogger(__name__)
 
@@ -207,18 +209,18 @@ class Outbound:
         self.retry_delay = retry_delay
         self.name = name
         self.js = nc.jetstream(timeout=ack_timeout) if stream else None
+        #: A failed batch is retried from the last confirmed one, never skipped.
+        self.follower: Follower[StoredRecord] = Follower(
+            event_log, self._publish_batch, name=name, checkpoint=state.checkpoint(name), stored=True,
+            batch_size=batch_size, save=Save.BEHIND, prepare=self.ensure_stream,
+            retryable=lambda exc: isinstance(exc, RETRYABLE),
+            retry_delay=retry_delay, max_retry_delay=max(retry_delay, 5.0),
+        )
         #: Progress and trouble, for metrics and tests.
-        self.position = 0
         self.published_total = 0
         #: When the server last confirmed a batch (``/healthz`` last activity).
         self.last_published_at: str | None = None
         self.duplicates_total = 0
-        self.failures = 0
-        self.last_error: str | None = None
-        self.caught_up = asyncio.Event()
-        #: The position last written to ``state.sqlite`` (trails ``position`` by at most a write).
-        self._saved = 0
-        self._saver: asyncio.Task[None] | None = None
         #: Batches go out as pre-built frames through the client's own buffer (see _send_frames).
         self._fast = callable(getattr(nc, "_send_command", None)) and callable(getattr(nc, "_flush_pending", None))
         self._reply_prefix: str | None = None
@@ -248,56 +250,25 @@ class Outbound:
             )
         )
 
+    @property
+    def position(self) -> int:
+        """The last seq the server confirmed (0 before the first)."""
+        return self.follower.position or 0
+
+    @property
+    def failures(self) -> int:
+        return self.follower.failures
+
+    @property
+    def last_error(self) -> str | None:
+        return self.follower.last_error
+
     async def run(self) -> None:
         """Publish forever; a failed batch is retried from the last confirmed one, never skipped."""
-        self.position = await self.state.checkpoint(self.name)
-        self._saved = self.position
-        try:
-            while True:
-                try:
-                    await self.ensure_stream()
-                    await self._follow()
-                except RETRYABLE as exc:
-                    self.failures += 1
-                    self.last_error = f"{type(exc).__name__}: {exc}"
-                    self.caught_up.clear()
-                    log.warning("NATS outbound stopped at seq %d (%s); retrying", self.position, self.last_error)
-                    await asyncio.sleep(self.retry_delay)
-        finally:
-            if self._saver is not None and not self._saver.done():
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.shield(self._saver)  # the last confirmed position, if it can
+        await self.follower.run()
 
-    async def _follow(self) -> None:
-        async with contextlib.aclosing(subscribe_stored(self.log, self.position, self.batch_size)) as batches:
-            async for batch in batches:
-                await self.publish(batch)
-                self.position = batch[-1].seq
-                # A short batch is one that reached the head when it was read.
-                if len(batch) < self.batch_size:
-                    self.caught_up.set()
-                else:
-                    self.caught_up.clear()
-                self._save_soon()
-
-    def _save_soon(self) -> None:
-        """Persist the confirmed position off the publishing path (one write in flight).
-
-        The stored checkpoint may trail the confirmed position by a write; after a crash
-        that costs a re-send, which ``Nats-Msg-Id`` / ``Burstbus-Event-Id`` suppress, never a
-        loss: the stored value is never ahead of what the server confirmed."""
-        if self._saver is None or self._saver.done():
-            self._saver = asyncio.create_task(self._save_checkpoints(), name="burstbus-nats-outbound-checkpoint")
-
-    async def _save_checkpoints(self) -> None:
-        while self._saved < self.position:
-            target = self.position
-            try:
-                await self.state.set_checkpoint(self.name, target)
-            except Exception as exc:  # retried with the next confirmed batch
-                log.warning("NATS outbound checkpoint not saved at seq %d: %s", target, exc)
-                return
-            self._saved = target
+    async def _publish_batch(self, batch: Batch[StoredRecord]) -> None:
+        await self.publish(batch.records)
 
     async def publish(self, records: Sequence[RecordedEvent | StoredRecord]) -> None:
         """Publish one batch and return only once the server confirmed all of it."""

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from burstbus.config import ConfigError, resolve_secret
+
 _CHANNEL = re.compile(r"^(#?[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{6,})$")
 VALID_ROLES = ("observation", "prediction", "utility", "test")
 
@@ -38,7 +40,8 @@ class SlackSection:
     broadcast_updates: bool = True
     #: Slack allows about one message per second per channel; never post faster than this.
     min_interval: float = field(default=1.0, metadata={"minimum": 0.0})
-    #: How long to wait for the burst identifier's decision before posting without a burst id.
+    #: No longer used (the outbox follows the identifier's decisions: nothing waits); still
+    #: accepted so that existing configurations load.
     burst_wait: float = field(default=10.0, metadata={"minimum": 0.0})
     #: A template directory whose ``notice.j2`` replaces the built-in one.
     templates_dir: Path | None = None
@@ -49,8 +52,6 @@ class SlackSection:
 
 def check_slack(section: SlackSection) -> None:
     """Cross-field checks, raising ConfigError with the key."""
-    from burstbus.config import ConfigError, resolve_secret
-
     if not section.enabled:
         return
     if not section.token:

@@ -1,8 +1,9 @@
 """The Slack outbox: accepted notices → channel messages, one thread per burst, from a checkpoint.
 
-Follows ``voevent.accepted`` from consumer ``bridge.slack.out`` in ``state.sqlite`` (the first
-run starts at the log's head: replaying the archive into a channel helps nobody). For each
-notice and each channel that wants it:
+Follows the burst identifier's decisions (``burst.identified`` / ``burst.none``, one per
+accepted notice, so each notice comes with its burst id) from consumer ``bridge.slack.out`` in
+``state.sqlite`` (the first run starts at the log's head: replaying the archive into a channel
+helps nobody). For each notice and each channel that wants it:
 
 * the first notice of a burst opens a message whose thread collects the burst's later notices;
   an update that retracts or improves the position is also shown in the channel
@@ -35,15 +36,16 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from burstbus.bridges.slack.config import SlackChannel, SlackSection
+from burstbus.config import resolve_secret
 from burstbus.events import RecordedEvent, utc_now
-from burstbus.notices import NoticeView, burst_of, notice_view, start_position
+from burstbus.notices import DECISIONS, NoticeView, decided_notices, notice_view
 from burstbus.state import StateStore
-from burstbus.store.base import EventLog, ReadFilter
+from burstbus.store.base import EventLog
+from burstbus.store.consumer import Batch, Follower, Start
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "bridge.slack.out"
-ACCEPTED = "voevent.accepted"
 BUILTIN_TEMPLATES = Path(__file__).with_name("templates")
 
 #: Slack errors that concern the whole workspace connection: retrying each message is pointless.
@@ -118,12 +120,17 @@ class SlackOutbox:
         self.client = client
         self.templates = SlackTemplates(section.templates_dir)
         self.link_base = link_base.rstrip("/")
-        self.burst_roles = burst_roles
-        self.name = name
+        self.name = name  # ``burst_roles`` is no longer needed: every notice has a decision
         self._last_post: dict[str, float] = {}
-        self._ready = False
+        #: Slack down or 5xx: the batch is retried from the checkpoint, with backoff; a
+        #: refused token fails the component.
+        self.follower: Follower[RecordedEvent] = Follower(
+            event_log, self._deliver_batch, name=name, checkpoint=state.checkpoint(name), start=Start.HEAD,
+            types=DECISIONS, batch_size=100, prepare=self._check_token,
+            retryable=lambda exc: not isinstance(exc, SlackRefused),
+            retry_delay=section.retry_delay, max_retry_delay=max(section.retry_delay, 60.0),
+        )
         #: For health and metrics.
-        self.position = 0
         self.posted_total = 0
         self.failed_total = 0
         self.last_error: str | None = None
@@ -132,8 +139,6 @@ class SlackOutbox:
 
     @classmethod
     def client_for(cls, section: SlackSection) -> AsyncWebClient:
-        from burstbus.config import resolve_secret
-
         options: dict[str, Any] = {"token": resolve_secret(section.token, "slack.token"), "timeout": int(section.timeout)}
         if section.base_url:
             options["base_url"] = section.base_url
@@ -143,34 +148,33 @@ class SlackOutbox:
 
     # -- the component ---------------------------------------------------------------------
 
+    @property
+    def position(self) -> int:
+        return self.follower.position or 0
+
     async def run(self) -> None:
         """Post for ever; transient trouble is retried from the last recorded post."""
-        delay = self.section.retry_delay
         await self.state.run(lambda conn: conn.executescript(_DDL))
-        while True:
-            try:
-                await self._check_token()
-                await self._follow()
-            except (SlackRefused, asyncio.CancelledError):
-                self.connected = False
-                raise
-            except Exception as exc:  # network, 5xx, rate limit beyond the retries
-                self.connected = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("Slack: %s; retrying from seq %d in %.1fs", self.last_error, self.position, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 60.0)
-            else:
-                delay = self.section.retry_delay
+        try:
+            await self.follower.run()
+        finally:
+            self.connected = False
 
     async def _check_token(self) -> None:
+        """Before every (re)start of following: is the token still good?"""
         try:
             await self.client.auth_test()
         except SlackApiError as exc:
+            self.connected = False
             error = str(exc.response.get("error", ""))
             if exc.response.status_code >= 500 or error not in FATAL_ERRORS:
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 raise  # Slack unwell, not a verdict on the token: retried
             raise self._refused(error) from None
+        except Exception as exc:  # network: retried
+            self.connected = False
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
         self.connected = True
         self.last_error = None
 
@@ -178,18 +182,17 @@ class SlackOutbox:
         self.last_error = f"Slack refused the token: {error}"
         return SlackRefused(self.last_error)
 
-    async def start_position(self) -> int:
-        return await start_position(self.log, self.state, self.name)
-
-    async def _follow(self) -> None:
-        self.position = await self.start_position()
-        batches = self.log.subscribe(after=self.position, filter=ReadFilter.of(types=[ACCEPTED]), batch_size=100)
-        async with contextlib.aclosing(batches):  # type: ignore[type-var]
-            async for batch in batches:
-                for record in batch:
-                    await self.deliver(record)
-                    self.position = record.seq
-                    await self.state.set_checkpoint(self.name, record.seq)
+    async def _deliver_batch(self, batch: Batch[RecordedEvent]) -> None:
+        try:
+            for record, burst in await decided_notices(self.log, batch.records):
+                await self.deliver(record, burst)
+        except SlackRefused:
+            self.connected = False
+            raise
+        except Exception as exc:  # network, 5xx, rate limit beyond the retries: retried
+            self.connected = False
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
 
     # -- one notice ------------------------------------------------------------------------
 
@@ -198,11 +201,12 @@ class SlackOutbox:
         return [c for c in self.section.channels
                 if data.get("role") in c.roles and (not c.missions or mission in {m.lower() for m in c.missions})]
 
-    async def deliver(self, record: RecordedEvent) -> None:
+    async def deliver(self, record: RecordedEvent, burst: str | None) -> None:
+        """Post one notice (``voevent.accepted``, decided to be in ``burst``) to its channels;
+        one already recorded as posted there is skipped (a batch redone after a failure)."""
         channels = self.channels_for(record.data)
         if not channels:
             return
-        burst = await burst_of(self.log, self.state, record, roles=self.burst_roles, wait=self.section.burst_wait)
         view = notice_view(record.data, burst_id=burst, link_base=self.link_base, seq=record.seq, event_id=record.id)
         for channel in channels:
             await self._post(channel.channel, record.id, view)

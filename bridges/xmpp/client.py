@@ -169,10 +169,13 @@ class XmppConnection:
         section: XmppSection,
         *,
         bot: ChatBot | None = None,
+        find_bot: Callable[[], ChatBot | None] | None = None,
         on_voevent: Callable[[Intake], Awaitable[str]] | None = None,
     ):
         self.section = section
+        #: Who answers commands: ``bot``, else whatever ``find_bot`` (the ``chat.bot`` port) gives.
         self.bot = bot
+        self.find_bot = find_bot
         self.on_voevent = on_voevent
         self.resource = f"{section.resource}-{secrets.token_hex(4)}"
         self.rooms = Rooms({r.jid: section.room_nick(r) for r in section.rooms})
@@ -548,11 +551,12 @@ class XmppConnection:
         command, origin = verdict.command, verdict.origin
         assert command is not None and origin is not None
         self.commands_total += 1
-        if self.bot is None:
+        bot = self.bot or (self.find_bot() if self.find_bot is not None else None)
+        if bot is None:
             reply = Reply("The bot is not running here; only notifications are sent.")
         else:
             try:
-                reply = await self.bot.handle(command)
+                reply = await bot.handle(command)
             except Exception:
                 # Not the text: it may hold an approval code (the bot redacts its own lines).
                 who = command.asker.jid or f"someone in {command.asker.room}"

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from burstbus.config import VALID_ROLES, ConfigError, resolve_secret
+
 # burstbus.config imports this module (for the section), so ConfigError is imported inside
 # functions only.
 
@@ -95,8 +97,8 @@ class XmppSection:
     voevent_senders: tuple[str, ...] = ()
     #: A directory with ``room.j2`` / ``page.j2`` / ``forward.j2`` overriding the built-in ones.
     templates_dir: Path | None = None
-    #: Seconds to wait for the burst identifier's decision before posting a notice without
-    #: a burst id (it normally takes milliseconds).
+    #: No longer used (the outbox follows the identifier's decisions: nothing waits); still
+    #: accepted so that existing configurations load.
     burst_wait: float = field(default=10.0, metadata={"minimum": 0.0})
     #: Reconnection backoff: first delay and ceiling (seconds).
     reconnect_delay: float = field(default=1.0, metadata={"minimum": 0.01})
@@ -119,8 +121,6 @@ class XmppSection:
 
 
 def _bare(value: str, key: str) -> None:
-    from burstbus.config import ConfigError
-
     if not _BARE.match(value):
         raise ConfigError(key, f"must be a bare JID like name@example.org, not {value!r}")
 
@@ -128,8 +128,6 @@ def _bare(value: str, key: str) -> None:
 def check_xmpp(section: XmppSection) -> None:
     """Cross-field checks, raising ``ConfigError`` with the key."""
     from lxml import etree
-
-    from burstbus.config import VALID_ROLES, ConfigError, resolve_secret
 
     if not section.enabled:
         return

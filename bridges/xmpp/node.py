@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
-from burstbus.bots.ratelimit import RateLimiter
 from burstbus.bridges.xmpp.client import XmppConnection
 from burstbus.bridges.xmpp.config import XmppSection
 from burstbus.bridges.xmpp.intake import Intake
@@ -27,11 +25,9 @@ from burstbus.bridges.xmpp.render import Templates, load_templates
 from burstbus.bridges.xmpp.voevents import VOEventIntake
 from burstbus.chat import ChatBot
 from burstbus.ingest import Ingest
+from burstbus.ratelimit import RateLimiter
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
-
-if TYPE_CHECKING:
-    from burstbus.service import Core, Service
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +43,7 @@ class XmppNode:
         section: XmppSection,
         *,
         bot: ChatBot | None = None,
+        find_bot: Callable[[], ChatBot | None] | None = None,
         link_base: str = "http://127.0.0.1:8080",
         burst_roles: tuple[str, ...] = ("observation",),
         templates: Templates | None = None,
@@ -55,7 +52,7 @@ class XmppNode:
         self.section = section
         self.intake = VOEventIntake(ingest, section.voevent_senders)
         self.voevent_limiter = RateLimiter(what="VOEvents")
-        self.connection = XmppConnection(section, bot=bot, on_voevent=self._voevent)
+        self.connection = XmppConnection(section, bot=bot, find_bot=find_bot, on_voevent=self._voevent)
         self.templates = templates or load_templates(section.templates_dir)
         self.notifier = Notifier(
             event_log, state, self.connection, section, self.templates,
@@ -110,22 +107,3 @@ class XmppNode:
         state["outbox"] = self.notifier.health()
         state["voevent_rate_limit"] = self.voevent_limiter.health()
         return state
-
-
-def add_xmpp(service: Service, core: Core, bot: ChatBot | None = None) -> XmppNode | None:
-    """Wire XMPP into a service (``build_service`` calls this); None when disabled.
-
-    ``bot`` answers commands (``BurstBot``); if it has a ``messenger`` attribute the node is
-    set as its messenger. The component's health (``/healthz``) includes the connection state.
-    """
-    section: XmppSection | None = getattr(core.config, "xmpp", None)
-    if section is None or not section.enabled:
-        return None
-    node = XmppNode(
-        core.log, core.state, core.ingest, section, bot=bot,
-        link_base=core.config.http.link_base(), burst_roles=tuple(core.config.bursts.roles),
-    )
-    if bot is not None and hasattr(bot, "messenger"):
-        bot.messenger = node
-    service.add("xmpp", node.run, probe=node.health)
-    return node

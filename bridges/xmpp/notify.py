@@ -1,12 +1,9 @@
 """The XMPP outbox: accepted notices → room summaries, pages and raw forwards, from a checkpoint.
 
-Follows ``voevent.accepted`` in the log from consumer ``bridge.xmpp.out`` in ``state.sqlite``.
-For each notice:
+Follows the burst identifier's decisions (``burst.identified`` / ``burst.none``, one per
+accepted notice) from consumer ``bridge.xmpp.out`` in ``state.sqlite``, so each notice comes
+with its burst id and none is posted before its burst is known. For each notice:
 
-* its burst id: the ``burst.identified`` event for it (derived id, looked up in the log).
-  The burst identifier runs beside us and decides within milliseconds; we wait until it has
-  decided (its checkpoint passed the notice) or ``burst_wait`` seconds, then post without a
-  burst id rather than never. Roles the identifier ignores are not waited for.
 * a summary in every room (roles in ``room_roles``), a direct page to every on-duty JID
   (``page_roles``/``page_missions``/``page_xpath``), and the raw packet to every
   ``[[xmpp.forward]]`` JID whose roles and XPath select it.
@@ -21,7 +18,6 @@ again, with the same ids. The first time the consumer runs it starts at the log'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -32,16 +28,18 @@ from burstbus.bridges.xmpp.client import NotConnected, Outgoing, SessionLost
 from burstbus.bridges.xmpp.config import XmppSection
 from burstbus.bridges.xmpp.render import Templates
 from burstbus.events import RecordedEvent
-from burstbus.notices import NoticeView, burst_of, notice_view, start_position
+from burstbus.notices import DECISIONS, NoticeView, decided_notices, notice_view
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
-from burstbus.store.base import EventLog, ReadFilter
+from burstbus.store.base import EventLog
+from burstbus.store.consumer import Batch, Follower, Start
 from burstbus.voevent.parse import parse_xml
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "bridge.xmpp.out"
-ACCEPTED = "voevent.accepted"
+#: What interrupts a delivery and is retried from the checkpoint.
+RETRYABLE = (NotConnected, SessionLost, TimeoutError, ConnectionError)
 
 
 class Deliverer(Protocol):
@@ -123,7 +121,7 @@ def plan(record: RecordedEvent, view: NoticeView, selection: Selection, template
 
 
 class Notifier:
-    """Follows the log and delivers notices over XMPP, checkpointing acknowledged batches."""
+    """Follows the decisions and delivers notices over XMPP, checkpointing acknowledged batches."""
 
     def __init__(
         self,
@@ -138,6 +136,8 @@ class Notifier:
         name: str = CONSUMER,
         retry_delay: float = 1.0,
     ):
+        """``burst_roles`` is no longer needed (every notice has a decision); accepted while
+        ``node.py`` passes it."""
         self.log = event_log
         self.state = state
         self.connection = connection
@@ -145,50 +145,45 @@ class Notifier:
         self.templates = templates
         self.selection = Selection(section)
         self.link_base = link_base.rstrip("/")
-        self.burst_roles = tuple(burst_roles)
         self.name = name
-        self.retry_delay = retry_delay
+        self.follower: Follower[RecordedEvent] = Follower(
+            event_log, self._deliver, name=name, checkpoint=state.checkpoint(name), start=Start.HEAD, types=DECISIONS,
+            batch_size=section.batch_size, retryable=lambda exc: isinstance(exc, RETRYABLE),
+            retry_delay=retry_delay, max_retry_delay=max(retry_delay, 10.0),
+        )
         #: Progress and trouble, for health and tests.
-        self.position = 0
         self.delivered_total = 0
-        self.failures = 0
         self.skipped_total = 0
-        self.last_error: str | None = None
-        self.caught_up = asyncio.Event()
 
-    async def start_position(self) -> int:
-        return await start_position(self.log, self.state, self.name)
+    @property
+    def position(self) -> int:
+        return self.follower.position or 0
+
+    @property
+    def caught_up(self) -> asyncio.Event:
+        return self.follower.caught_up
+
+    @property
+    def failures(self) -> int:
+        return self.follower.failures
+
+    @property
+    def last_error(self) -> str | None:
+        return self.follower.last_error
 
     async def run(self) -> None:
         """Deliver forever; a batch that was not acknowledged is retried from the checkpoint."""
-        while True:
-            try:
-                await self._follow()
-            except (NotConnected, SessionLost, TimeoutError, ConnectionError) as exc:
-                self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.caught_up.clear()
-                log.warning("XMPP notifications stopped at seq %d (%s); resuming from the checkpoint", self.position, self.last_error)
-                await asyncio.sleep(self.retry_delay)
+        await self.follower.run()
 
-    async def _follow(self) -> None:
-        self.position = await self.start_position()
-        await self._mark_caught_up()
-        batches = self.log.subscribe(after=self.position, filter=ReadFilter.of(types=[ACCEPTED]), batch_size=self.section.batch_size)
-        async with contextlib.aclosing(batches):  # type: ignore[type-var]
-            async for batch in batches:
-                await self.connection.wait_ready()
-                messages: list[Outgoing] = []
-                for record in batch:
-                    burst = await burst_of(self.log, self.state, record, roles=self.burst_roles, wait=self.section.burst_wait)
-                    view = notice_view(record.data, burst_id=burst, link_base=self.link_base, seq=record.seq, event_id=record.id)
-                    messages += plan(record, view, self.selection, self.templates)
-                messages = self._joined_only(messages)
-                await self.connection.deliver(messages)
-                self.delivered_total += len(messages)
-                self.position = batch[-1].seq
-                await self.state.set_checkpoint(self.name, self.position)
-                await self._mark_caught_up()
+    async def _deliver(self, batch: Batch[RecordedEvent]) -> None:
+        await self.connection.wait_ready()
+        messages: list[Outgoing] = []
+        for record, burst in await decided_notices(self.log, batch.records):
+            view = notice_view(record.data, burst_id=burst, link_base=self.link_base, seq=record.seq, event_id=record.id)
+            messages += plan(record, view, self.selection, self.templates)
+        messages = self._joined_only(messages)
+        await self.connection.deliver(messages)
+        self.delivered_total += len(messages)
 
     def _joined_only(self, messages: list[Outgoing]) -> list[Outgoing]:
         """Room messages only to rooms we are in: a room that refused us (not a member, gone)
@@ -201,19 +196,14 @@ class Notifier:
                 log.error("XMPP: not in room %s; notice %s not posted there", m.to, m.id)
         return kept
 
-    async def _mark_caught_up(self) -> None:
-        head = await self.log.read(self.position, ReadFilter.of(types=[ACCEPTED]), limit=1)
-        if head:
-            self.caught_up.clear()
-        else:
-            self.caught_up.set()
-
     def health(self) -> dict[str, object]:
+        state = self.follower.health()
         return {
             "position": self.position,
-            "caught_up": self.caught_up.is_set(),
+            "caught_up": state["caught_up"],
             "delivered": self.delivered_total,
             "failures": self.failures,
             "skipped_room_messages": self.skipped_total,
             "last_error": self.last_error,
+            "retrying": state["retrying"],
         }

@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from burstbus.config import ConfigError
 from burstbus.notices import NoticeView
 
 log = logging.getLogger(__name__)
@@ -52,8 +53,6 @@ class Templates:
 
 def load_templates(override: Path | None) -> Templates:
     """Templates for ``[xmpp] templates_dir``; raises ConfigError on a broken override."""
-    from burstbus.config import ConfigError
-
     try:
         return Templates(override)
     except jinja2.TemplateError as exc:

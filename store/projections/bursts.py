@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from burstbus.events import RecordedEvent
 from burstbus.store.projections.base import Projection, run_ddl
@@ -70,9 +71,12 @@ class BurstsProjection(Projection):
     def apply(self, conn: sqlite3.Connection, records: Sequence[RecordedEvent]) -> None:
         for record in records:
             data = record.data
+            if data.get("burst_id") in (None, "") or data.get("ivorn") in (None, ""):
+                continue  # not a decision this table can hold: skipped alike live and in a rebuild
             burst_id = str(data["burst_id"])
             ivorn = str(data["ivorn"])
-            notice = data.get("notice") or {}
+            found = data.get("notice")
+            notice: dict[str, Any] = found if isinstance(found, dict) else {}
             if conn.execute("SELECT 1 FROM burst_notices WHERE ivorn = ?", (ivorn,)).fetchone():
                 continue  # a notice belongs to one burst: the first decision stands
             notice_at = str(notice.get("notice_at") or record.occurred_at)

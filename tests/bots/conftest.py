@@ -148,7 +148,7 @@ class World:
         return await self.core.log.read(0, ReadFilter.of(types=types))
 
     def new_bot(self, **options: Any) -> BurstBot:
-        bot = BurstBot.from_core(self.core, messenger=self.messenger, publish=self.publisher, clock=self.clock,
+        bot = BurstBot.from_core(self.core, messenger=self.messenger, publish=self.publisher, clock=self.clock, link_base=LINK,
                                  health=components, **options)
         self.bots.append(bot)
         return bot

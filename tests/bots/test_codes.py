@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from burstbus.bots.bot import COMMAND_EVENT
-from burstbus.bots.ratelimit import RateLimiter
+from burstbus.ratelimit import RateLimiter
 from tests.bots.conftest import ALICE, BOB, BURST, CAROL, MALLORY, VIC, World
 from tests.bots.leaks import data_files, leaks_in_files, leaks_in_text, spellings
 from tests.packets import voevent

@@ -153,14 +153,24 @@ async def test_the_fixture_notices_are_in_the_log(world: World) -> None:
         assert await world.core.log.find(accepted_event_id(ivorn)) is not None
 
 
-async def test_add_bot_wires_expiry_and_status_into_a_service(world: World) -> None:
-    from burstbus.bots.bot import add_bot
+async def test_the_bot_package_builds_the_bot_where_a_chat_transport_offers_messages(world: World) -> None:
+    from burstbus.bots.bot import BurstBot
+    from burstbus.bots.component import PACKAGE
+    from burstbus.chat import CHAT, CHATBOT
     from burstbus.service import Service
 
     service = Service(world.core)
-    bot = add_bot(service, world.core, messenger=world.messenger)
-    world.bots.append(bot)
+    assert service.host is not None
+    assert PACKAGE.build(service.host) == []  # no chat transport: nobody could ask, no bot
+    service.host.ports.offer(CHAT, world.messenger, by="test")
+    for component in PACKAGE.build(service.host):
+        service.add_component(component)
+    bot = service.host.ports.get(CHATBOT)
+    assert isinstance(bot, BurstBot) and service.part(BurstBot) is bot
     assert [c.name for c in service.components] == ["bot-expiry"]
-    assert bot.publish is None  # NATS not wired in this service
-    text = (await world.say(VIC, "status", bot=bot)).text
-    assert "DOWN bot-expiry" in text and "Chat: connected" in text
+    assert bot.publish is None  # NATS not offered in this service
+    try:
+        text = (await world.say(VIC, "status", bot=bot)).text
+        assert "DOWN bot-expiry" in text and "Chat: connected" in text
+    finally:
+        await service.close()

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from burstbus.bots.bot import COMMAND_EVENT, MAX_RECORDED
-from burstbus.bots.ratelimit import LISTED, PERIOD, UNLISTED, RateLimiter
+from burstbus.ratelimit import LISTED, PERIOD, UNLISTED, RateLimiter
 from tests.bots.conftest import ALICE, BURST, MALLORY, VIC, World
 from tests.bots.leaks import data_files, leaks_in_files
 
@@ -42,7 +42,7 @@ async def test_an_unlisted_flood_is_answered_once_then_dropped(world: World, cap
     assert limited["reason"] == f"more than {UNLISTED} commands in {PERIOD:g}s" and limited["command"] == "burst"
     assert world.bot.probe()["rate_limit"]["dropped"] == 29
     assert world.bot.probe()["rate_limit"]["limited_now"] == [MALLORY]
-    lines = [r for r in caplog.records if r.name == "burstbus.bots.ratelimit"]
+    lines = [r for r in caplog.records if r.name == "burstbus.ratelimit"]
     assert len(lines) == 1 and MALLORY in lines[0].getMessage()  # one line per window, not one per message
 
     # Others are not affected; a listed person gets more; after the window mallory is heard again.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from burstbus.bots.parse import fold, normalise, normalise_code
-from burstbus.bots.ratelimit import RateLimiter
 from burstbus.bots.redact import SCAN_LIMIT, read_code_args, redact_text
+from burstbus.ratelimit import RateLimiter
 from tests.bots.leaks import fullwidth, leaks_in_text, spellings
 
 CODE = "K7QXM2PD"

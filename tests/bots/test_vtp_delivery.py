@@ -12,10 +12,21 @@ from pathlib import Path
 import pytest
 
 from burstbus.bots.bot import BurstBot
+from burstbus.broker.node import VTPNode
 from burstbus.chat import Asker, Command
 from burstbus.config import load_config
 from burstbus.service import Core, build_service
-from tests.bots.conftest import ALICE, BURST, CAROL, DAVE, FakeMessenger, Publisher, fill, settings
+from tests.bots.conftest import (
+    ALICE,
+    BURST,
+    CAROL,
+    DAVE,
+    LINK,
+    FakeMessenger,
+    Publisher,
+    fill,
+    settings,
+)
 from tests.broker.harness import Processes, comet_filename, comet_subscriber, wait_for, within
 from tests.waiting import DEADLINE
 
@@ -37,9 +48,9 @@ async def test_triggers_reach_only_their_telescopes_vtp_subscriber(tmp_path: Pat
     service = build_service(core)
     service.start()
     procs = Processes()
-    bot = BurstBot.from_core(core, messenger=FakeMessenger(), publish=Publisher())
+    bot = BurstBot.from_core(core, messenger=FakeMessenger(), publish=Publisher(), link_base=LINK)
     try:
-        vtp = service.vtp
+        vtp = service.part(VTPNode)
         assert vtp is not None
         await within(vtp.broadcaster_ready.wait(), DEADLINE, "the broadcaster")
         broadcaster = vtp.broadcaster

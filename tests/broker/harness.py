@@ -21,6 +21,7 @@ from typing import Any
 
 from lxml import etree
 
+from burstbus.broker.node import VTPNode
 from burstbus.config import load_config
 from burstbus.events import RecordedEvent
 from burstbus.service import Core, Service, build_service
@@ -47,8 +48,9 @@ class Node:
     def __init__(self, core: Core, service: Service):
         self.core = core
         self.service = service
-        assert service.vtp is not None
-        self.vtp = service.vtp
+        found = service.part(VTPNode)
+        assert found is not None
+        self.vtp = found
 
     @classmethod
     async def start(cls, data_dir: Path, sections: dict[str, Any] | None = None, **vtp: Any) -> Node:

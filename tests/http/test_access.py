@@ -253,9 +253,10 @@ async def test_a_burst_without_credentials_has_no_trigger_details(world: Archive
     assert "alice@fsc.example" not in str(body) and "d" * 32 not in str(body)
     # With the token: the triggers and every event of the burst's stream.
     _, _, full, _ = await answer(f"{world.url}/api/bursts/{BURST}", headers=AUTH)
+    # Newest request first: the read side's one order (store/read/bursts.py).
     assert [t["request_id"] for t in full["triggers"]] == [
-        "a" * 32,
         "b" * 32,
+        "a" * 32,
     ] and "restricted" not in full
     assert {"ba.command", "trigger.requested"} <= {e["type"] for e in full["log"]["result"]}
     # A wrong token is a 401, not quietly the public view.

@@ -137,7 +137,7 @@ async def test_query_time_limit_is_a_clear_refusal(tmp_path: Any, monkeypatch: p
     """A query over its time limit is stopped and answered (503 with the reason), not left
     running; the reader thread works again afterwards."""
     from burstbus.bridges.http import READER
-    from burstbus.bridges.http import reader as reader_module
+    from burstbus.store import reader as reader_module
     from tests.http.conftest import corpus, open_archive
 
     monkeypatch.setattr(reader_module, "_PROGRESS_STEPS", 1)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from burstbus.bridges.http.app import METRICS
-from burstbus.bridges.http.metrics import Family, Histogram, counter, gauge, histogram
+from burstbus.metrics import Family, Histogram, counter, gauge, histogram
 from tests.http.conftest import open_archive
 from tests.http.test_post_and_ops import samples
 

@@ -95,7 +95,7 @@ async def test_service_reports_transports_and_streams(tmp_path: Path) -> None:
 
             async with session.get(url + "/metrics") as response:
                 got = samples(await response.text())
-            assert got['burstbus_metrics_provider_up{provider="vtp"}'] == 1
+            assert got['burstbus_metrics_provider_up{provider="vtp-broadcaster"}'] == 1
             assert got['burstbus_metrics_provider_up{provider="nats"}'] == 1
             assert got["burstbus_vtp_subscribers"] == 0
             assert got["burstbus_nats_connected"] == 1

@@ -129,8 +129,9 @@ def test_notice_query_validation() -> None:
 def test_process_and_log_query_validation() -> None:
     query = q.ProcessQuery.from_items([("status", "failed"), ("status", "queued"), ("status", "failed"), ("date", "2026-11-20")])
     assert query.status == ("failed", "queued")
-    where, params = query.where()
-    assert params == ["failed", "queued", "2026-11-20"]
+    where = query.filters().where()  # the read side's one WHERE builder (store/read/where.py)
+    assert where.sql() == "date = ? AND status IN (?,?)"
+    assert where.params == ["2026-11-20", "failed", "queued"]
     with pytest.raises(q.FilterError):
         q.ProcessQuery.from_items([("burst_id", "x" * 1000)])
     log_query = q.LogQuery.from_items([("type", "voevent.accepted, trigger.sent"), ("type", "ba.command")])

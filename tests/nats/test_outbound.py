@@ -149,7 +149,7 @@ async def test_every_event_goes_out_as_json_and_voevents_raw(
     assert raw.headers and raw.headers["Burstbus-Event-Id"] == records[result.seq - 1].id
 
     async def stored_at_head() -> bool:
-        return await core.state.checkpoint(CONSUMER) == 3
+        return await core.state.checkpoint(CONSUMER).load() == 3
 
     await wait_for(stored_at_head, "the stored checkpoint at the head")
 

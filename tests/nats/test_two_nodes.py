@@ -14,6 +14,7 @@ from pathlib import Path
 import nats
 import pytest_asyncio
 
+from burstbus.bridges.nats.node import NatsNode
 from burstbus.bridges.nats.server import EmbeddedNatsServer
 from burstbus.config import Config, load_config
 from burstbus.service import Core, Service, build_service
@@ -65,8 +66,9 @@ def table(service: Service, sql: str) -> list[tuple[object, ...]]:
 @pytest_asyncio.fixture
 async def two_nodes(server: EmbeddedNatsServer, tmp_path: Path) -> AsyncIterator[tuple[Service, Service]]:
     async with running(node_config(tmp_path, "a", server.url)) as a, running(node_config(tmp_path, "b", server.url)) as b:
-        assert a.nats is not None and b.nats is not None
-        await wait_for(lambda: a.nats.connected.is_set() and b.nats.connected.is_set(), "both NATS bridges up")  # type: ignore[union-attr]
+        nats_a, nats_b = a.part(NatsNode), b.part(NatsNode)
+        assert nats_a is not None and nats_b is not None
+        await wait_for(lambda: nats_a.connected.is_set() and nats_b.connected.is_set(), "both NATS bridges up")
         yield a, b
 
 

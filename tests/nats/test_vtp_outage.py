@@ -19,7 +19,9 @@ from pathlib import Path
 import nats
 import pytest
 
+from burstbus.bridges.nats.node import NatsNode
 from burstbus.broker.client import publish
+from burstbus.broker.node import VTPNode
 from burstbus.config import load_config
 from burstbus.service import Core, build_service
 from tests.broker.harness import within
@@ -71,8 +73,8 @@ async def test_events_arriving_by_vtp_during_a_nats_outage_reach_nats_once_each(
             sent.append(ivorn)
 
     try:
-        assert service.vtp is not None and service.nats is not None
-        vtp, node = service.vtp, service.nats
+        vtp, node = service.part(VTPNode), service.part(NatsNode)
+        assert vtp is not None and node is not None
         await wait_for(lambda: vtp.receiver_ready.is_set() and node.connected.is_set(), "VTP and NATS up")
         assert vtp.receiver is not None
         port = vtp.receiver.port

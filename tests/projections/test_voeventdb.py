@@ -14,10 +14,10 @@ import pytest
 from burstbus.events import Event, derived_event_id
 from burstbus.payload import xml_bytes, xml_fields
 from burstbus.store.projections.runner import ProjectionRunner
-from burstbus.store.projections.voeventdb import (
+from burstbus.store.projections.voeventdb import VOEventDBProjection, zone_of
+from burstbus.store.read.voeventdb import (
     Cone,
     Filters,
-    VOEventDBProjection,
     cone_search,
     count,
     list_ivorns,
@@ -25,7 +25,6 @@ from burstbus.store.projections.voeventdb import (
     role_counts,
     stream_counts,
     synopsis,
-    zone_of,
 )
 from burstbus.store.sqlite import SQLiteEventLog
 

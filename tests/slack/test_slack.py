@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from burstbus.bridges.http.providers import slack_metrics
+from burstbus.bridges.slack.metrics import slack_metrics
+from burstbus.bridges.slack.outbox import SlackOutbox
 from burstbus.config import ConfigError, load_config
 from burstbus.service import Core, Service, build_service
 from tests.packets import voevent
@@ -60,9 +61,9 @@ class Running:
 async def start(config) -> Running:
     core = await Core.open(config)
     service = build_service(core)
-    assert service.slack is not None
+    assert service.part(SlackOutbox) is not None
     service.start()
-    await wait_for(lambda: service.slack is not None and service.slack.connected, "the Slack token to be checked")
+    await wait_for(lambda: (o := service.part(SlackOutbox)) is not None and o.connected, "the Slack token to be checked")
     return Running(core, service)
 
 
@@ -79,7 +80,7 @@ async def test_one_thread_per_burst_and_updates_that_matter_shown_in_the_channel
         await bus.submit(swift(3, "555", 0.001))  # better position: also shown in the channel
         await bus.submit(swift(1, "777", 0.1))  # another burst: its own top-level message
         await wait_for(lambda: len(slack.messages) == 4, "every notice")
-        outbox = bus.service.slack
+        outbox = bus.service.part(SlackOutbox)
         assert outbox is not None
         # the fake has a message before its answer reaches the outbox: wait for the count
         await wait_for(lambda: outbox.posted_total == 4, "the outbox to record the fourth post")
@@ -112,7 +113,7 @@ async def test_rate_limit_is_waited_out_and_nothing_is_posted_twice_across_a_res
     slack.down = True
     await bus.submit(swift(2, "100", 0.05))
     await bus.submit(swift(1, "200", 0.05))
-    await wait_for(lambda: bus.service.slack and bus.service.slack.last_error, "Slack's outage to be noticed")
+    await wait_for(lambda: (o := bus.service.part(SlackOutbox)) and o.last_error, "Slack's outage to be noticed")
     slack.down = False
     await wait_for(lambda: len(slack.messages) == 3, "the notices held back by the outage")
     await bus.stop()
@@ -148,7 +149,7 @@ async def test_a_missing_channel_is_reported_and_the_others_still_get_their_noti
     try:
         await bus.submit(swift(1, "300", 0.1))
         await wait_for(lambda: len(slack.messages) == 1, "the notice in the channel that exists")
-        outbox = bus.service.slack
+        outbox = bus.service.part(SlackOutbox)
         assert outbox is not None
         await wait_for(lambda: outbox.failed_total == 1, "the failure to be counted")
         assert outbox.last_error == "#gone: channel_not_found"

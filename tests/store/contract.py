@@ -59,6 +59,15 @@ class EventLogContract:
         assert (await log.head()).seq == 3
         await log.close()
 
+    async def test_a_lingering_append_is_as_durable_as_any(self, make_log: MakeLog) -> None:
+        log = await make_log()
+        [first] = await log.append([ev(1)], linger=0.01)  # a handler's decision: may wait for company
+        assert first.seq == 1 and first.new
+        await log.close()
+        log = await make_log()
+        assert [r.data["n"] for r in await log.read()] == [1]
+        await log.close()
+
     async def test_same_id_twice_in_one_call_is_written_once(self, make_log: MakeLog) -> None:
         log = await make_log()
         e = ev(1)

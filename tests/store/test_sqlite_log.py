@@ -167,3 +167,26 @@ async def test_subscribe_stored_works_on_a_backend_without_it(tmp_path: Path) ->
     stored = {r.seq: r for batch in [await log._follow_read_stored(2, None, 100)] for r in batch}
     assert got == [stored[seq] for seq in range(3, 13)]  # the same text the log keeps
     await log.close()
+
+
+async def test_a_lingering_append_shares_the_next_commit_and_never_waits_longer_than_its_linger(tmp_path: Path) -> None:
+    """A handler's decisions (``linger``) ride on the next sender's commit: one fsync, not two;
+    alone, they commit when the linger is up; followers are not held back meanwhile."""
+    import asyncio
+    import time
+
+    log = await SQLiteEventLog.open(tmp_path / "log.sqlite", poll_interval=0.05)
+    await log.append([ev(0)])
+    before = log.batches_total
+    decision = asyncio.create_task(log.append([ev(1)], linger=5.0))
+    await asyncio.sleep(0.05)
+    assert not decision.done()  # held for a companion
+    [notice] = await log.append([ev(2)])
+    [decided] = await decision
+    assert log.batches_total == before + 1 and (decided.seq, notice.seq) == (2, 3)  # one commit for both
+
+    started = time.monotonic()
+    [alone] = await log.append([ev(3)], linger=0.05)
+    assert alone.seq == 4 and 0.04 <= time.monotonic() - started < 5
+    assert [r.seq for r in await log.read(after=3)] == [4]
+    await log.close()

@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from burstbus.bridges.xmpp.node import XmppNode, add_xmpp
+from burstbus.bots.bot import BurstBot
+from burstbus.bridges.nats.node import NatsNode
+from burstbus.bridges.xmpp.node import XmppNode
+from burstbus.broker.node import VTPNode
 from burstbus.chat import ChatBot, Command, Reply
 from burstbus.config import load_config
 from burstbus.service import Core, Service, build_service
@@ -152,7 +155,6 @@ class Burstbus:
         self.service = service
         self.node = node
         self.stopped = False
-        self.own_bot: Any = None
 
     @classmethod
     async def start(
@@ -178,34 +180,41 @@ class Burstbus:
         config = load_config(environ={}, overrides=overrides)
         core = await Core.open(config)
         service = build_service(core)
-        own_bot = None
+        node = service.part(XmppNode)
         if real_bot:
-            from burstbus.bots.bot import add_bot
-
-            existing = getattr(service, "bot", None)
-            if existing is None:
-                existing = own_bot = add_bot(service, core)
+            found = service.part(BurstBot)
+            assert found is not None, "the bot is built wherever XMPP is"
             if clock is not None:
-                existing.clock = clock
-            bot = existing
-        node = getattr(service, "xmpp", None)
-        if node is None:
-            node = add_xmpp(service, core, bot)
-        elif bot is not None:
-            node.bot = bot
-        if node is not None and real_bot:
-            bot.messenger = node  # type: ignore[union-attr]
+                found.clock = clock
+        elif bot is not None and node is not None:
+            node.bot = bot  # a recording bot answers instead of the real one
         service.start()
         made = cls(core, service, node)
-        made.own_bot = own_bot
-        assert service.vtp is not None
-        await asyncio.wait_for(service.vtp.receiver_ready.wait(), DEADLINE)
+        await asyncio.wait_for(made.vtp.receiver_ready.wait(), DEADLINE)
         return made
 
     @property
+    def vtp(self) -> VTPNode:
+        found = self.service.part(VTPNode)
+        assert found is not None, "VTP is disabled in this burstbus"
+        return found
+
+    @property
+    def nats(self) -> NatsNode:
+        found = self.service.part(NatsNode)
+        assert found is not None, "NATS is disabled in this burstbus"
+        return found
+
+    @property
+    def bot(self) -> BurstBot:
+        found = self.service.part(BurstBot)
+        assert found is not None, "no bot in this burstbus"
+        return found
+
+    @property
     def receive_port(self) -> int:
-        assert self.service.vtp is not None and self.service.vtp.receiver is not None
-        return self.service.vtp.receiver.port
+        assert self.vtp.receiver is not None
+        return self.vtp.receiver.port
 
     @property
     def xmpp(self) -> XmppNode:
@@ -224,8 +233,7 @@ class Burstbus:
         try:
             await within(self.service.wait(), DEADLINE, "the service to stop")
         finally:
-            if self.own_bot is not None:
-                await self.own_bot.close()
+            await self.service.close()
             await within(self.core.close(), DEADLINE, "the core to close")
 
 

@@ -152,16 +152,15 @@ async def test_happy_path_request_approve_and_both_telescopes_receive_it(
     colibri = await clients.login("colibri", "mount")
     await alice.join(rooms.ba, "alice")
     bus = await start(prosody, rooms, started, tmp_path / "data")
-    assert bus.service.vtp is not None
-    await asyncio.wait_for(bus.service.vtp.broadcaster_ready.wait(), DEADLINE)
-    assert bus.service.vtp.broadcaster is not None
+    await asyncio.wait_for(bus.vtp.broadcaster_ready.wait(), DEADLINE)
+    assert bus.vtp.broadcaster is not None
     got: dict[str, bytes] = {}
     vtp_telescope = asyncio.create_task(subscribe(
-        "127.0.0.1", bus.service.vtp.broadcaster.port, local_ivo="ivo://colibri.example/vtp",
+        "127.0.0.1", bus.vtp.broadcaster.port, local_ivo="ivo://colibri.example/vtp",
         filters=[f"starts-with(/*/@ivorn, '{COLIBRI_STREAM}#')"], on_event=lambda ivorn, data: got.setdefault(ivorn, data),
     ))
     try:
-        broadcaster = bus.service.vtp.broadcaster
+        broadcaster = bus.vtp.broadcaster
         await wait_for(lambda: sum(s.authenticated for s in broadcaster.subscribers()) >= 1, "the VTP telescope to subscribe")
         burst = await new_burst(bus, alice, rooms)
 

@@ -68,8 +68,7 @@ async def start_bus(prosody: Prosody, rooms: Rooms, started: list[Burstbus], dat
     )
     started.append(bus)
     await bus.ready()
-    assert bus.service.nats is not None
-    await asyncio.wait_for(bus.service.nats.connected.wait(), DEADLINE)
+    await asyncio.wait_for(bus.nats.connected.wait(), DEADLINE)
     return bus, http_port
 
 
@@ -107,15 +106,15 @@ async def scene(prosody: Prosody, rooms: Rooms, clients: Clients, started: list[
     await users["alice"].join(rooms.ba, "alice")  # forwarder: allowed to submit VOEvents (voevent_senders)
     bus, http_port = await start_bus(prosody, rooms, started, data)
     made = Scene(bus, http_port, users)
-    assert bus.service.vtp is not None and bus.service.nats is not None and bus.service.nats.server is not None
-    await asyncio.wait_for(bus.service.vtp.broadcaster_ready.wait(), DEADLINE)
-    broadcaster = bus.service.vtp.broadcaster
+    assert bus.nats.server is not None
+    await asyncio.wait_for(bus.vtp.broadcaster_ready.wait(), DEADLINE)
+    broadcaster = bus.vtp.broadcaster
     assert broadcaster is not None
     vtp_telescope = asyncio.create_task(subscribe(
         "127.0.0.1", broadcaster.port, local_ivo="ivo://colibri.example/vtp",
         filters=[f"starts-with(/*/@ivorn, '{COLIBRI_STREAM}')"], on_event=lambda i, d: made.vtp_got.append((i, d)),
     ))
-    nc = await nats.connect(bus.service.nats.server.url)
+    nc = await nats.connect(bus.nats.server.url)
 
     async def on_trigger(msg: Any) -> None:
         made.nats_got.append(msg.data)
@@ -165,8 +164,8 @@ async def test_nats_and_http_post_cannot_publish_in_a_trigger_stream(
     prosody: Prosody, rooms: Rooms, clients: Clients, started: list[Burstbus], tmp_path: Path
 ) -> None:
     async with scene(prosody, rooms, clients, started, tmp_path / "data") as s:
-        assert s.bus.service.nats is not None and s.bus.service.nats.server is not None
-        nc = await nats.connect(s.bus.service.nats.server.url)
+        assert s.bus.nats.server is not None
+        nc = await nats.connect(s.bus.nats.server.url)
         try:
             ivorn = f"{COLIBRI_STREAM}#nats-{uuid.uuid4().hex[:6]}"
             reply = (await nc.request("burstbus.in.voevent", forged(ivorn), timeout=DEADLINE)).data.decode()

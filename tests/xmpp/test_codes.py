@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from burstbus.bots.bot import BurstBot
-from burstbus.bots.ratelimit import PERIOD, UNLISTED, RateLimiter
+from burstbus.ratelimit import PERIOD, UNLISTED, RateLimiter
 from burstbus.store.base import ReadFilter
 from tests.bots.leaks import data_files, leaks_in_files, leaks_in_text, spellings
 from tests.packets import voevent
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def the_bot(bus: Burstbus) -> BurstBot:
-    bot = bus.service.bot
+    bot = bus.bot
     assert bot is not None
     return bot
 

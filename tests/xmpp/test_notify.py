@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from burstbus.bridges.http.providers import xmpp_metrics
 from burstbus.bridges.xmpp.intake import voevent_payload
+from burstbus.bridges.xmpp.metrics import xmpp_metrics
 from burstbus.broker.client import publish
 from tests.packets import voevent
 from tests.waiting import wait_for

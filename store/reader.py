@@ -1,4 +1,8 @@
-"""Read-only access to the projections file, off the event loop.
+"""Read-only access to the projections file, off the event loop: the read side's one reader.
+
+Every front end (the HTTP API and pages, the bot) reads the projections through it; its
+errors are the store's own (:class:`ReadModelError`), which HTTP maps to 503 and the bot to a
+polite answer.
 
 Each worker thread of a small pool holds its own read-only ``sqlite3`` connection (opened on
 first use, ``mode=ro`` and ``query_only``), so a query never blocks the loop and never
@@ -20,16 +24,29 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from burstbus.bridges.http.errors import ApiError, Unavailable
-
 T = TypeVar("T")
 
 #: SQLite VM steps between two checks of the deadline (cheap: ~µs apart).
 _PROGRESS_STEPS = 20_000
 
 
-class QueryTimeout(ApiError):
-    status = 503
+class ReadModelError(Exception):
+    """The projections could not answer: a front end says so (HTTP 503, a polite bot reply)."""
+
+    description = "Read model unavailable"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ReadModelUnavailable(ReadModelError):
+    """Not there or not readable now (a fresh install before the first projection, a lock)."""
+
+
+class QueryTimeout(ReadModelError):
+    """A query ran past the reader's time limit and was stopped."""
+
     description = "Query time limit exceeded"
 
 
@@ -39,7 +56,7 @@ class ProjectionReader:
     def __init__(self, path: Path | str, *, threads: int = 4, timeout: float = 10.0):
         self.path = Path(path)
         self.timeout = timeout
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="burstbus-http-read")
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="burstbus-read")
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -61,7 +78,7 @@ class ProjectionReader:
         try:
             conn = self._connection()
         except sqlite3.Error as exc:
-            raise Unavailable(f"the projections database cannot be opened: {exc}") from None
+            raise ReadModelUnavailable(f"the projections database cannot be opened: {exc}") from None
         deadline = time.monotonic() + self.timeout
         try:
             if conn.in_transaction:  # left open by an earlier failure
@@ -76,7 +93,7 @@ class ProjectionReader:
                     "narrow the filters or page with a smaller limit"
                 ) from None
             # "no such table", a locked or missing file: the read model is not there yet.
-            raise Unavailable(f"the projections cannot be read now: {exc}") from None
+            raise ReadModelUnavailable(f"the projections cannot be read now: {exc}") from None
         finally:
             conn.set_progress_handler(None, 0)
             if conn.in_transaction:
@@ -84,7 +101,7 @@ class ProjectionReader:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
-            raise Unavailable("the HTTP reader is closed")
+            raise ReadModelUnavailable("the projections reader is closed")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._call, fn, args)
 

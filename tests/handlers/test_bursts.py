@@ -11,6 +11,7 @@ from burstbus.config import BurstRule
 from burstbus.handlers.bursts import BurstIdentifier, CompiledRule, MemoryIndex, identify
 from burstbus.ingest import Ingest
 from burstbus.state import StateStore
+from burstbus.store.base import ReadFilter
 from burstbus.store.projections.bursts import BurstsProjection
 from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite import SQLiteEventLog
@@ -115,6 +116,55 @@ async def test_retraction_marks_the_burst(tmp_path: Path) -> None:
                          cites=[("ivo://gw.example/LVK#S261120a-1-Preliminary", "retraction")])
     bursts, _ = await ingest_and_project(tmp_path, [first, retraction])
     assert bursts["S261120a"][10] == 1
+
+
+async def test_every_notice_gets_exactly_one_decision_even_across_a_lost_state(tmp_path: Path) -> None:
+    """burst.identified or burst.none, under the notice's one decision id; a replay with the
+    state lost (or a second node) appends nothing and adopts the log's decisions."""
+    from burstbus.notices import decided_notices, decision_id
+
+    log = await SQLiteEventLog.open(tmp_path / "log.sqlite")
+    state = await StateStore.open(tmp_path / "state.sqlite")
+    ingest = Ingest(log)
+    identifier = BurstIdentifier(log, state)
+    await identifier.start()
+    packets = {
+        "burst": voevent("ivo://gcn.example/SWIFT#BAT_1", params={"TrigID": "1"}),
+        "nothing": voevent("ivo://gcn.example/SWIFT#plain"),
+        "test": voevent("ivo://gcn.example/SWIFT#test", role="test", params={"TrigID": "2"}),
+        "followup": voevent("ivo://gcn.example/SWIFT#XRT_1", cites=[("ivo://gcn.example/SWIFT#BAT_1", "followup")]),
+    }
+    for raw in packets.values():
+        assert (await ingest.submit(raw, via="local", peer="test")).outcome == "accepted"
+    await identifier.catch_up()
+    notices = await log.read(filter=ReadFilter.of(types=["voevent.accepted"]))
+    decisions = await log.read(filter=ReadFilter.of(types=["burst.identified", "burst.none"]))
+    assert sorted(d.id for d in decisions) == sorted(decision_id(n.id) for n in notices)
+    by_ivorn = {d.data["ivorn"]: d for d in decisions}
+    assert by_ivorn["ivo://gcn.example/SWIFT#BAT_1"].data["burst_id"] == "swift-1"
+    assert by_ivorn["ivo://gcn.example/SWIFT#XRT_1"].data["burst_id"] == "swift-1"
+    plain, test = by_ivorn["ivo://gcn.example/SWIFT#plain"], by_ivorn["ivo://gcn.example/SWIFT#test"]
+    assert (plain.type, plain.data["reason"], plain.stream) == ("burst.none", "unmatched", "gcn.example/SWIFT")
+    assert (test.type, test.data["reason"], test.data["role"]) == ("burst.none", "role", "test")
+    assert [(n.data["ivorn"], b) for n, b in await decided_notices(log, decisions)] == [
+        (d.data["ivorn"], d.data.get("burst_id")) for d in decisions
+    ]
+    assert identifier.health()["position"] == notices[-1].seq
+    head = (await log.head()).seq
+
+    # the state is lost: the replay decides again, the log keeps its first decisions
+    await state.close()
+    (tmp_path / "state.sqlite").unlink()
+    state = await StateStore.open(tmp_path / "state.sqlite")
+    again = BurstIdentifier(log, state, roles=("observation", "test"))  # even with other rules now
+    await again.start()
+    await again.catch_up()
+    assert (await log.head()).seq == head and again.identified_total == again.no_burst_total == 0
+    index = dict(await state.run(lambda c: c.execute("SELECT ivorn, burst_id FROM burst_index").fetchall()))
+    assert index == {"ivo://gcn.example/SWIFT#BAT_1": "swift-1", "ivo://gcn.example/SWIFT#XRT_1": "swift-1"}
+    await ingest.close()
+    await state.close()
+    await log.close()
 
 
 # -- the real packets beside the project ------------------------------------------------

@@ -6,17 +6,17 @@ dict it hands to ``make_app(metrics=...)``, kept by reference so components star
 can add theirs. ``/metrics`` calls each one per scrape: a provider that fails or is slow is
 reported as ``burstbus_metrics_provider_up{provider="..."} 0`` and the rest still answer.
 
-Stdlib only and no import of the rest of the HTTP bridge, so any component can build its
-families without pulling in aiohttp.
+Stdlib only, in the core: every component builds its own families (``Component.metrics``)
+without pulling in aiohttp; the HTTP bridge only renders them.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from burstbus.histogram import DEFAULT_BOUNDS, Histogram  # noqa: F401  (re-exported for providers)
 
@@ -80,18 +80,10 @@ def histogram(name: str, help_: str, series: Iterable[tuple[Labels, HistogramLik
 
 MetricsProvider = Callable[[], Iterable[Family] | Awaitable[Iterable[Family]]]
 #: The registry the service fills: provider name → provider.
-Metrics = dict[str, MetricsProvider]
+Metrics = MutableMapping[str, MetricsProvider]
 
 
-async def consumer_lag(log: Any, position: int, head: int, types: Iterable[str] | None) -> int:
-    """Events after a consumer's position; 0 when none of them is of a type it reads (a
-    filtered follower only moves its position when something it reads arrives)."""
-    if position >= head:
-        return 0
-    if types:
-        from burstbus.store.base import ReadFilter
-
-        pending = await log.read(position, ReadFilter.of(types=sorted(types)), limit=1)
-        if not pending:
-            return 0
-    return head - position
+def latest(*times: str | None) -> str | None:
+    """The most recent of several ISO-8601 UTC times (fixed width: text order is time order)."""
+    known = [t for t in times if t]
+    return max(known) if known else None

@@ -1,0 +1,49 @@
+"""``[http]``: the HTTP API and web pages section, beside the bridge that serves them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from burstbus.config import ConfigError, resolve_secret
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    """The HTTP API (voeventdb-compatible ``/apiv1/``), VOEvent submission, health and metrics."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (tests).
+    port: int = field(default=8080, metadata={"minimum": 0})
+    #: Bearer token for ``POST /api/voevents`` (``env:NAME`` or ``file:/path`` to keep it out
+    #: of the file). Empty: submission is refused (403). It also opens the protected reads.
+    token: str = ""
+    #: Bearer token (or sign-in) for the protected reads only: the event log, trigger requests,
+    #: the audit page and the live stream's non-public event types (``env:``/``file:`` as for
+    #: ``token``). Empty: only ``token`` opens them; with neither they are closed.
+    read_token: str = ""
+    #: Serve the protected reads to anyone, without a token (an explicit choice: they show who
+    #: is on duty, pending trigger requests and the commands Burst Advocates gave).
+    public_read: bool = False
+    #: Prefix when served behind a reverse proxy, e.g. ``/burstbus``.
+    base_path: str = ""
+    #: The web UI's address as users reach it (``https://fsc.example/burstbus``), for links in
+    #: chat messages. Empty: ``http://host:port`` + base_path.
+    public_url: str = ""
+
+    def link_base(self) -> str:
+        """Where links in messages point: ``public_url``, else this server's own address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}{self.base_path}"
+
+
+
+def check_http(http: HttpSection) -> None:
+    """A base path that is a path; secrets that resolve (and a read token that is not empty)."""
+    if http.base_path and (not http.base_path.startswith("/") or http.base_path.endswith("/")):
+        raise ConfigError("http.base_path", f"must start with / and not end with one, like /burstbus (got {http.base_path!r})")
+    if http.token:
+        resolve_secret(http.token, "http.token")
+    if http.read_token and not resolve_secret(http.read_token, "http.read_token").strip():
+        raise ConfigError("http.read_token", "resolves to an empty value (leave the key out to use only http.token)")

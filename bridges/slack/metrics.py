@@ -1,0 +1,25 @@
+"""The Slack outbox's Prometheus figures: posts, refusals, lag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from burstbus.bridges.slack.outbox import SlackOutbox
+from burstbus.catalogue import VOEVENT_ACCEPTED as ACCEPTED
+from burstbus.metrics import Family, MetricsProvider, counter, gauge
+from burstbus.store.lag import consumer_lag
+
+
+def slack_metrics(outbox: SlackOutbox, log: Any) -> MetricsProvider:
+    """Posts, refusals and the outbox's lag."""
+
+    async def provide() -> list[Family]:
+        return [
+            gauge("burstbus_slack_connected", "1 while Slack accepts the token and posts.", [({}, int(outbox.connected))]),
+            counter("burstbus_slack_out_total", "Messages posted to Slack.", [({}, outbox.posted_total)]),
+            counter("burstbus_slack_out_failures_total", "Messages Slack refused for a channel (not retried).", [({}, outbox.failed_total)]),
+            gauge("burstbus_slack_out_lag_events", "Accepted notices not yet posted to Slack.",
+                  [({}, await consumer_lag(log, outbox.position, (await log.head()).seq, [ACCEPTED]))]),  # fmt: skip
+        ]
+
+    return provide
