@@ -9,6 +9,7 @@ path. Exit status: lint-imports' own (1 on a broken contract, naming the import)
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,8 +40,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="burstbus-imports-") as tmp:
         mirror(Path(tmp))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp, os.environ.get("PYTHONPATH", "")])}
-        lint = Path(sys.executable).with_name("lint-imports")
-        return subprocess.call([str(lint), str(ROOT / "pyproject.toml")], cwd=tmp, env=env)
+        beside = Path(sys.executable).with_name("lint-imports")  # this interpreter's, else the PATH's
+        lint = str(beside) if beside.exists() else shutil.which("lint-imports") or "lint-imports"
+        return subprocess.call([lint, str(ROOT / "pyproject.toml")], cwd=tmp, env=env)
 
 
 if __name__ == "__main__":
