@@ -6,6 +6,7 @@ because it offers the address that other components put in their links."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ from burstbus.component import (
     Task,
 )
 from burstbus.config import resolve_secret
+
+log = logging.getLogger(__name__)
 
 
 class LiveRegistry(MutableMapping[str, Any]):
@@ -68,10 +71,8 @@ def _build(host: Host) -> list[Component]:
                         public_read=section.public_read, public_url=section.public_url)
 
     def ready(addresses: list[tuple[str, int]]) -> None:
-        import logging
-
         for address, port in addresses:
-            logging.getLogger(__name__).info("HTTP API on http://%s:%d%s/", address, port, section.base_path)
+            log.info("HTTP API on http://%s:%d%s/", address, port, section.base_path)
 
     return [Task("http", lambda: serve(app, section.host, section.port, ready=ready))]
 

@@ -26,12 +26,8 @@ from burstbus.store.read.where import (
     TriggerFilter,
 )
 
-#: ``projected_seq`` and ``table_exists`` are imported from here by ``stream.py``.
-projected_seq = read_lists.projected_seq
-table_exists = read_burst.table_exists
-
 __all__ = ["BURST_ORDERS", "PROCESS_ORDERS", "TRIGGER_ORDERS", "TRIGGER_STATES", "burst_detail", "bursts",
-           "processes", "projected_seq", "table_exists", "triggers"]  # fmt: skip
+           "processes", "triggers"]  # fmt: skip
 
 
 def _many(q: Mapping[str, Any], key: str) -> tuple[str, ...]:

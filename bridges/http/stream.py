@@ -34,10 +34,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from burstbus.bridges.http.errors import ApiError, InvalidQueryString, Unavailable
-from burstbus.bridges.http.queries import projected_seq
 from burstbus.events import RecordedEvent
 from burstbus.store.base import EventLog, LogError, ReadFilter
 from burstbus.store.consumer import Batch, Follower, Start
+from burstbus.store.read.lists import projected_seq
 from burstbus.store.reader import ProjectionReader
 
 log = logging.getLogger(__name__)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from burstbus.bridges.slack.outbox import SlackOutbox
-from burstbus.catalogue import VOEVENT_ACCEPTED as ACCEPTED
 from burstbus.metrics import Family, MetricsProvider, counter, gauge
-from burstbus.store.lag import consumer_lag
 
 
 def slack_metrics(outbox: SlackOutbox, log: Any) -> MetricsProvider:
@@ -19,7 +17,7 @@ def slack_metrics(outbox: SlackOutbox, log: Any) -> MetricsProvider:
             counter("burstbus_slack_out_total", "Messages posted to Slack.", [({}, outbox.posted_total)]),
             counter("burstbus_slack_out_failures_total", "Messages Slack refused for a channel (not retried).", [({}, outbox.failed_total)]),
             gauge("burstbus_slack_out_lag_events", "Accepted notices not yet posted to Slack.",
-                  [({}, await consumer_lag(log, outbox.position, (await log.head()).seq, [ACCEPTED]))]),  # fmt: skip
+                  [({}, await outbox.follower.lag())]),  # fmt: skip
         ]
 
     return provide

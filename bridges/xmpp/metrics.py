@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from burstbus.bridges.xmpp.node import XmppNode
-from burstbus.catalogue import VOEVENT_ACCEPTED as ACCEPTED
 from burstbus.metrics import Family, MetricsProvider, counter, gauge
-from burstbus.store.lag import consumer_lag
 
 
 def xmpp_metrics(node: XmppNode, log: Any) -> MetricsProvider:
@@ -29,7 +27,7 @@ def xmpp_metrics(node: XmppNode, log: Any) -> MetricsProvider:
             counter("burstbus_xmpp_out_failures_total", "Notification batches that failed and were re-sent.", [({}, notifier.failures)]),
             counter("burstbus_xmpp_out_skipped_total", "Room summaries skipped: the bot was not in the room.", [({}, notifier.skipped_total)]),
             gauge("burstbus_xmpp_out_lag_events", "Accepted notices not yet delivered over XMPP.",
-                  [({}, await consumer_lag(log, notifier.position, (await log.head()).seq, [ACCEPTED]))]),  # fmt: skip
+                  [({}, await notifier.follower.lag())]),  # fmt: skip
         ]
         return out
 
