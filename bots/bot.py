@@ -31,13 +31,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from burstbus.acl import Acl, AclSection, Grant, Role
 from burstbus.bots import render
-from burstbus.bots.acl import Acl, Grant
 from burstbus.bots.commands import CommandSpec, Registry
-from burstbus.bots.config import AclSection, Role, TriggersSection
 from burstbus.bots.parse import (
     AngleError,
     Parsed,
+    normalise_code,
     parse_command,
     parse_dec,
     parse_ra,
@@ -53,10 +53,13 @@ from burstbus.bots.redact import (
     read_code_args,
     redact_text,
 )
-from burstbus.bots.triggers import Outcome, Publish, TriggerWorkflow, load_code_key
 from burstbus.chat import Command, Messenger, Reply
 from burstbus.config import Config
 from burstbus.events import Event
+from burstbus.handlers.triggers import Outcome, TriggerWorkflow
+from burstbus.handlers.triggers.codes import load_code_key
+from burstbus.handlers.triggers.config import TriggersSection
+from burstbus.handlers.triggers.delivery import Publish
 from burstbus.ingest import Ingest
 from burstbus.ratelimit import RateLimiter
 from burstbus.state import StateStore
@@ -130,7 +133,7 @@ class BurstBot:
         self.clock = clock
         self.acl_section = config.section(AclSection)
         self.triggers = config.section(TriggersSection)
-        self.acl = Acl(self.acl_section, self.triggers)
+        self.acl = Acl(self.acl_section)
         self.registry = Registry()
         #: Where links in answers point (the ``web.link_base`` port: ``[http] public_url``).
         self.link_base = link_base
@@ -321,10 +324,10 @@ class BurstBot:
                     "Sorry, I could not place every word after the code: give the code and, if you like, the "
                     f"telescope's name (one of {names}). Nothing was approved.", "usage",
                 )
-            return await workflow.approve(grant, found.code, found.telescope)
+            return await workflow.approve(grant, normalise_code(found.code), found.telescope)
         if spec.name == "deny":
             found = read_code_args(args, self._is_telescope)
-            return await workflow.deny(grant, found.code, self._scrub(" ".join(found.rest))[:500])
+            return await workflow.deny(grant, normalise_code(found.code), self._scrub(" ".join(found.rest))[:500])
         if spec.name == "withdraw":
             return await workflow.withdraw(grant, args[0] if args else None)
         raise AssertionError(f"command {spec.name} has no handler")
@@ -427,7 +430,7 @@ class BurstBot:
         implied = [r.label for r in Role if Role.NONE < r < grant.role]
         role = grant.role.label + (f" (includes {', '.join(reversed(implied))})" if implied else "")
         if grant.role >= Role.BA:
-            scopes = "every telescope" if grant.telescopes is None else (", ".join(grant.telescope_names(self.triggers)) or "none")
+            scopes = "every telescope" if grant.telescopes is None else (", ".join(grant.telescope_names(t.name for t in self.triggers.telescopes)) or "none")
             return Outcome(True, f"You are {grant.jid}: {role}; telescopes: {scopes}.")
         return Outcome(True, f"You are {grant.jid}: {role}.")
 

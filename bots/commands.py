@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from burstbus.bots.acl import Grant
-from burstbus.bots.config import Role
+from burstbus.acl import Grant, Role
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
-"""The Burst Advocate bot as a component: ``[acl]`` and ``[triggers]``, the trigger streams it
-alone speaks for, and the bot itself wherever a chat transport offers ``chat.messenger``."""
+"""The Burst Advocate bot as a component: ``[acl]`` and ``[triggers]``, the trigger streams its
+workflow (:mod:`burstbus.handlers.triggers`) alone speaks for, and the bot itself wherever a
+chat transport offers ``chat.messenger``."""
 
 from __future__ import annotations
 
+from burstbus.acl import AclSection
 from burstbus.bots.bot import BurstBot
-from burstbus.bots.config import AclSection, TriggersSection, check_bot
 from burstbus.chat import CHAT, CHATBOT
 from burstbus.component import (
     LINK_BASE,
@@ -17,11 +18,7 @@ from burstbus.component import (
     Task,
 )
 from burstbus.config import Config
-
-
-def trigger_streams(triggers: TriggersSection) -> tuple[str, ...]:
-    """Every IVORN stream an approved trigger can be published under."""
-    return (f"ivo://{triggers.authority}/trigger", *(t.stream(triggers.authority) for t in triggers.telescopes))
+from burstbus.handlers.triggers.config import TriggersSection, check_triggers, trigger_streams
 
 
 def _claims(config: Config) -> Claims:
@@ -45,6 +42,6 @@ def _build(host: Host) -> list[Component]:
 
 PACKAGE = ComponentPackage(
     name="bot", order=60, sections=(SectionSpec("acl", AclSection), SectionSpec("triggers", TriggersSection)),
-    check=lambda config: check_bot(config.section(AclSection), config.section(TriggersSection)),
+    check=lambda config: check_triggers(config.section(AclSection), config.section(TriggersSection)),
     claims=_claims, build=_build,
 )

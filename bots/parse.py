@@ -15,6 +15,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from burstbus.handlers.triggers.codes import CODE_ALPHABET, CODE_LENGTH
+
 _QUOTES = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2039": "'", "\u203a": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
@@ -196,10 +198,6 @@ def parse_radius(text: str, *, maximum: float) -> float:
 
 # -- approval codes --------------------------------------------------------------------------
 
-#: Letters and digits that cannot be mistaken for one another when read on a phone and typed
-#: back (no 0/O, 1/I/L, U/V): 30 symbols, 8 of them ≈ 39 bits.
-CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
-CODE_LENGTH = 8
 _CODE_SHAPE = re.compile(rf"^[{CODE_ALPHABET}]{{{CODE_LENGTH}}}$")
 
 #: Cyrillic and Greek capitals (after upper-casing) that look like a code letter or digit:
@@ -228,11 +226,6 @@ def fold(text: str) -> str:
     if not text.isascii():
         text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Mn", "Me"))
     return text.upper().translate(CONFUSABLES)
-
-
-def format_code(code: str) -> str:
-    """``K7QXM2PD`` → ``K7QX-M2PD`` (easier to read out and type)."""
-    return f"{code[:4]}-{code[4:]}"
 
 
 def normalise_code(text: str) -> str | None:

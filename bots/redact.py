@@ -26,12 +26,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from burstbus.bots.parse import (
-    CODE_ALPHABET,
-    CODE_LENGTH,
     AngleError,
     fold,
     normalise_code,
@@ -39,12 +35,11 @@ from burstbus.bots.parse import (
     parse_ra,
     parse_radius,
 )
-from burstbus.events import format_time
+from burstbus.catalogue import TRIGGER_REQUESTED
+from burstbus.handlers.triggers.codes import CODE_ALPHABET, CODE_LENGTH
+from burstbus.handlers.triggers.request import Request
+from burstbus.handlers.triggers.workflow import TriggerWorkflow
 from burstbus.store.base import ReadFilter
-from burstbus.store.projections.triggers import REQUESTED
-
-if TYPE_CHECKING:
-    from burstbus.bots.triggers import Request, TriggerWorkflow
 
 CODE_MARK = "[code]"
 #: Words around a code that are never part of one (``approve code K7QX-M2PD for TAROT``).
@@ -250,16 +245,11 @@ class KnownCodes:
         self._memo: dict[str, bool] = {}
 
     def _horizon(self) -> str:
-        from burstbus.bots.triggers import LOOKBACK
-
-        w = self.workflow
-        return format_time(w.clock() - LOOKBACK - timedelta(minutes=w.section.code_minutes))
+        return self.workflow.requests.horizon()
 
     async def refresh(self) -> None:
-        from burstbus.bots.triggers import Request
-
         since = self._horizon()
-        records = await self.workflow.log.read(self._after, ReadFilter.of(types=[REQUESTED], since=since))
+        records = await self.workflow.log.read(self._after, ReadFilter.of(types=[TRIGGER_REQUESTED], since=since))
         for record in records:
             self._after = max(self._after, record.seq)
             try:

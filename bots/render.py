@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from burstbus.notices import angle_text
+from burstbus.notices import error_text
+from burstbus.notices import position_text as position
 from burstbus.store.read.rows import BurstRow, BurstView, ConeHit, NoticeRow, ProcessRow, TriggerRow
 
 #: Lines of a list before "… and N more".
@@ -28,16 +29,6 @@ def full_time(moment: str | None) -> str:
     if not moment:
         return "unknown"
     return f"{moment[:10]} {moment[11:19]} UTC"
-
-
-def error_text(err: float | None) -> str:
-    return "" if err is None else f" ±{angle_text(err)}"
-
-
-def position(ra: float | None, dec: float | None, err: float | None) -> str:
-    if ra is None or dec is None:
-        return "no position"
-    return f"RA {ra:.4f}° Dec {dec:+.4f}°{error_text(err)}"
 
 
 def burst_line(row: BurstRow) -> str:

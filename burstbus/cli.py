@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from burstbus import __version__
+from burstbus.acl import Acl
 from burstbus.config import Config, ConfigError, load_config
 from burstbus.events import RecordedEvent, normalise_time
 from burstbus.ingest import Submission
@@ -271,14 +272,12 @@ async def cmd_verify(config: Config, args: argparse.Namespace) -> int:
 
 async def cmd_authority(config: Config, args: argparse.Namespace) -> int:
     """The configuration's answer to "who can make a telescope move?" (an auditor's first question)."""
-    from burstbus.bots.acl import Acl
-
     print("Who may publish under which IVORNs ([authority]; refused packets are voevent.rejected, code authority):")
     rows = config.authority_policy().describe()
     width = max(len(prefix) for prefix, _ in rows)
     for prefix, who in rows:
         print(f"  {prefix:<{width}}  {who}")
-    acl = Acl(config.acl, config.triggers)
+    acl = Acl(config.acl)
     print("\nTelescopes (a trigger is sent only after an approved request; every step is a trigger.* event):")
     if not config.triggers.telescopes:
         print("  none configured ([[triggers.telescopes]])")

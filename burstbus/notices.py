@@ -50,6 +50,18 @@ def angle_text(degrees: float) -> str:
     return f"{degrees * 3600:.1f}″"
 
 
+def error_text(err: float | None) -> str:
+    """`` ±6.0′`` after a position, or nothing when the error is unknown."""
+    return "" if err is None else f" ±{angle_text(err)}"
+
+
+def position_text(ra: float | None, dec: float | None, err: float | None) -> str:
+    """``RA 123.4560° Dec -12.3400° ±6.0′`` (what pages, answers and trigger summaries say)."""
+    if ra is None or dec is None:
+        return "no position"
+    return f"RA {ra:.4f}° Dec {dec:+.4f}°{error_text(err)}"
+
+
 @dataclass(frozen=True)
 class NoticeView:
     """What a template may use about one notice (``voevent.accepted`` data + its burst)."""

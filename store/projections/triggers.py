@@ -1,6 +1,6 @@
 """Trigger requests: one row per request, folded from the ``trigger.*`` events.
 
-The workflow (``burstbus.bots.triggers``) decides from the log itself; this table is the read
+The workflow (``burstbus.handlers.triggers``) decides from the log itself; this table is the read
 model for listing (the bot's ``triggers`` command, the HTTP API, the web UI) and for finding
 requests whose code has expired. The first decision wins, as in the log: a request leaves
 ``requested`` once (approved, denied or expired) and an approved one ends ``sent`` or

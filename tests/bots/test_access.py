@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from burstbus.bots.acl import Acl
+from burstbus.acl import Acl, Role
 from burstbus.bots.commands import Registry
-from burstbus.bots.config import Role
 from burstbus.chat import Asker
 from burstbus.config import ConfigError, load_config
 from tests.bots.conftest import ALICE, BOB, CAROL, DAVE, MALLORY, VIC, World, make_world, settings
@@ -60,7 +59,7 @@ async def test_whoami(world: World) -> None:
 
 def test_roles_imply_lower_ones_and_nicknames_are_never_identity(tmp_path: Path) -> None:
     config = load_config(None, environ={}, overrides=settings(tmp_path))
-    acl = Acl(config.acl, config.triggers)
+    acl = Acl(config.acl)
     assert acl.grant(Asker(jid=CAROL, via="dm")).role == Role.APPROVER
     assert acl.grant(Asker(jid="carol@FSC.EXAMPLE", via="dm")).role == Role.APPROVER  # JIDs ignore case
     as_nick = acl.grant(Asker(jid=None, via="room", room="ba@conference.fsc.example", nick="carol@fsc.example"))

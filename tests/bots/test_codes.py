@@ -97,7 +97,7 @@ async def test_a_code_without_digits_is_found_by_its_hash(world: World, monkeypa
     """No shape rule can tell ``KQXMPDRT`` from a word: the redaction checks the request's HMAC."""
     caplog.set_level(logging.DEBUG)
     generous(world)
-    monkeypatch.setattr("burstbus.bots.triggers.new_code", lambda: "KQXMPDRT")
+    monkeypatch.setattr("burstbus.handlers.triggers.workflow.new_code", lambda: "KQXMPDRT")
     _, shown = await world.request(ALICE, f"trigger TAROT {BURST}")
     assert shown == "KQXM-PDRT"
     for line in ("help kqxmpdrt", "approve TAROT KQXM PDRT", "KQ XM PD RT", "deny 2345-6789 was kqxm-pdrt",

@@ -5,8 +5,9 @@ request ends ``trigger.failed`` with the reason, and the requester and approvers
 
 from __future__ import annotations
 
-from burstbus.bots.triggers import TriggerWorkflow, decision_id
 from burstbus.events import Event
+from burstbus.handlers.triggers import TriggerWorkflow
+from burstbus.handlers.triggers.request import decision_id
 from burstbus.ingest import accepted_event_id
 from tests.bots.conftest import ALICE, BOB, BURST, CAROL, DAVE, World
 from tests.packets import voevent

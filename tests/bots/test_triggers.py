@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from burstbus.bots.triggers import decision_id
+from burstbus.handlers.triggers.request import decision_id
 from burstbus.ingest import accepted_event_id
 from burstbus.voevent.examine import examine
 from tests.bots.conftest import (
@@ -322,7 +322,7 @@ async def test_a_note_cannot_inject_xml(world: World) -> None:
 
 
 async def test_a_telescope_template_override(tmp_path: Path) -> None:
-    from burstbus.bots.voevent import DEFAULT_TEMPLATE, TEMPLATES
+    from burstbus.handlers.triggers.voevent import DEFAULT_TEMPLATE, TEMPLATES
 
     custom = tmp_path / "colibri.xml.j2"
     custom.write_text((TEMPLATES / DEFAULT_TEMPLATE).read_text().replace(

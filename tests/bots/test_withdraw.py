@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from burstbus.bots.bot import COMMAND_EVENT
-from burstbus.bots.triggers import WITHDRAWN_REASON, decision_id
 from burstbus.chat import Asker, Command, Reply
+from burstbus.handlers.triggers.request import WITHDRAWN_REASON, decision_id
 from tests.bots.conftest import ALICE, BOB, BURST, CAROL, DAVE, FAR, VIC, World
 
 

@@ -1,6 +1,6 @@
 """The trigger VOEvent: rendered from a jinja2 template, checked like any received packet.
 
-The template (``bots/templates/trigger.xml.j2``, or a telescope's own ``template``) gets
+The template (``handlers/triggers/templates/trigger.xml.j2``, or a telescope's own ``template``) gets
 only plain values; the environment escapes every one of them for XML and refuses undefined
 names, so a note typed in chat can neither break the document nor inject elements. The
 result still goes through the project's own examination (:func:`check_trigger` here, and
