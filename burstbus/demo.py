@@ -24,7 +24,8 @@ from typing import Any
 
 import jinja2
 
-from burstbus.bridges.nats.inbound import PROCESS_STATUS, parse_process_status
+from burstbus.bridges.nats.inbound import parse_process_status
+from burstbus.catalogue import PROCESS_STATUS, VOEVENT_ACCEPTED
 from burstbus.events import Event
 from burstbus.ingest import Ingest
 from burstbus.store.base import EventLog, ReadFilter
@@ -174,7 +175,7 @@ def rounds(seed: int, first: int = 0, start: datetime | None = None) -> Iterator
 async def rounds_played(log: EventLog) -> int:
     """How many rounds earlier demo runs started in this log (one ECLAIRs alert each)."""
     played, after = 0, 0
-    wanted = ReadFilter.of(["voevent.accepted"], stream=DEMO_SVOM_STREAM)
+    wanted = ReadFilter.of([VOEVENT_ACCEPTED], stream=DEMO_SVOM_STREAM)
     while batch := await log.read(after, wanted, limit=1000):
         played += sum(1 for record in batch if str(record.data.get("ivorn", "")).endswith("-eclairs"))
         after = batch[-1].seq

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from burstbus.authority import AUTHORITY_CODE, AuthorityPolicy
+from burstbus.catalogue import VOEVENT_ACCEPTED, VOEVENT_REJECTED
 from burstbus.events import Event, derived_event_id
 from burstbus.payload import xml_fields
 from burstbus.store.base import EventLog
@@ -38,8 +39,8 @@ from burstbus.voevent.extract import warm_up
 
 log = logging.getLogger(__name__)
 
-ACCEPTED = "voevent.accepted"
-REJECTED = "voevent.rejected"
+ACCEPTED = VOEVENT_ACCEPTED
+REJECTED = VOEVENT_REJECTED
 #: How much of a refused packet is kept in its ``voevent.rejected`` event.
 REJECTED_EXCERPT_BYTES = 4096
 

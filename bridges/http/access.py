@@ -26,11 +26,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from burstbus.bridges.http.errors import ApiError
+from burstbus.catalogue import BURST_IDENTIFIED, BURST_NONE, PROCESS_STATUS, VOEVENT_ACCEPTED
 
 #: Event types anyone may read from the stream and the log embedded in a burst's answer:
-#: what the public pages show (notices, burst decisions, pipeline runs). ``projected``
-#: notifications of the stream carry only a seq and are always sent.
-PUBLIC_TYPES: frozenset[str] = frozenset({"voevent.accepted", "burst.identified", "process.status"})
+#: what the public pages show (notices, burst decisions, pipeline runs). Both decisions of the
+#: burst identifier are public: ``burst.none`` says no more about a notice than
+#: ``burst.identified`` does. ``projected`` notifications of the stream carry only a seq and
+#: are always sent.
+PUBLIC_TYPES: frozenset[str] = frozenset({VOEVENT_ACCEPTED, BURST_IDENTIFIED, BURST_NONE, PROCESS_STATUS})
 #: What a refusal tells a caller it may ask for without a token.
 PUBLIC_TYPES_TEXT = ",".join(sorted(PUBLIC_TYPES))
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import fields
-from typing import Any
+from dataclasses import asdict, fields
+from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus
 
 from aiohttp import web
@@ -42,7 +42,10 @@ from burstbus.events import parse_time
 from burstbus.payload import xml_bytes
 from burstbus.store.base import EventLog
 from burstbus.store.read import voeventdb as vdb
+from burstbus.store.read.rows import IvornCount, Synopsis
 from burstbus.store.reader import ProjectionReader
+
+T = TypeVar("T")
 
 #: As 4pisky's server: rows per list request when ``limit`` is absent, and the most allowed.
 DEFAULT_LIMIT = 100
@@ -178,21 +181,24 @@ def relevant_urls(ivorn: str, refs: Sequence[str]) -> list[str]:
     ]
 
 
-def synopsis_result(found: dict[str, Any]) -> dict[str, Any]:
-    """Our :func:`~burstbus.store.projections.voeventdb.synopsis` in 4pisky's shape."""
-    row = dict(found["voevent"])
-    row.pop("id", None)  # 4pisky leaves its database id out too
-    row["author_datetime"] = _iso(row.get("author_datetime"))
-    row["received"] = _iso(row.get("received"))
-    coords = [{**c, "time": _iso(c.get("time"))} for c in found["coords"]]
-    refs = found["refs"]
+def synopsis_result(found: Synopsis) -> dict[str, Any]:
+    """The read side's :func:`~burstbus.store.read.voeventdb.synopsis` in 4pisky's shape."""
+    row = asdict(found.voevent)
+    del row["id"]  # 4pisky leaves its database id out too
+    row["author_datetime"] = _iso(found.voevent.author_datetime)
+    row["received"] = _iso(found.voevent.received)
     return {
         "voevent": row,
-        "refs": refs,
-        "coords": coords,
-        "relevant_urls": relevant_urls(row["ivorn"], [r["ref_ivorn"] for r in refs]),
-        "cited_by": found["cited_by"],
+        "refs": [asdict(ref) for ref in found.refs],
+        "coords": [{**asdict(coord), "time": _iso(coord.time)} for coord in found.coords],
+        "relevant_urls": relevant_urls(found.voevent.ivorn, [ref.ref_ivorn for ref in found.refs]),
+        "cited_by": list(found.cited_by),
     }
+
+
+def list_item(row: str | IvornCount) -> str | list[str | int]:
+    """One entry of a list endpoint's ``result``: an IVORN, or 4pisky's ``[ivorn, count]``."""
+    return row if isinstance(row, str) else [row.ivorn, row.count]
 
 
 def xml_charset(raw: bytes) -> str:
@@ -277,13 +283,13 @@ class ApiV1:
 
     # -- lists -------------------------------------------------------------------------
 
-    async def _list(self, request: web.Request, rule: str, query: Callable[..., Sequence[Any]]) -> web.Response:
+    async def _list(self, request: web.Request, rule: str,
+                    query: Callable[..., Sequence[str | IvornCount]]) -> web.Response:  # fmt: skip
         filters = parse_filters(request)
         paging = Paging(request, self.default_limit, self.max_limit)
 
         def run(conn: sqlite3.Connection) -> list[Any]:
-            rows = query(conn, filters, paging.order, paging.limit, paging.offset)
-            return [list(row) if isinstance(row, tuple) else row for row in rows]
+            return [list_item(row) for row in query(conn, filters, paging.order, paging.limit, paging.offset)]
 
         result = await self.reader.run(run)
         return json_response(envelope(request, rule, result, limit=paging.limit))
@@ -325,7 +331,8 @@ class ApiV1:
             _text("ivorn", ivorn)
         return candidates
 
-    async def _find(self, request: web.Request, endpoint: str, query: Callable[..., Any]) -> Any:
+    async def _find(self, request: web.Request, endpoint: str,
+                    query: Callable[[sqlite3.Connection, str], T | None]) -> T:  # fmt: skip
         try:
             candidates = self._path_ivorns(request, endpoint)
         except UnicodeDecodeError:

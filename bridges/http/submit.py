@@ -21,7 +21,6 @@ Answers (JSON, always with the reason when refused):
 from __future__ import annotations
 
 import hmac
-from dataclasses import replace
 from urllib.parse import quote_plus
 
 from aiohttp import web
@@ -29,7 +28,7 @@ from aiohttp import web
 from burstbus.bridges.http.access import Access, Forbidden, Unauthorized
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
 from burstbus.bridges.http.spec import Route
-from burstbus.ingest import REJECTED_EXCERPT_BYTES, Ingest, Submission, rejected_event
+from burstbus.ingest import REJECTED_EXCERPT_BYTES, Ingest
 from burstbus.store.base import LogError
 
 _CHUNK = 65536
@@ -106,13 +105,13 @@ class Submit:
         limit = ingest.max_bytes
         what = f"{declared:,} bytes" if declared is not None else "more bytes"
         reason = f"the body has {what}; the limit is {limit:,} bytes"
-        event = rejected_event(Submission(head, "http", peer), reason, "too_large")
-        event = replace(event, data={**event.data, "declared_size": declared})
+        seq: int | None
         try:
-            seq = (await ingest.log.append([event]))[0].seq
-        except LogError:
+            seq = (await ingest.refuse(head, via="http", peer=peer, reason=reason, code="too_large",
+                                       declared_size=declared)).seq  # fmt: skip
+        except LogError:  # not recorded: still refused, and counted like a recorded refusal
             seq = None
-        ingest.counts[("http", "rejected")] += 1
+            ingest.counts[("http", "rejected")] += 1
         raise TooLarge(reason, outcome="rejected", code="too_large", seq=seq, max_bytes=limit)
 
     async def post_voevent(self, request: web.Request) -> web.Response:

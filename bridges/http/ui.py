@@ -38,6 +38,14 @@ from burstbus.bridges.http import ui_queries as q
 from burstbus.bridges.http.access import PUBLIC_TYPES, Access, Throttled, Unauthorized, Viewer
 from burstbus.bridges.http.chaincheck import ChainVerifier
 from burstbus.bridges.http.errors import ApiError
+from burstbus.catalogue import (
+    BURST_IDENTIFIED,
+    CATALOGUE,
+    PROCESS_RETRY_REQUESTED,
+    PROCESS_STATUS,
+    TRIGGER_TYPES,
+    VOEVENT_ACCEPTED,
+)
 from burstbus.events import RecordedEvent
 from burstbus.store.base import EventLog, ReadFilter
 from burstbus.store.projections.processes import STATUSES
@@ -53,20 +61,17 @@ STATIC = HERE / "static"
 VERIFIER = web.AppKey("chain_verifier", ChainVerifier)
 
 #: Event types each page follows live (the burst page filters further by burst id).
-TRIGGER_TYPES = ("trigger.requested", "trigger.approved", "trigger.denied", "trigger.expired",
-                 "trigger.sent", "trigger.failed")  # fmt: skip
 LIVE_TYPES: dict[str, tuple[str, ...]] = {
-    "overview": ("voevent.accepted", "burst.identified", "process.status"),
-    "notices": ("voevent.accepted", "burst.identified"),
-    "processes": ("process.status", "process.retry_requested"),
-    "bursts": ("burst.identified", "process.status", *TRIGGER_TYPES),
-    "burst": ("burst.identified", "process.status", "process.retry_requested", *TRIGGER_TYPES),
+    "overview": (VOEVENT_ACCEPTED, BURST_IDENTIFIED, PROCESS_STATUS),
+    "notices": (VOEVENT_ACCEPTED, BURST_IDENTIFIED),
+    "processes": (PROCESS_STATUS, PROCESS_RETRY_REQUESTED),
+    "bursts": (BURST_IDENTIFIED, PROCESS_STATUS, *TRIGGER_TYPES),
+    "burst": (BURST_IDENTIFIED, PROCESS_STATUS, PROCESS_RETRY_REQUESTED, *TRIGGER_TYPES),
 }
 
 #: Every event type the catalogue names (docs/events.md): the audit page follows them all
 #: when it has no type filter (an EventSource listens by name; ``projected`` covers the rest).
-ALL_TYPES = ("voevent.accepted", "voevent.rejected", "burst.identified", "process.status",
-             "process.rejected", "process.retry_requested", *TRIGGER_TYPES, "ba.command")  # fmt: skip
+ALL_TYPES: tuple[str, ...] = tuple(kind.name for kind in CATALOGUE)
 
 #: How far back (in seqs) the audit page looks for its newest matching events at most; a
 #: rarer filter beyond that says so and offers ``after``.

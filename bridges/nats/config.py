@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from burstbus.catalogue import RESERVED_FAMILIES
 from burstbus.config import ConfigError, resolve_secret
 
 # burstbus.config imports this module (the ``[nats]`` section), so it is imported here only
@@ -25,8 +26,7 @@ _SUBJECT_TOKEN = re.compile(r"^([A-Za-z0-9_-]+|\*|>)$")
 _EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 #: Event families burstbus itself defines: a mapping may not forge them (a NATS message
 #: claiming to be ``voevent.accepted`` or ``trigger.approved`` would bypass their checks).
-RESERVED_TYPE_PREFIXES = ("voevent.", "process.", "burst.", "trigger.", "ba.", "bot.", "nats.", "vtp.", "xmpp.",
-                          "slack.", "http.", "notice.", "watchdog.", "system.")
+RESERVED_TYPE_PREFIXES: tuple[str, ...] = RESERVED_FAMILIES
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from nats.aio.subscription import Subscription
 from burstbus.bridges.nats.config import SubjectMapping
 from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.bridges.nats.outbound import MSG_ID, ORIGIN
+from burstbus.catalogue import NATS_REJECTED, PROCESS_REJECTED, PROCESS_STATUS
 from burstbus.events import Event, derived_event_id, new_event_id, normalise_time, utc_now
 from burstbus.ingest import Ingest
 from burstbus.store.base import EventLog
@@ -41,9 +42,6 @@ from burstbus.store.projections.processes import STATUSES
 
 log = logging.getLogger(__name__)
 
-PROCESS_STATUS = "process.status"
-PROCESS_REJECTED = "process.rejected"
-NATS_REJECTED = "nats.rejected"
 #: How much of a refused message is kept in its ``process.rejected`` event.
 EXCERPT_BYTES = 4096
 #: Longest log excerpt kept in a ``process.status`` event (its tail: the end says what failed).

@@ -41,6 +41,7 @@ from nats.aio.msg import Msg
 from nats.js.api import StorageType, StreamConfig
 
 from burstbus.bridges.nats.confirm import confirm_sent
+from burstbus.catalogue import VOEVENT_ACCEPTED
 from burstbus.events import RecordedEvent, StoredRecord, utc_now
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
@@ -164,7 +165,7 @@ def messages_for(record: RecordedEvent, *, prefix: str, origin: str, max_payload
         data["xml_omitted"] = True
         payload = _json_bytes({**body, "data": data})
     out = [OutMessage(f"{prefix}.events.{subject_tokens(record.type)}", payload, {MSG_ID: event_id, **base}, record.seq)]
-    if record.type == "voevent.accepted" and ("xml" in record.data or "xml_base64" in record.data):
+    if record.type == VOEVENT_ACCEPTED and ("xml" in record.data or "xml_base64" in record.data):
         role = subject_tokens(str(record.data.get("role") or "unknown"))
         headers = {MSG_ID: f"{event_id}:xml", **base}
         if record.data.get("ivorn"):
@@ -297,7 +298,7 @@ class Outbound:
     def _spliced(self, record: RecordedEvent | StoredRecord) -> tuple[StoredRecord, bytes] | None:
         """The record and its ``events`` payload built from the stored text, when that is all
         it needs: not a VOEvent (which also goes out raw) and within the server's max payload."""
-        if not isinstance(record, StoredRecord) or record.type == "voevent.accepted":
+        if not isinstance(record, StoredRecord) or record.type == VOEVENT_ACCEPTED:
             return None
         payload = stored_event_payload(record)
         limit = self.nc.max_payload

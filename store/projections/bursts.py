@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from burstbus.catalogue import BURST_IDENTIFIED
 from burstbus.events import RecordedEvent
 from burstbus.store.projections.base import Projection, run_ddl
 
@@ -31,7 +32,7 @@ class BurstsProjection(Projection):
     name = "bursts"
     version = 1
     tables = ("bursts", "burst_notices")
-    event_types = frozenset({"burst.identified"})
+    event_types = frozenset({BURST_IDENTIFIED})
 
     def create(self, conn: sqlite3.Connection) -> None:
         run_ddl(conn,

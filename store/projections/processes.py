@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from burstbus.catalogue import PROCESS_RETRY_REQUESTED, PROCESS_STATUS
 from burstbus.events import RecordedEvent
 from burstbus.store.projections.base import Projection, run_ddl
 
@@ -38,7 +39,7 @@ class ProcessesProjection(Projection):
     name = "processes"
     version = 1
     tables = ("processes",)
-    event_types = frozenset({"process.status", "process.retry_requested"})
+    event_types = frozenset({PROCESS_STATUS, PROCESS_RETRY_REQUESTED})
 
     def create(self, conn: sqlite3.Connection) -> None:
         run_ddl(conn,
@@ -70,7 +71,7 @@ class ProcessesProjection(Projection):
             data = record.data
             key = process_key(data)
             row = conn.execute("SELECT status, attempts FROM processes WHERE id = ?", (key,)).fetchone()
-            if record.type == "process.retry_requested":
+            if record.type == PROCESS_RETRY_REQUESTED:
                 if row is not None:
                     conn.execute(
                         "UPDATE processes SET retry_requested = ?, updated_at = ?, last_seq = ? WHERE id = ?",

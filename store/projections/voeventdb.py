@@ -34,11 +34,12 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from burstbus.catalogue import VOEVENT_ACCEPTED, VOEVENT_ROLES
 from burstbus.events import RecordedEvent, normalise_time
 from burstbus.store.projections.base import Projection
 
-ACCEPTED = "voevent.accepted"
-ROLES = ("observation", "prediction", "utility", "test")
+ACCEPTED = VOEVENT_ACCEPTED
+ROLES = VOEVENT_ROLES
 CITE_TYPES = ("followup", "supersedes", "retraction")
 
 _SCHEMA = (

@@ -4,6 +4,7 @@ Beside the projections that write these tables, so a schema change and its reade
 together, and below every front end (the store imports no bridge or bot).
 
 * :mod:`.rows`: typed rows (frozen dataclasses) and the one tolerant decoding of stored JSON;
+  the archive's too (a synopsis, a cone search's matches, the counted IVORN lists);
 * :mod:`.where`: the filters the API and the pages share, as one WHERE builder, and the
   fixed ``ORDER BY`` tables;
 * :mod:`.bursts`: one burst with its notices, processes and triggers in the one order;
@@ -20,17 +21,24 @@ maps (HTTP 503, a polite bot answer).
 from burstbus.store.read.rows import (
     BurstRow,
     BurstView,
+    CiteRow,
     ConeHit,
+    ConeMatch,
+    CoordRow,
+    IvornCount,
     NoticeRow,
     Page,
     ProcessRow,
+    Synopsis,
     TriggerRow,
+    VOEventRow,
     json_list,
     json_object,
 )
 from burstbus.store.read.where import BurstFilter, ProcessFilter, TriggerFilter, Where
 
 __all__ = [
-    "BurstFilter", "BurstRow", "BurstView", "ConeHit", "NoticeRow", "Page", "ProcessFilter", "ProcessRow",
-    "TriggerFilter", "TriggerRow", "Where", "json_list", "json_object",
+    "BurstFilter", "BurstRow", "BurstView", "CiteRow", "ConeHit", "ConeMatch", "CoordRow", "IvornCount", "NoticeRow",
+    "Page", "ProcessFilter", "ProcessRow", "Synopsis", "TriggerFilter", "TriggerRow", "VOEventRow", "Where",
+    "json_list", "json_object",
 ]  # fmt: skip

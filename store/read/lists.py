@@ -126,14 +126,14 @@ def near(conn: sqlite3.Connection, ra: float, dec: float, radius: float, limit: 
     """Notices within ``radius`` degrees, nearest first (at most ``limit``), and how many in all."""
     found = cone_search(conn, ra, dec, radius)
     hits = []
-    for ivorn, c_ra, c_dec, error, distance in found[:limit]:
+    for match in found[:limit]:
         meta = conn.execute(
             "SELECT v.role, v.author_datetime, n.burst_id FROM voevent AS v "
             "LEFT JOIN burst_notices AS n ON n.ivorn = v.ivorn WHERE v.ivorn = ?",
-            (ivorn,),
+            (match.ivorn,),
         ).fetchone()
         role, authored, burst_id = meta if meta else (None, None, None)
-        hits.append(ConeHit(ivorn, c_ra, c_dec, error, distance, role, authored, burst_id))
+        hits.append(ConeHit(match.ivorn, match.ra, match.dec, match.error, match.distance, role, authored, burst_id))
     return hits, len(found)
 
 

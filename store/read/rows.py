@@ -176,6 +176,88 @@ class ConeHit:
 
 
 @dataclass(frozen=True, slots=True)
+class ConeMatch:
+    """A positioned notice of the archive within a cone (:func:`~burstbus.store.read.voeventdb.cone_search`)."""
+
+    ivorn: str
+    ra: float
+    dec: float
+    error: float | None
+    #: Degrees from the cone's centre.
+    distance: float
+
+
+@dataclass(frozen=True, slots=True)
+class IvornCount:
+    """An archived IVORN and a count: the citations it makes (4pisky's ``/list/ivorn_nrefs``)
+    or the citations of it the archive holds (``/list/ivorn_ncites``)."""
+
+    ivorn: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class VOEventRow:
+    """A ``voevent`` row of the archive (``id`` is the log seq of its ``voevent.accepted``)."""
+
+    id: int
+    ivorn: str
+    stream: str
+    role: str | None
+    version: str | None
+    author_ivorn: str | None
+    author_datetime: str | None
+    received: str
+    instrument: str | None
+    mission: str | None
+    via: str | None
+    sha256: str | None
+    size: int | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> VOEventRow:
+        return cls(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class CiteRow:
+    """A citation a notice makes (``cite``)."""
+
+    ref_ivorn: str
+    cite_type: str | None
+    description: str | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> CiteRow:
+        return cls(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class CoordRow:
+    """A notice's position (``coord``): degrees ICRS, the error-circle radius, fixed-width UTC."""
+
+    ra: float
+    dec: float
+    error: float | None
+    time: str | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> CoordRow:
+        return cls(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class Synopsis:
+    """One archived notice without its XML: its row, its citations (in their order), its
+    position (if any) and the IVORNs citing it (by seq)."""
+
+    voevent: VOEventRow
+    refs: tuple[CiteRow, ...] = ()
+    coords: tuple[CoordRow, ...] = ()
+    cited_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a filtered list and how many rows match in all (every page)."""
 
@@ -187,3 +269,6 @@ BURST_COLUMNS = _columns(BurstRow)
 NOTICE_COLUMNS = _columns(NoticeRow)
 PROCESS_COLUMNS = _columns(ProcessRow)
 TRIGGER_COLUMNS = _columns(TriggerRow)
+VOEVENT_COLUMNS = _columns(VOEventRow)
+CITE_COLUMNS = _columns(CiteRow)
+COORD_COLUMNS = _columns(CoordRow)

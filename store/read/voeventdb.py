@@ -27,6 +27,17 @@ from burstbus.store.projections.voeventdb import CITE_TYPES as CITE_TYPES
 from burstbus.store.projections.voeventdb import ROLES as ROLES
 from burstbus.store.projections.voeventdb import finite, normal_ra, zone_of
 from burstbus.store.projections.voeventdb import unit_vector as unit_vector
+from burstbus.store.read.rows import (
+    CITE_COLUMNS,
+    COORD_COLUMNS,
+    VOEVENT_COLUMNS,
+    CiteRow,
+    ConeMatch,
+    CoordRow,
+    IvornCount,
+    Synopsis,
+    VOEventRow,
+)
 
 #: Margin added to a cone's bounds (degrees): far below any position's precision, far above
 #: the rounding error of the trigonometry that sizes them.
@@ -104,11 +115,9 @@ _CONE_CANDIDATES = (
 
 def cone_search(
     conn: sqlite3.Connection, ra: float, dec: float, radius_deg: float, limit: int | None = None
-) -> list[tuple[str, float, float, float | None, float]]:
-    """Notices positioned within ``radius_deg`` of (ra, dec), nearest first.
-
-    Returns ``(ivorn, ra, dec, error, distance_deg)`` tuples; equal distances go by IVORN.
-    """
+) -> list[ConeMatch]:
+    """Notices positioned within ``radius_deg`` of (ra, dec), nearest first; equal distances
+    go by IVORN."""
     cone = Cone(ra, dec, radius_deg)
     cx, cy, cz = cone.centre()
     zones = json.dumps(zones_between(*cone.dec_range()))
@@ -121,7 +130,7 @@ def cone_search(
     if limit is not None:
         ordered = ordered[: max(int(limit), 0)]
     return [
-        (ivorn, c_ra, c_dec, error, chord2_to_degrees(d2))
+        ConeMatch(ivorn, c_ra, c_dec, error, chord2_to_degrees(d2))
         for ivorn, c_ra, c_dec, error, d2 in ordered
     ]
 
@@ -427,11 +436,11 @@ def list_ivorn_nrefs(
     order: str | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> list[tuple[str, int]]:
-    """``(ivorn, how many citations it makes)`` per matching notice, paged as
-    :func:`list_ivorns` (4pisky's ``/list/ivorn_nrefs``)."""
+) -> list[IvornCount]:
+    """Each matching notice with how many citations it makes, paged as :func:`list_ivorns`
+    (4pisky's ``/list/ivorn_nrefs``)."""
     columns = "v.ivorn, (SELECT count(*) FROM cite AS k WHERE k.voevent_id = v.id)"
-    return [(ivorn, n) for ivorn, n in _page(conn, columns, filters, order, limit, offset)]
+    return [IvornCount(ivorn, n) for ivorn, n in _page(conn, columns, filters, order, limit, offset)]
 
 
 def list_ivorn_ncites(
@@ -440,11 +449,11 @@ def list_ivorn_ncites(
     order: str | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> list[tuple[str, int]]:
-    """``(ivorn, how many citations of it the archive holds)`` per matching notice, paged as
+) -> list[IvornCount]:
+    """Each matching notice with how many citations of it the archive holds, paged as
     :func:`list_ivorns` (4pisky's ``/list/ivorn_ncites``)."""
     columns = "v.ivorn, (SELECT count(*) FROM cite AS k WHERE k.ref_ivorn = v.ivorn)"
-    return [(ivorn, n) for ivorn, n in _page(conn, columns, filters, order, limit, offset)]
+    return [IvornCount(ivorn, n) for ivorn, n in _page(conn, columns, filters, order, limit, offset)]
 
 
 def packet_seq(conn: sqlite3.Connection, ivorn: str) -> int | None:
@@ -455,37 +464,30 @@ def packet_seq(conn: sqlite3.Connection, ivorn: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def synopsis(conn: sqlite3.Connection, ivorn: str) -> dict[str, Any] | None:
+def synopsis(conn: sqlite3.Connection, ivorn: str) -> Synopsis | None:
     """One notice without its XML: its row, its citations, its position, who cites it."""
-    conn_row = conn.execute(
-        "SELECT id, ivorn, stream, role, version, author_ivorn, author_datetime, received, "
-        "instrument, mission, via, sha256, size FROM voevent WHERE ivorn = ?",
-        (ivorn,),
+    row = conn.execute(
+        f"SELECT {', '.join(VOEVENT_COLUMNS)} FROM voevent WHERE ivorn = ?", (ivorn,)
     ).fetchone()
-    if conn_row is None:
+    if row is None:
         return None
-    keys = ("id", "ivorn", "stream", "role", "version", "author_ivorn", "author_datetime", "received",
-            "instrument", "mission", "via", "sha256", "size")  # fmt: skip
-    voevent = dict(zip(keys, conn_row, strict=True))
+    voevent = VOEventRow.from_row(row)
     refs = conn.execute(
-        "SELECT ref_ivorn, cite_type, description FROM cite WHERE voevent_id = ? ORDER BY id",
-        (voevent["id"],),
+        f"SELECT {', '.join(CITE_COLUMNS)} FROM cite WHERE voevent_id = ? ORDER BY id", (voevent.id,)
     )
     coords = conn.execute(
-        "SELECT ra, dec, error, time FROM coord WHERE voevent_id = ?", (voevent["id"],)
+        f"SELECT {', '.join(COORD_COLUMNS)} FROM coord WHERE voevent_id = ?", (voevent.id,)
     )
     cited_by = conn.execute(
         "SELECT v.ivorn FROM cite AS k JOIN voevent AS v ON v.id = k.voevent_id WHERE k.ref_ivorn = ? ORDER BY v.id",
         (ivorn,),
     )
-    return {
-        "voevent": voevent,
-        "refs": [
-            dict(zip(("ref_ivorn", "cite_type", "description"), row, strict=True)) for row in refs
-        ],
-        "coords": [dict(zip(("ra", "dec", "error", "time"), row, strict=True)) for row in coords],
-        "cited_by": [row[0] for row in cited_by],
-    }
+    return Synopsis(
+        voevent,
+        tuple(CiteRow.from_row(r) for r in refs),
+        tuple(CoordRow.from_row(r) for r in coords),
+        tuple(str(r[0]) for r in cited_by),
+    )
 
 
 def stream_counts(conn: sqlite3.Connection, filters: Filters | None = None) -> dict[str, int]:

@@ -244,6 +244,12 @@ async def test_public_event_types_stream_without_a_token(world: Archive) -> None
     assert (status, kind) == (200, "text/event-stream") and first.startswith("retry:")
 
 
+async def test_both_burst_decisions_are_public(world: Archive) -> None:
+    # burst.none (a notice belongs to no burst) says no more than burst.identified does
+    status, kind, first, _ = await answer(f"{world.url}/api/stream?type=burst.none,burst.identified")
+    assert (status, kind) == (200, "text/event-stream") and first.startswith("retry:")
+
+
 async def test_a_burst_without_credentials_has_no_trigger_details(world: Archive) -> None:
     status, _, body, _ = await answer(f"{world.url}/api/bursts/{BURST}")
     assert status == 200

@@ -15,6 +15,7 @@ import voeventdb.remote.apiv1 as apiv1
 
 from burstbus.bridges.http import COMPONENTS, make_app
 from burstbus.events import Event
+from burstbus.store.base import LogError
 from tests.http.conftest import TOKEN, Archive, open_archive
 from tests.packets import voevent
 
@@ -118,6 +119,48 @@ async def test_post_too_large(fresh: Archive) -> None:
 
     status, body, _ = await post(fresh, voevent("ivo://test.example/posted#4"))  # still serving
     assert status == 201
+
+
+async def test_post_too_large_is_refused_through_the_ingest(tmp_path: Path) -> None:
+    """Recorded by ``Ingest.refuse`` (counted once); a log that cannot record the refusal still
+    refuses the body (413, seq null) and counts it."""
+
+    class FailingAppend:
+        def __init__(self, log: Any):
+            self.log = log
+            self.failing = False
+
+        async def append(self, events: Any) -> Any:
+            if self.failing:
+                raise LogError("the disk is full")
+            return await self.log.append(events)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.log, name)
+
+    failing: list[FailingAppend] = []
+
+    def configure(ingest: Any) -> None:
+        failing.append(FailingAppend(ingest.log))
+        ingest.log = failing[0]
+
+    archive = await open_archive(tmp_path, [], configure=configure)
+    try:
+        limit = archive.ingest.max_bytes
+        status, body, _ = await post(archive, b"<" + b"x" * (limit + 10))
+        assert status == 413 and body["error"]["code"] == "too_large" and body["error"]["outcome"] == "rejected"
+        [refused] = [r for r in await archive.log.read() if r.type == "voevent.rejected"]
+        assert body["error"]["seq"] == refused.seq and refused.data["declared_size"] == limit + 11
+        assert refused.data["via"] == "http" and refused.data["code"] == "too_large"
+        assert archive.ingest.counts[("http", "rejected")] == 1
+
+        failing[0].failing = True
+        status, body, _ = await post(archive, b"<" + b"x" * (limit + 10))
+        assert status == 413 and body["error"]["seq"] is None and body["error"]["max_bytes"] == limit
+        assert archive.ingest.counts[("http", "rejected")] == 2
+        assert len([r for r in await archive.log.read() if r.type == "voevent.rejected"]) == 1
+    finally:
+        await archive.close()
 
 
 async def test_post_off_without_a_token(tmp_path: Path) -> None:

@@ -200,9 +200,10 @@ async def test_rows_citations_and_positions(
 
     summary = synopsis(conn, f"ivo://{SWIFT}#BAT_GRB_Pos_1")
     assert summary is not None
-    assert summary["voevent"]["id"] == 1 and summary["coords"][0]["ra"] == 359.99
-    assert summary["cited_by"] == [f"ivo://{SWIFT}#XRT_Position_1"]
-    assert synopsis(conn, f"ivo://{SWIFT}#XRT_Position_1")["refs"][0]["cite_type"] == "supersedes"  # type: ignore[index]
+    assert summary.voevent.id == 1 and summary.coords[0].ra == 359.99
+    assert summary.cited_by == (f"ivo://{SWIFT}#XRT_Position_1",)
+    cites = synopsis(conn, f"ivo://{SWIFT}#XRT_Position_1")
+    assert cites is not None and cites.refs[0].cite_type == "supersedes"
     assert synopsis(conn, "ivo://nobody#1") is None
     conn.close()
 
@@ -346,7 +347,7 @@ async def test_cone_search_agrees_with_brute_force(
             if angular_distance(ra, dec, pra, pdec) <= radius
         }
         got = cone_search(conn, ra, dec, radius)
-        got_ids = {row[0] for row in got}
+        got_ids = {match.ivorn for match in got}
         # Only points within a hair of the rim may differ between the two formulas.
         for ivorn in got_ids ^ set(expected):
             i = int(ivorn.rsplit("P", 1)[1])
@@ -356,16 +357,16 @@ async def test_cone_search_agrees_with_brute_force(
                 radius,
                 ivorn,
             )
-        for _ivorn, pra, pdec, _err, distance in got:
-            assert math.isclose(distance, angular_distance(ra, dec, pra, pdec), abs_tol=1e-9)
-        distances = [row[4] for row in got]
+        for match in got:
+            assert math.isclose(match.distance, angular_distance(ra, dec, match.ra, match.dec), abs_tol=1e-9)
+        distances = [match.distance for match in got]
         assert distances == sorted(distances)
         assert count(conn, cone=(ra, dec, radius)) == len(got)
         assert set(list_ivorns(conn, Filters(cone=(ra, dec, radius)))) == got_ids
         nonempty += bool(got)
     assert nonempty > len(cones) // 2
-    assert [row[0] for row in cone_search(conn, 0.0, 0.0, 180.0, limit=3)] == [
-        row[0] for row in cone_search(conn, 0.0, 0.0, 180.0)[:3]
+    assert [match.ivorn for match in cone_search(conn, 0.0, 0.0, 180.0, limit=3)] == [
+        match.ivorn for match in cone_search(conn, 0.0, 0.0, 180.0)[:3]
     ]
     assert len(cone_search(conn, 0.0, 0.0, 180.0)) == len(
         points
