@@ -24,9 +24,10 @@ from typing import Any, Protocol
 
 from lxml import etree
 
-from burstbus.bridges.xmpp.client import NotConnected, Outgoing, SessionLost
 from burstbus.bridges.xmpp.config import XmppSection
+from burstbus.bridges.xmpp.delivery import NotConnected, SessionLost
 from burstbus.bridges.xmpp.render import Templates
+from burstbus.bridges.xmpp.stanzas import Outgoing
 from burstbus.events import RecordedEvent
 from burstbus.notices import DECISIONS, NoticeView, decided_notices, notice_view
 from burstbus.payload import xml_bytes

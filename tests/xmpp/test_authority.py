@@ -18,8 +18,8 @@ import nats
 import pytest
 
 from burstbus.bridges.nats.server import free_port
-from burstbus.bridges.xmpp.client import voevent_element
 from burstbus.bridges.xmpp.intake import voevent_payload
+from burstbus.bridges.xmpp.stanzas import voevent_element
 from burstbus.broker.client import publish, subscribe
 from burstbus.ingest import accepted_event_id
 from burstbus.store.base import ReadFilter

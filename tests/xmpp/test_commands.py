@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from burstbus.bridges.xmpp.client import voevent_element
+from burstbus.bridges.xmpp.stanzas import voevent_element
 from burstbus.chat import Page
 from burstbus.store.base import ReadFilter
 from tests.packets import voevent

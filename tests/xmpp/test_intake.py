@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 from xml.etree import ElementTree as ET
 
-from burstbus.bridges.xmpp.client import voevent_element
 from burstbus.bridges.xmpp.intake import Rooms, addressed, classify, voevent_payload
+from burstbus.bridges.xmpp.stanzas import voevent_element
 from tests.packets import voevent
 
 ROOM = "ba@conference.fsc.example"
