@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import chain
 from typing import Any
 
@@ -37,6 +37,7 @@ from comet.utility import ParseError, xml_document  # noqa: E402
 from lxml import etree  # noqa: E402
 from twisted.internet.protocol import ServerFactory  # noqa: E402
 
+from burstbus.broker.catchup import CatchUp  # noqa: E402
 from burstbus.broker.config import SubscriberFilter  # noqa: E402
 from burstbus.broker.reactor import running_reactor, stop_listening, wait_until  # noqa: E402
 from burstbus.broker.receiver import Networks, allowed, parse_networks  # noqa: E402
@@ -53,6 +54,11 @@ log = logging.getLogger(__name__)
 SUBSCRIBER_MAX_LENGTH = 65_536
 #: Events held for a subscriber that has not yet sent its filters.
 MAX_HELD = 1000
+#: Records per log read of a catch-up replay.
+REPLAY_PAGE = 200
+#: Retry of a log read that failed: quick, since a subscriber waits on it (seconds).
+RETRY_DELAY = 0.25
+MAX_RETRY_DELAY = 2.0
 
 _SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
@@ -112,6 +118,14 @@ class VTPBroadcastProtocol(ElementSender):
         self.stats.operator_filters = tuple(f.path for f in self.operator_filters)
         self.alive_count = 0
         self.held: list[OutgoingEvent] | None = []  # None once filters are known
+        #: Events sent and not yet acknowledged, IVORN → seq (a VTP ack names the IVORN).
+        self.unacked: dict[str, int] = {}
+        #: The seq of the last event offered (sent, or filtered out); None before the first.
+        self.offered: int | None = None
+        #: Set when this subscriber is one of ``[[vtp.catch_up]]`` (its IVORN).
+        self.catch_up_ivo: str | None = None
+        self.replaying = False
+        self._acked = asyncio.Event()
         self.factory.subscribers.append(self)
         log.info("VTP subscriber %s connected", self.stats.peer)
         self.send_xml(authenticate(self.factory.local_ivo))
@@ -122,6 +136,8 @@ class VTPBroadcastProtocol(ElementSender):
             self._auth_wait.cancel()
         if self in self.factory.subscribers:
             self.factory.subscribers.remove(self)
+        self.remember_position()
+        self._acked.set()  # a replay waiting for room ends
         log.info("VTP subscriber %s disconnected (sent %d, acked %d)", self.stats.peer, self.stats.sent, self.stats.acked)
         return super().connectionLost(reason)
 
@@ -143,6 +159,8 @@ class VTPBroadcastProtocol(ElementSender):
             self.stats.acked += 1
             self.stats.outstanding = max(0, self.stats.outstanding - 1)
             self.stats.last_ack_at = utc_now()
+            self.unacked.pop(incoming.findtext("Origin") or "", None)
+            self._acked.set()
         elif role == "nak":
             self.stats.naks += 1
             reason = incoming.findtext("Meta/Result") or "no reason given"
@@ -172,7 +190,80 @@ class VTPBroadcastProtocol(ElementSender):
         self.filters = filters
         self.stats.filters = tuple(texts)
         log.info("VTP subscriber %s is %s, filters %s", self.stats.peer, self.stats.ivo, texts or "none")
+        catch_up = self.factory.catch_up
+        if catch_up is not None and catch_up.eligible(self.stats.ivo, self.host):
+            self.catch_up_ivo = self.stats.ivo
+            after = catch_up.resume_from(self.stats.ivo or "")
+            upto = self.factory.position()
+            if after is not None and upto is not None and after < upto:
+                if self._auth_wait.active():
+                    self._auth_wait.cancel()
+                self.replaying = True
+                self._replay = asyncio.ensure_future(self._catch_up(after, upto))
+                return
+            if self.offered is None and upto is not None:
+                self.offered = upto  # had everything before now: a later gap is owed, not the past
         self._start_sending()
+
+    async def _catch_up(self, after: int, upto: int) -> None:
+        """Send what was accepted in (after, upto] that this subscriber wants, in order, at the
+        pace of its acks; then what arrived live meanwhile (held), then live."""
+        factory, sent, position = self.factory, 0, after
+        assert factory.replay_read is not None and factory.catch_up is not None
+        log.info("VTP subscriber %s (%s) catches up from log seq %d to %d", self.stats.peer, self.catch_up_ivo, after, upto)
+        try:
+            while position < upto and self in factory.subscribers:
+                records = [r for r in await factory.replay_read(position) if r.seq <= upto]
+                if not records:
+                    break
+                for record in records:
+                    try:
+                        event = OutgoingEvent(record)
+                    except Exception as exc:  # as publish: never let one packet stop the replay
+                        log.error("cannot replay log seq %d: %s", record.seq, exc)
+                        continue
+                    if not await self._room():
+                        return
+                    sent += self._offer(event)
+                position = records[-1].seq
+        except Exception as exc:
+            log.error("VTP subscriber %s: catch-up stopped at log seq %d: %s; live from here", self.stats.peer, position, exc)
+        finally:
+            factory.catch_up.replays += 1
+            factory.catch_up.replayed += sent
+            log.info("VTP subscriber %s caught up: %d events replayed", self.stats.peer, sent)
+            self.replaying = False
+            held, self.held = self.held, None
+            for event in held or ():
+                if event.seq > position:
+                    self.deliver(event)
+
+    async def _room(self) -> bool:
+        """Wait until fewer than ``max_outstanding`` events are unacknowledged (False: the
+        subscriber went away, or acknowledged nothing for an iamalive interval)."""
+        while self.stats.outstanding >= self.factory.max_outstanding:
+            if self not in self.factory.subscribers:
+                return False
+            self._acked.clear()
+            try:
+                async with asyncio.timeout(self.factory.iamalive_interval):
+                    await self._acked.wait()
+            except TimeoutError:
+                log.warning("VTP subscriber %s acknowledged nothing during its catch-up; dropping it", self.stats.peer)
+                self.transport.loseConnection()
+                return False
+        return self in self.factory.subscribers
+
+    def position(self) -> int | None:
+        """Everything up to this seq was acknowledged by this subscriber or not meant for it."""
+        if self.unacked:
+            return min(self.unacked.values()) - 1
+        return self.offered
+
+    def remember_position(self) -> None:
+        catch_up, position = self.factory.catch_up, self.position()
+        if catch_up is not None and self.catch_up_ivo and position is not None:
+            catch_up.remember(self.catch_up_ivo, position)
 
     def _start_sending(self) -> None:
         if self._auth_wait.active():
@@ -188,16 +279,23 @@ class VTPBroadcastProtocol(ElementSender):
 
     def deliver(self, event: OutgoingEvent) -> None:
         if self.held is not None:
-            if len(self.held) < MAX_HELD:
+            if len(self.held) < MAX_HELD or self.replaying:  # a replay ends with what it held
                 self.held.append(event)
             return
+        self._offer(event)
+
+    def _offer(self, event: OutgoingEvent) -> int:
+        """Send it if wanted (1), else count it filtered out (0)."""
+        self.offered = max(self.offered or 0, event.seq)
         if not self.wants(event):
             self.stats.filtered_out += 1
-            return
+            return 0
         self.sendString(event.raw)
+        self.unacked[event.ivorn] = event.seq
         self.stats.sent += 1
         self.stats.outstanding += 1
         self.stats.last_sent_at = utc_now()
+        return 1
 
     def send_iamalive(self) -> None:
         if self.alive_count >= 1:
@@ -222,8 +320,16 @@ class VTPBroadcasterFactory(ServerFactory):
         filters: Sequence[SubscriberFilter] = (),
         max_outstanding: int = 10,
         authenticate_wait: float = 5.0,
+        iamalive_interval: float = 60.0,
+        catch_up: CatchUp | None = None,
     ):
         self.local_ivo = local_ivo
+        self.iamalive_interval = iamalive_interval
+        self.catch_up = catch_up
+        #: Set by the broadcaster: the last seq handed to subscribers, and a read of accepted
+        #: packets after a seq (for catch-up).
+        self.position: Callable[[], int | None] = lambda: None
+        self.replay_read: Callable[[int], Awaitable[Sequence[RecordedEvent]]] | None = None
         self.allow: Networks = parse_networks(allow)
         self.filters = [(parse_networks([f.network])[0], f) for f in filters]
         self.max_outstanding = max_outstanding
@@ -258,14 +364,24 @@ class Broadcaster:
         self.host = host
         self.requested_port = port
         self.iamalive_interval = iamalive_interval
-        self.factory = VTPBroadcasterFactory(**options)
+        self.factory = VTPBroadcasterFactory(iamalive_interval=iamalive_interval, **options)
         self.listening: Any = None
         #: No checkpoint: the head at the first start, then the position in memory (a
         #: supervised restart of the broadcaster resumes where it was).
+        #: A log that does not answer (a JetStream election) is retried quickly and never
+        #: ends the run: the subscribers stay connected and get what they missed, in order,
+        #: once it answers again.
         self.follower: Follower[RecordedEvent] = Follower(
             event_log, self._broadcast_batch, name="vtp-broadcast", start=Start.HEAD, types=[ACCEPTED],
+            retry_delay=RETRY_DELAY, max_retry_delay=MAX_RETRY_DELAY,
         )
         self.broadcast = 0  # events taken from the log
+        self.factory.position = lambda: self.follower.position
+        self.factory.replay_read = lambda after: event_log.read(after, self.follower.filter, REPLAY_PAGE)
+
+    @property
+    def catch_up(self) -> CatchUp | None:
+        return self.factory.catch_up
 
     @property
     def position(self) -> int | None:
@@ -281,9 +397,12 @@ class Broadcaster:
         return [p.stats for p in self.factory.subscribers]
 
     async def start(self) -> None:
-        await self.follower.begin()
+        """Listen. Where in the log broadcasting starts is the follower's business: it waits
+        out a log that is not answering yet, while subscribers may already connect."""
+        if self.catch_up is not None:
+            await self.catch_up.load()
         self.listening = running_reactor().listenTCP(self.requested_port, self.factory, interface=self.host)
-        log.info("VTP broadcaster listening on %s:%d (from log seq %d)", self.host, self.port, self.position)
+        log.info("VTP broadcaster listening on %s:%d", self.host, self.port)
 
     async def stop(self, grace: float = 2.0) -> None:
         """Close the port and every subscriber connection: gracefully (what was sent is
@@ -309,7 +428,16 @@ class Broadcaster:
             asyncio.create_task(self.follow(), name="burstbus-vtp-broadcast-follow"),
             asyncio.create_task(self.keep_alive(), name="burstbus-vtp-iamalive"),
         ]
+        if self.catch_up is not None and self.catch_up.enabled:
+            tasks.append(asyncio.create_task(self.keep_positions(), name="burstbus-vtp-positions"))
         try:
+            # Ready once the start position is known: what is accepted from then on goes out.
+            positioned = asyncio.ensure_future(self.follower.positioned.wait())
+            await asyncio.wait([positioned, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+            positioned.cancel()
+            if tasks[0].done():
+                tasks[0].result()
+            log.info("VTP broadcaster follows the log from seq %d", self.position)
             if ready:
                 ready()
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -318,6 +446,8 @@ class Broadcaster:
         finally:
             await cancel_and_wait(tasks)
             await self.stop()
+            if self.catch_up is not None:
+                await self.catch_up.flush()  # the subscribers' last positions, for after the restart
 
     async def follow(self) -> None:
         await self.follower.run()
@@ -335,6 +465,16 @@ class Broadcaster:
         self.broadcast += 1
         for subscriber in list(self.factory.subscribers):
             subscriber.deliver(event)
+
+    async def keep_positions(self, every: float = 1.0) -> None:
+        """Store where each catch-up subscriber is, about every second."""
+        assert self.catch_up is not None
+        while True:
+            for subscriber in list(self.factory.subscribers):
+                if not subscriber.replaying:
+                    subscriber.remember_position()
+            await self.catch_up.flush()
+            await asyncio.sleep(every)
 
     async def keep_alive(self) -> None:
         while True:

@@ -15,7 +15,7 @@ def _claims(config: Config) -> Claims:
 
 def _build(host: Host) -> list[Component]:
     section = host.config.section(VTPSection)
-    node = VTPNode(host.log, host.ingest, section)
+    node = VTPNode(host.log, host.ingest, section, host.state)
     return [
         Task(name, run, health=vtp_health(node, name), metrics=vtp_metrics(node, host.log, name), owner=node)
         for name, run in node.components()

@@ -36,6 +36,20 @@ class UpstreamBroker:
     filters: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class CatchUpSubscriber:
+    """A VTP subscriber that gets, when it reconnects within ``[vtp] catch_up_window``, what
+    was accepted for it (its filters) while it was away, in order, before live events.
+
+    It is known by the IVORN it gives in its authenticate reply (``Response``; Comet's
+    ``--local-ivo``) *and* the network it connects from: the IVORN is only a claim, the address
+    is what TCP established. Opt-in, since some clients cannot take a replay; Comet subscribers
+    drop an IVORN they already have, so a packet sent twice across a reconnect is harmless."""
+
+    ivorn: str
+    network: str
+
+
 _ANY_ADDRESS = ("0.0.0.0/0", "::/0")
 
 
@@ -68,6 +82,11 @@ class VTPSection:
     #: Seconds to wait for a new subscriber's authenticate reply (its filters) before sending.
     authenticate_wait: float = field(default=5.0, metadata={"minimum": 0.0})
     subscriber_filters: tuple[SubscriberFilter, ...] = ()
+    #: Subscribers that get a replay of what they missed when they reconnect (none by default).
+    catch_up: tuple[CatchUpSubscriber, ...] = ()
+    #: How long after a subscriber went away its replay is still owed (seconds); a broker
+    #: restart within it counts too (positions are kept in ``state.sqlite``).
+    catch_up_window: float = field(default=600.0, metadata={"minimum": 0.0})
     upstreams: tuple[UpstreamBroker, ...] = ()
     #: Longest wait between reconnection attempts to an upstream broker (seconds).
     upstream_max_delay: float = field(default=60.0, metadata={"minimum": 0.1})
@@ -97,6 +116,14 @@ def check_vtp(vtp: VTPSection) -> None:
     for i, flt in enumerate(vtp.subscriber_filters):
         network(flt.network, f"vtp.subscriber_filters[{i}].network")
         xpath(flt.xpath, f"vtp.subscriber_filters[{i}].xpath")
+    seen: set[str] = set()
+    for i, entry in enumerate(vtp.catch_up):
+        if not entry.ivorn.startswith("ivo://"):
+            raise ConfigError(f"vtp.catch_up[{i}].ivorn", f"must be an ivo:// identifier, not {entry.ivorn!r}")
+        if entry.ivorn in seen:
+            raise ConfigError(f"vtp.catch_up[{i}].ivorn", f"{entry.ivorn!r} is listed twice")
+        seen.add(entry.ivorn)
+        network(entry.network, f"vtp.catch_up[{i}].network")
     for i, upstream in enumerate(vtp.upstreams):
         if not upstream.host:
             raise ConfigError(f"vtp.upstreams[{i}].host", "must not be empty")

@@ -68,6 +68,9 @@ def vtp_health(node: VTPNode, part: str) -> Callable[[], dict[str, Any]]:
         if part == "vtp-broadcaster" and node.broadcaster is not None:
             subscribers = node.broadcaster.subscribers()
             state["subscribers"] = len(subscribers)
+            state["follower"] = node.broadcaster.follower.health()  # retrying while the log does not answer
+            if node.catch_up is not None:
+                state["catch_up"] = node.catch_up.health()
             state["last_activity"] = latest(
                 state.get("last_activity"), *(s.last_sent_at for s in subscribers), *(s.last_ack_at for s in subscribers)
             )

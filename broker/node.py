@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from burstbus.broker.catchup import CatchUp
 from burstbus.broker.config import VTPSection
 from burstbus.ingest import Ingest
+from burstbus.state import StateStore
 from burstbus.store.base import EventLog
 
 if TYPE_CHECKING:
@@ -24,10 +26,12 @@ class VTPNode:
     """burstbus as a VTP broker. Its attributes are what the HTTP/metrics work reads:
     ``receiver.stats``, ``broadcaster.subscribers()``, ``upstreams.stats()``."""
 
-    def __init__(self, event_log: EventLog, ingest: Ingest, config: VTPSection):
+    def __init__(self, event_log: EventLog, ingest: Ingest, config: VTPSection, state: StateStore | None = None):
         self.log = event_log
         self.ingest = ingest
         self.config = config
+        #: Where catch-up subscribers' positions are kept (``[[vtp.catch_up]]``), if any.
+        self.catch_up = CatchUp(config.catch_up, config.catch_up_window, state) if config.catch_up else None
         self.receiver: Receiver | None = None
         self.broadcaster: Broadcaster | None = None
         self.upstreams: Upstreams | None = None
@@ -84,6 +88,7 @@ class VTPNode:
                 self.log, host=c.broadcast_host, port=c.broadcast_port, iamalive_interval=c.iamalive_interval,
                 local_ivo=c.local_ivo, allow=c.subscriber_allow, filters=c.subscriber_filters,
                 max_outstanding=c.max_outstanding_acks, authenticate_wait=c.authenticate_wait,
+                catch_up=self.catch_up,
             )
         try:
             await self.broadcaster.run(ready=self.broadcaster_ready.set)

@@ -51,6 +51,12 @@ LOCK_FILE = "burstbus.lock"
 RECANCEL_AFTER = 2.0
 #: … and reported, with where it waits, every this many seconds.
 STOP_REPORT_AFTER = 10.0
+#: A failed component waits this long before its first restart, doubling up to the maximum …
+FIRST_RESTART_DELAY = 0.5
+MAX_RESTART_DELAY = 30.0
+#: … and a component that ran this many seconds before failing starts again from the first
+#: step: an outage in the afternoon is not punished for one in the morning.
+HEALTHY_AFTER = 60.0
 
 
 class ServiceRunning(RuntimeError):
@@ -151,6 +157,11 @@ class Supervised:
         #: The last failure, while the component waits to be restarted (None once it runs again).
         self.failure: str | None = None
         self.failed_at: str | None = None
+        #: The last failure ever, kept once the component runs again (for ``/healthz``).
+        self.last_error: str | None = None
+        self.last_error_at: str | None = None
+        #: The wait before the pending (or the last) restart.
+        self.restart_delay: float | None = None
 
     @property
     def name(self) -> str:
@@ -165,6 +176,9 @@ class Supervised:
             "restarts": self.restarts,
             "failure": self.failure,
             "failed_at": self.failed_at,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at,
+            "restart_delay": self.restart_delay,
             "last_activity": None,
         }
         own = dict(self.component.health())
@@ -186,6 +200,9 @@ class Service:
         self.core = core
         self.components: list[Supervised] = []
         self._stopping = asyncio.Event()
+        self.first_restart_delay = FIRST_RESTART_DELAY
+        self.max_restart_delay = MAX_RESTART_DELAY
+        self.healthy_after = HEALTHY_AFTER
         #: Called after the components stopped, before the core closes (e.g. reader pools).
         self.closers: list[Callable[[], Awaitable[None]]] = []
         #: What components are built from (None for a bare supervisor in tests): its
@@ -219,8 +236,12 @@ class Service:
         return None
 
     async def _supervise(self, component: Supervised) -> None:
-        delay = 0.5
+        """Run the component; when it fails, restart it after a back-off that doubles while
+        it keeps failing and starts over once it has run :attr:`healthy_after` seconds."""
+        loop = asyncio.get_running_loop()
+        delay = self.first_restart_delay
         while not self._stopping.is_set():
+            started = loop.time()
             try:
                 awaitable = component.component.run()
                 component.failure = None
@@ -229,14 +250,17 @@ class Service:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                component.failure = f"{type(exc).__name__}: {exc}"
-                component.failed_at = utc_now()
+                if loop.time() - started >= self.healthy_after:
+                    delay = self.first_restart_delay  # it ran well: this is a new outage
+                component.failure = component.last_error = f"{type(exc).__name__}: {exc}"
+                component.failed_at = component.last_error_at = utc_now()
                 component.restarts += 1
+                component.restart_delay = delay
                 log.exception("%s failed; restarting in %.1fs", component.name, delay)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):  # not wait_for: see store/sqlite.py subscribe
                         await self._stopping.wait()
-                delay = min(delay * 2, 30.0)
+                delay = min(delay * 2, self.max_restart_delay)
 
     def start(self) -> None:
         for component in self.components:

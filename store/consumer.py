@@ -143,6 +143,8 @@ class Follower(Generic[R]):
         self.position: int | None = None
         #: Set while the position is at the head the last read saw.
         self.caught_up = asyncio.Event()
+        #: Set once the start position is known (:meth:`begin` succeeded).
+        self.positioned = asyncio.Event()
         self.failures = 0
         self.last_error: str | None = None
         self.handled_total = 0
@@ -166,6 +168,7 @@ class Follower(Generic[R]):
                 await self.checkpoint.save(stored)  # a restart resumes here, not at a newer head
                 log.info("%s starts at log seq %d (first run)", self.name, stored)
         self.position = self._saved = stored
+        self.positioned.set()
         return stored
 
     # -- following -----------------------------------------------------------------------
@@ -175,9 +178,9 @@ class Follower(Generic[R]):
         self._running = True
         delay = self.retry_delay
         try:
-            await self.begin()
             while True:
                 try:
+                    await self.begin()  # in the loop: a log unavailable at start is waited out too
                     if self.prepare is not None:
                         await self.prepare()
                     await self._mark_caught_up()

@@ -220,69 +220,6 @@ def test_log_follow_prints_new_events_as_they_arrive(tmp_path: Path, packets: Pa
             follower.kill()
 
 
-async def test_a_failing_component_is_reported_down_and_restarted() -> None:
-    import asyncio
-
-    from burstbus.service import Service
-
-    attempts = 0
-
-    async def flaky() -> None:
-        nonlocal attempts
-        attempts += 1
-        if attempts == 1:
-            raise RuntimeError("upstream refused the connection")
-        await asyncio.Event().wait()  # then runs until stopped
-
-    service = Service(core=None)  # type: ignore[arg-type]  # the supervisor needs no core
-    service.add("flaky", flaky)
-    [component] = service.components
-    service.start()
-    while component.failure is None and attempts < 2:
-        await asyncio.sleep(0.01)
-    if attempts < 2:
-        down = component.health()
-        assert down["up"] is False and "upstream refused" in str(down["failure"])
-    while attempts < 2:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0)
-    up = component.health()
-    assert up["up"] is True and up["restarts"] == 1 and up["failure"] is None
-    service.stop()
-    await service.wait()
-    assert component.health()["up"] is False
-
-
-async def test_stop_asks_again_a_component_that_swallowed_its_cancel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Python 3.11's wait_for (in nats-py, slixmpp) can swallow a cancel; the service stopped
-    then waited for ever (seen as a demo that would not exit on SIGTERM)."""
-    import asyncio
-
-    import burstbus.service
-    from burstbus.service import Service
-
-    monkeypatch.setattr(burstbus.service, "RECANCEL_AFTER", 0.05)
-    swallowed = 0
-
-    async def stubborn() -> None:
-        nonlocal swallowed
-        while True:
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                if swallowed:
-                    raise
-                swallowed += 1  # the first cancel is lost, as inside wait_for
-
-    service = Service(core=None)  # type: ignore[arg-type]  # the supervisor needs no core
-    service.add("stubborn", stubborn)
-    service.start()
-    await asyncio.sleep(0)
-    service.stop()
-    await asyncio.wait_for(service.wait(), 60)
-    assert swallowed == 1
-
-
 def test_demo_feeds_the_log_then_a_served_demo_fills_the_pages(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     burstbus(data, "demo", "--no-serve", "--interval", "0", "--rounds", "2", check=True)

@@ -45,9 +45,14 @@ class SlackSection:
     burst_wait: float = field(default=10.0, metadata={"minimum": 0.0})
     #: A template directory whose ``notice.j2`` replaces the built-in one.
     templates_dir: Path | None = None
-    #: Seconds between retries while Slack cannot be reached (doubling up to 60).
+    #: Seconds between retries while Slack cannot be reached (doubling up to 60; back to this
+    #: after every successful send).
     retry_delay: float = field(default=1.0, metadata={"minimum": 0.01})
     timeout: float = field(default=30.0, metadata={"minimum": 0.1})
+    #: A stop lets a post in flight and its record finish for up to this many seconds; past
+    #: that it stops with the post recorded in flight (a WARNING names the notice) and the
+    #: restart asks Slack's history whether it arrived before posting it.
+    stop_grace: float = field(default=5.0, metadata={"minimum": 0.0})
 
 
 def check_slack(section: SlackSection) -> None:

@@ -173,6 +173,7 @@ async def test_node_stops_although_the_follower_swallows_a_cancellation(tmp_path
     swallowed: list[bool] = []
 
     async def follow(self: Broadcaster) -> None:
+        await self.follower.begin()  # the start position, as the real follower finds it first
         while True:
             try:
                 await asyncio.sleep(3600)

@@ -1,10 +1,12 @@
 """Slack: notices reach channels as a user sees them — one thread per burst, updates that
-matter shown in the channel, rate limits waited out, nothing twice across a restart, and a bad
-channel or a refused token reported without losing the others' messages."""
+matter shown in the channel, rate limits waited out (and never drawn again by the pacing),
+nothing twice across a restart or a stop while Slack is slow, a back-off that starts again after
+each recovery, and a bad channel or a refused token reported without losing the others' messages."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,130 @@ async def test_a_stop_while_slack_is_answering_does_not_post_twice(tmp_path: Pat
     await wait_for(lambda: len(slack.messages) == 2, "the next notice")
     await bus.stop()
     assert [m["text"].count("Notice_400_1") for m in slack.messages] == [1, 0]  # the first was not posted again
+
+
+async def test_after_a_429_posts_to_a_channel_stay_a_full_interval_apart(tmp_path: Path, slack: FakeSlack) -> None:
+    slack.rate_interval = 1.0  # Slack's own way: a post sooner than 1 s after the channel's last one is a 429
+    bus = await start(config_for(tmp_path, slack, min_interval=1.0))
+    try:
+        slack.rate_limit_next.add("#grb-alerts")
+        for trig in ("501", "502", "503"):  # three bursts at once: three top-level messages
+            await bus.submit(swift(1, trig, 0.1))
+        await wait_for(lambda: len(slack.messages) == 3, "the three notices")
+    finally:
+        await bus.stop()
+    assert slack.rate_limited == 1  # the one injected: the pacing drew no other
+    gaps = slack.gaps("#grb-alerts")  # the fake's arrival times, the 429ed attempt included
+    assert len(gaps) == 3 and min(gaps) >= 1.0, gaps
+
+
+async def test_a_stop_while_slack_holds_its_answer_3_5_s_posts_the_notice_once(
+        tmp_path: Path, slack: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    config = config_for(tmp_path, slack)
+    bus = await start(config)
+    slack.answer_delay = 3.5  # past the service's second cancel (2 s), within slack.stop_grace (5 s)
+    await bus.submit(swift(1, "410", 0.1))
+    await wait_for(lambda: len(slack.messages) == 1, "Slack to have the message (its answer 3.5 s away)")
+    await bus.stop()
+    assert not [r for r in caplog.records if "in flight" in r.getMessage()]  # it finished: nothing to report
+    slack.answer_delay = 0.0
+    bus = await start(config)
+    await bus.submit(swift(2, "410", 0.05))
+    await wait_for(lambda: len(slack.messages) == 2, "the next notice")
+    await bus.stop()
+    first, second = slack.messages
+    assert "Notice_410_1" in first["text"] and "Notice_410_2" in second["text"]  # the first was not posted again
+    assert second["thread_ts"] == first["ts"]
+    assert slack.history_calls == 0  # its record was written: nothing to ask Slack
+
+
+@pytest.mark.parametrize("history", ["readable", "missing_scope"])
+async def test_a_stop_past_the_grace_is_reported_and_the_restart_never_posts_it_twice(
+        tmp_path: Path, slack: FakeSlack, caplog: pytest.LogCaptureFixture, history: str) -> None:
+    caplog.set_level(logging.INFO)
+    config = config_for(tmp_path, slack, stop_grace=0.3)
+    bus = await start(config)
+    slack.answer_delay = 3.5
+    await bus.submit(swift(1, "420", 0.1))
+    await wait_for(lambda: len(slack.messages) == 1, "Slack to have the message (its answer 3.5 s away)")
+    await bus.stop()
+    stopped = [r for r in caplog.records if "stop_grace" in r.getMessage()]
+    assert len(stopped) == 1 and stopped[0].levelno == logging.WARNING and "Notice_420_1" in stopped[0].getMessage()
+    caplog.clear()
+    slack.answer_delay = 0.0
+    slack.history_error = None if history == "readable" else "missing_scope"  # a token without channels:history
+    bus = await start(config)
+    try:
+        await bus.submit(swift(2, "420", 0.05))
+        await wait_for(lambda: len(slack.messages) == 2, "the next notice")
+        outbox = bus.service.part(SlackOutbox)
+        assert outbox is not None
+    finally:
+        await bus.stop()
+    first, second = slack.messages
+    assert "Notice_420_1" in first["text"] and "Notice_420_2" in second["text"]  # the first: once in total
+    assert slack.history_calls >= 1
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "Notice_420_1" in r.getMessage()]
+    if history == "readable":
+        assert second["thread_ts"] == first["ts"]  # its ts came back from Slack's history
+        assert any("had reached #grb-alerts" in m for m in said), said
+        assert outbox.failed_total == 0
+    else:
+        assert "thread_ts" not in second  # its ts is unknown: the burst's next notice opens a message
+        assert any("may or may not have reached" in m for m in said), said
+        assert outbox.failed_total == 1 and "unconfirmed" in (outbox.last_error or "")
+
+
+async def test_a_post_whose_answer_never_came_is_checked_with_slack_before_it_is_sent_again(
+        tmp_path: Path, slack: FakeSlack) -> None:
+    bus = await start(config_for(tmp_path, slack, timeout=1.0))
+    try:
+        slack.answer_delay = 2.0  # the client gives up first: posted or not, it cannot know
+        await bus.submit(swift(1, "430", 0.1))
+        await wait_for(lambda: slack.history_calls, "the outbox to ask Slack whether it arrived")
+        slack.answer_delay = 0.0
+        await bus.submit(swift(2, "430", 0.05))
+        await wait_for(lambda: len(slack.messages) == 2, "the next notice")
+        outbox = bus.service.part(SlackOutbox)
+        assert outbox is not None and outbox.retry_waits >= 1
+        await wait_for(lambda: outbox.posted_total == 2, "the second post's record")
+    finally:
+        await bus.stop()
+    first, second = slack.messages
+    assert "Notice_430_1" in first["text"] and "Notice_430_2" in second["text"]
+    assert second["thread_ts"] == first["ts"]
+
+
+async def test_the_back_off_starts_again_from_its_first_step_after_each_recovery(tmp_path: Path, slack: FakeSlack) -> None:
+    bus = await start(config_for(tmp_path, slack, retry_delay=0.05))
+    outbox = bus.service.part(SlackOutbox)
+    assert outbox is not None
+    waits: list[float] = []
+
+    async def pause(delay: float) -> None:  # the back-off's clock: Slack is back after so many steps
+        waits.append(delay)
+        if len(waits) in (5, 6):
+            slack.down = False
+        await asyncio.sleep(0)
+
+    outbox.sleep = pause
+    try:
+        slack.down = True  # the first outage lasts five steps of the back-off
+        await bus.submit(swift(1, "440", 0.1))
+        await wait_for(lambda: len(slack.messages) == 1, "the first recovery")
+        assert waits == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8])
+        # Later (an hour or a second: the back-off counts sends, not time) a short outage:
+        slack.down = True
+        await bus.submit(swift(2, "440", 0.05))
+        await wait_for(lambda: len(slack.messages) == 2, "the second recovery")
+        assert waits[5:] == pytest.approx([0.05])  # posted after the first step: the back-off was reset
+        assert outbox.retry_waits == 6 and outbox.last_retry_delay == pytest.approx(0.05)
+        families = {f.name: f for f in await slack_metrics(outbox, bus.core.log)()}
+        assert families["burstbus_slack_retry_waits_total"].samples[0][-1] == 6
+    finally:
+        await bus.stop()
+    assert [m["text"].count("Notice_440_1") for m in slack.messages] == [1, 0]
 
 
 async def test_a_missing_channel_is_reported_and_the_others_still_get_their_notices(tmp_path: Path, slack: FakeSlack) -> None:
