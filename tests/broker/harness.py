@@ -150,10 +150,11 @@ class Processes:
 
 
 def comet_subscriber(procs: Processes, workdir: Path, port: int, *, name: str = "sub", filters: tuple[str, ...] = ()) -> Path:
-    """A real Comet subscriber saving every event it receives; returns its save directory."""
+    """A real Comet subscriber saving every event it receives; returns its save directory.
+    Called again with the same name, it starts that subscriber again (same IVORN, event db)."""
     home = workdir / name
     saved = home / "saved"
-    saved.mkdir(parents=True)
+    saved.mkdir(parents=True, exist_ok=True)
     args = [
         str(BIN / "twistd"), "-n", "--pidfile=", "-l", str(home / "twistd.log"), "comet",
         f"--remote=127.0.0.1:{port}", f"--local-ivo=ivo://test/{name}", f"--eventdb={home}",

@@ -14,7 +14,6 @@ from burstbus.broker.config import CatchUpSubscriber
 from burstbus.config import ConfigError, load_config
 from burstbus.service import Core
 from tests.broker.harness import (
-    BIN,
     Node,
     Processes,
     comet_filename,
@@ -64,8 +63,8 @@ async def test_a_listed_subscriber_gets_what_was_accepted_while_it_was_away(tmp_
         away = await _submit(node, [f"away-{i}" for i in range(25)])  # more than max_outstanding_acks
 
         # … and come back (same IVORN, same event db)
-        comet_subscriber_again(procs, tmp_path, node.broadcast_port, "listed")
-        comet_subscriber_again(procs, tmp_path, node.broadcast_port, "other")
+        comet_subscriber(procs, tmp_path, node.broadcast_port, name="listed")
+        comet_subscriber(procs, tmp_path, node.broadcast_port, name="other")
         await node.wait_subscribers(2)
         after = await _submit(node, ["after"])
         await wait_for(lambda: _has(listed, away + after), "the listed subscriber to catch up, then get live packets")
@@ -109,17 +108,6 @@ async def test_a_broker_restart_owes_the_replay_too(tmp_path: Path, procs: Proce
         await wait_for(lambda: _has(listed, missed + after), "the subscriber to get what was accepted while the broker was down")
     finally:
         await node.stop()
-
-
-def comet_subscriber_again(procs: Processes, workdir: Path, port: int, name: str) -> None:
-    """Restart a subscriber made by :func:`comet_subscriber`, with its own IVORN and event db."""
-    home = workdir / name
-    args = [
-        str(BIN / "twistd"), "-n", "--pidfile=", "-l", str(home / "twistd.log"), "comet",
-        f"--remote=127.0.0.1:{port}", f"--local-ivo=ivo://test/{name}", f"--eventdb={home}",
-        "--save-event", f"--save-event-directory={home / 'saved'}",
-    ]
-    procs.start(args, cwd=home)
 
 
 async def test_positions_are_owed_only_to_listed_subscribers_from_their_network_within_the_window() -> None:
