@@ -45,7 +45,7 @@ from burstbus.broker.stats import SubscriberStats  # noqa: E402
 from burstbus.events import RecordedEvent, utc_now  # noqa: E402
 from burstbus.ingest import ACCEPTED  # noqa: E402
 from burstbus.payload import xml_bytes  # noqa: E402
-from burstbus.store.base import EventLog  # noqa: E402
+from burstbus.store.base import EventLog, LogUnavailable  # noqa: E402
 from burstbus.store.consumer import Batch, Follower, Start  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -211,9 +211,22 @@ class VTPBroadcastProtocol(ElementSender):
         factory, sent, position = self.factory, 0, after
         assert factory.replay_read is not None and factory.catch_up is not None
         log.info("VTP subscriber %s (%s) catches up from log seq %d to %d", self.stats.peer, self.catch_up_ivo, after, upto)
+        delay = RETRY_DELAY
         try:
             while position < upto and self in factory.subscribers:
-                records = [r for r in await factory.replay_read(position) if r.seq <= upto]
+                try:
+                    page = await factory.replay_read(position)
+                except LogUnavailable as exc:
+                    # A failover (a subscriber reconnecting during a JetStream election is
+                    # the usual case): the log answers again within seconds. Giving up here
+                    # would go live and skip what is owed for good; wait, as the follower does.
+                    log.warning("VTP subscriber %s: catch-up read after log seq %d failed (%s); retrying in %.2fs",
+                                self.stats.peer, position, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, MAX_RETRY_DELAY)
+                    continue
+                delay = RETRY_DELAY
+                records = [r for r in page if r.seq <= upto]
                 if not records:
                     break
                 for record in records:
@@ -227,7 +240,12 @@ class VTPBroadcastProtocol(ElementSender):
                     sent += self._offer(event)
                 position = records[-1].seq
         except Exception as exc:
-            log.error("VTP subscriber %s: catch-up stopped at log seq %d: %s; live from here", self.stats.peer, position, exc)
+            # Going live now would move its position past what it is still owed: drop it
+            # instead, so that it reconnects and its replay starts again from its position.
+            log.error("VTP subscriber %s: catch-up stopped at log seq %d: %s; dropping it so that it "
+                      "reconnects and catches up again", self.stats.peer, position, exc)
+            self.catch_up_ivo = None  # its stored position stays where the replay began
+            self.transport.loseConnection()
         finally:
             factory.catch_up.replays += 1
             factory.catch_up.replayed += sent

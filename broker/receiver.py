@@ -8,6 +8,11 @@ what happens in between:
 
 * every complete frame goes through :meth:`burstbus.ingest.Ingest.submit`; the ACK is sent
   only after it returns (the append is durable), a NAK carries the ingest's reason;
+* a log that is briefly unavailable (``LogUnavailable``: a JetStream election) is waited out
+  for up to ``UNAVAILABLE_RETRY_FOR`` seconds while the author waits: such an append may have
+  been stored although its confirmation was lost, and submitting again is safe (the event id
+  comes from the IVORN), so the author gets the ACK for a stored packet, never a NAK saying
+  "not stored";
 * a length prefix over ``max_bytes`` is answered with a NAK at once, the rest of that frame is
   read and discarded (so the author can read the NAK instead of a reset), then we close;
 * an author that does not finish its frame within ``receive_timeout`` is cut off;
@@ -38,9 +43,17 @@ from twisted.protocols.policies import TimeoutMixin  # noqa: E402
 
 from burstbus.broker.reactor import running_reactor, stop_listening, wait_until  # noqa: E402
 from burstbus.broker.stats import ReceiverStats  # noqa: E402
-from burstbus.ingest import Ingest  # noqa: E402
+from burstbus.ingest import Ingest, IngestResult  # noqa: E402
+from burstbus.store.base import LogUnavailable  # noqa: E402
 
 log = logging.getLogger(__name__)
+
+#: How long one packet's submission is retried while the log is briefly unavailable (an
+#: election takes 4-9 s, and an append in flight when the leader died gives up only after
+#: ``[log] timeout``), before the author gets a NAK; the wait between tries, doubling.
+UNAVAILABLE_RETRY_FOR = 30.0
+RETRY_DELAY = 0.25
+MAX_RETRY_DELAY = 2.0
 
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
 
@@ -100,9 +113,25 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
         task = asyncio.ensure_future(self._ingest(data))
         self.factory.track(task)
 
+    async def _submit(self, data: bytes) -> IngestResult:
+        """The ingest's answer, trying again while the log is briefly unavailable (see the
+        module doc) and the author is still waiting."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.factory.unavailable_retry_for
+        delay = RETRY_DELAY
+        while True:
+            try:
+                return await self.factory.ingest.submit(data, via="vtp", peer=self.peer)
+            except LogUnavailable as exc:
+                if loop.time() + delay > deadline or not self.transport.connected:
+                    raise
+                log.warning("VTP packet from %s: the log is unavailable (%s); trying again in %.2fs", self.peer, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
+
     async def _ingest(self, data: bytes) -> None:
         try:
-            result = await self.factory.ingest.submit(data, via="vtp", peer=self.peer)
+            result = await self._submit(data)
         except Exception as exc:  # the log failed: the author must retry, so no ACK
             log.exception("could not store a packet from %s", self.peer)
             self.factory.stats.count("error")
@@ -178,8 +207,10 @@ class VTPReceiverFactory(ServerFactory):
         max_bytes: int = 1_048_576,
         timeout: float = 20.0,
         allow: Iterable[str] = ("0.0.0.0/0", "::/0"),
+        unavailable_retry_for: float = UNAVAILABLE_RETRY_FOR,
     ):
         self.ingest = ingest
+        self.unavailable_retry_for = unavailable_retry_for
         self.local_ivo = local_ivo
         self.max_bytes = max_bytes
         self.timeout = timeout

@@ -9,6 +9,10 @@ Each guarantee is stated here once and checked by the shared contract suite
 * ``subscribe`` yields everything after a position, then live records, with no gap and no
   repeat at the seam between the two.
 * ``verify`` walks the chain and names the first damaged ``seq``.
+
+Errors: every method raises only :class:`LogError` and its subclasses for the log's own
+failures (:class:`LogClosed`; :class:`LogUnavailable`, "retry"), with the backend's exception
+as ``__cause__``; a caller's mistake (a bad argument) stays a ``ValueError``/``TypeError``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,17 @@ class LogError(Exception):
 
 class LogClosed(LogError):
     """The log was closed; nothing more can be appended or read."""
+
+
+class LogUnavailable(LogError):
+    """The log is briefly unavailable: retry. Its backend did not answer in time or could not
+    be reached (a JetStream leader election, a restarting server, a lost connection, a SQLite
+    database locked by another process), and nothing says it failed for good.
+
+    Every backend raises its transport's timeouts and connection errors as this (the original
+    as ``__cause__``), never as the client library's own exceptions. After an ``append`` that
+    raised it the events may or may not be stored: appending them again (same ids) is safe,
+    the log is idempotent per event id."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,16 @@ Layout and why:
   refuses it (err_code 10071); we re-read the head, check whether that writer appended the
   same id, and retry. Within one process a lock orders appends, so one call's events stay
   consecutive; across nodes they may interleave.
+* **Two nodes, one id, the same moment**: the loser gets ``new=False`` with the winner's
+  seq, whatever the server answered it: "duplicate" (the ack's seq is loaded), 10071 (the
+  next round finds the winner's record) or, on a clustered stream, 10158 "duplicate message
+  id is in process" (the winner's publish is proposed, not yet applied): we poll ``find``
+  until its record is visible (milliseconds here), bounded by ``timeout``, then resolve it
+  the same way; if the winner's publish failed instead, the next round stores ours.
+* **Errors**: every public method raises only the log's errors (``store.base``), the NATS
+  client's exception as ``__cause__`` (:func:`translated`): timeouts, lost connections and
+  the server's "temporarily unavailable" answers are ``LogUnavailable`` (retry: a leader
+  election here lasts 6-9 s); a 404 means "absent" only for "no message found".
 * **Payload**: JSON with the record's fields and ``data_json``, the exact canonical text that
   was hashed (so ``verify`` hashes the stored bytes, not a re-encoding).
 
@@ -49,7 +59,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import nats
@@ -72,7 +82,7 @@ from burstbus.events import (
     utc_now,
 )
 from burstbus.histogram import Histogram
-from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
+from burstbus.store.base import Head, LogClosed, LogError, LogUnavailable, ReadFilter, Verification
 from burstbus.store.chain import record_hash
 from burstbus.store.follow import follow
 
@@ -82,6 +92,25 @@ log = logging.getLogger(__name__)
 WRONG_LAST_SEQUENCE = 10071
 WRONG_LAST_MSG_ID = 10070
 CONFLICTS = (WRONG_LAST_SEQUENCE, WRONG_LAST_MSG_ID)
+#: 409 "duplicate message id is in process": another writer's publish of this ``Nats-Msg-Id``
+#: is proposed but not yet applied (a clustered stream only; the server stages the id before
+#: replication). Its outcome is awaited (``_await_other_writer``), not reported as an error.
+DUPLICATE_IN_PROCESS = 10158
+#: 404 answers: "no message found" is an answer (None); "stream not found" is a failure
+#: (except when opening, where it means "create it").
+NO_MESSAGE_FOUND = 10037
+STREAM_NOT_FOUND = 10059
+#: Server answers meaning "not now" (an election, a server catching up): 503s such as
+#: 10008 "JetStream system temporarily unavailable", 408s, and 10009 "not leader".
+UNAVAILABLE_CODES = (408, 503)
+UNAVAILABLE_ERR_CODES = (10008, 10009)
+#: The client's errors that mean the server could not be reached or did not answer in time.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    TimeoutError,  # nats.errors.TimeoutError and FlushTimeoutError are TimeoutErrors too
+    nats.errors.NoRespondersError, nats.errors.NoServersError, nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError, nats.errors.OutboundBufferLimitError, nats.errors.SlowConsumerError,
+    OSError,
+)
 #: Records per direct-get batch request, and the bytes one batch may carry (VOEvents can be
 #: ~1 MiB each; the reply must not overrun the client's pending-bytes limit).
 DIRECT_BATCH = 1000
@@ -112,14 +141,45 @@ def _payload(seq: int, e: Event, data_json: str, recorded_at: str, prev_hash: st
 
 
 def _decode(payload: bytes) -> tuple[RecordedEvent, str]:
-    body = orjson.loads(payload)
-    text = body["data_json"]
-    data = decode_json(text)
-    record = RecordedEvent(
-        body["seq"], body["id"], body["type"], body["stream"], body["actor"], body["occurred_at"],
-        body["recorded_at"], data, body["prev_hash"], body["hash"],
-    )
+    try:
+        body = orjson.loads(payload)
+        text = body["data_json"]
+        data = decode_json(text)
+        record = RecordedEvent(
+            body["seq"], body["id"], body["type"], body["stream"], body["actor"], body["occurred_at"],
+            body["recorded_at"], data, body["prev_hash"], body["hash"],
+        )
+    except (ValueError, KeyError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
+        raise LogError(f"unreadable record in the stream: {type(exc).__name__}: {exc}") from exc
     return record, text
+
+
+def translated(exc: BaseException, what: str, closed: bool = False) -> LogError:
+    """The log's own error for a failure of the NATS client or server (``exc`` as its cause).
+
+    Timeouts, lost connections, "no responders" and the server's "temporarily unavailable"
+    answers are :class:`LogUnavailable` (retry); a connection closed for good is
+    :class:`LogClosed` once the log is closed, else :class:`LogError`; any other server
+    refusal is :class:`LogError`."""
+    if isinstance(exc, LogError):
+        return exc
+    error: LogError
+    detail = f"{what}: {type(exc).__name__}: {exc}"
+    if closed:
+        error = LogClosed(f"the event log is closed ({detail})")
+    elif isinstance(exc, nats.js.errors.APIError):
+        if exc.code in UNAVAILABLE_CODES or exc.err_code in UNAVAILABLE_ERR_CODES:
+            error = LogUnavailable(f"{detail} (JetStream is briefly unavailable: retry)")
+        else:
+            error = LogError(detail)
+    elif isinstance(exc, nats.errors.ConnectionClosedError):
+        error = LogError(f"{detail} (the NATS connection was closed)")
+    elif isinstance(exc, _UNREACHABLE):
+        error = LogUnavailable(f"{detail} (no answer from JetStream: retry)")
+    else:
+        error = LogError(detail)
+    error.__cause__ = exc
+    return error
 
 
 def _matches(record: RecordedEvent, filter: ReadFilter | None) -> bool:
@@ -139,11 +199,17 @@ class _Ack(NamedTuple):
     duplicate: bool
 
 
+class _Duplicate(NamedTuple):
+    """A publish answered "duplicate": that ``Nats-Msg-Id`` is stored at ``seq``."""
+
+    seq: int
+
+
 def _ack(msg: Msg, stream: str) -> _Ack | BaseException:
     """A JetStream publish answer: the ack, or the refusal as an exception."""
     status = (msg.headers or {}).get("Status")
-    if status == "503":
-        return LogError(f"no JetStream stream answers for {stream} (no responders)")
+    if status == "503":  # nothing stores the subject now (no stream, or no leader yet)
+        return LogUnavailable(f"no JetStream stream answers for {stream} (no responders)")
     try:
         body = orjson.loads(msg.data)
     except orjson.JSONDecodeError:
@@ -191,6 +257,9 @@ class JetStreamEventLog:
         self._reply_counter = 0
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self.conflicts_total = 0
+        #: Appends that met another writer's publish of the same id still in process (10158)
+        #: and waited for its outcome.
+        self.in_process_total = 0
         #: Seconds from append() to the stream's acknowledgement, per call (``/metrics``).
         self.append_seconds = Histogram()
         #: What this log needs running and stops when it closes: the embedded nats-server when
@@ -200,6 +269,21 @@ class JetStreamEventLog:
         self.after_close: list[Callable[[], Awaitable[None]]] = []
         #: Batched reads served (for tests and metrics).
         self.direct_batches_total = 0
+
+    @contextlib.contextmanager
+    def _boundary(self, what: str) -> Iterator[None]:
+        """Every public method runs inside this: the log's errors only leave it (see
+        :func:`translated`). Cancellation passes through untouched."""
+        try:
+            yield
+        except LogError:
+            raise
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            raise translated(exc, what, self._closed) from exc
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LogClosed("the event log is closed")
 
     @classmethod
     async def open(
@@ -223,12 +307,16 @@ class JetStreamEventLog:
         if own:
             options = {"max_reconnect_attempts": -1, "reconnect_time_wait": 0.5, **(connect_options or {})}
             options.pop("servers", None)
-            nc = await nats.connect(servers, **options)  # type: ignore[arg-type]
+            try:
+                nc = await nats.connect(servers, **options)  # type: ignore[arg-type]
+            except (nats.errors.Error, OSError, TimeoutError) as exc:
+                raise translated(exc, f"connecting to {servers}") from exc
         else:
             nc = servers  # type: ignore[assignment]
         event_log = cls(nc, stream=stream, prefix=prefix, poll_interval=poll_interval, own_connection=own, timeout=timeout)
         try:
-            await event_log._ensure_stream(replicas, duplicate_window)
+            with event_log._boundary(f"opening stream {stream}"):
+                await event_log._ensure_stream(replicas, duplicate_window)
         except BaseException:
             if own:
                 with contextlib.suppress(Exception):
@@ -239,7 +327,9 @@ class JetStreamEventLog:
     async def _ensure_stream(self, replicas: int, duplicate_window: float) -> None:
         try:
             info = await self.js.stream_info(self.stream)
-        except nats.js.errors.NotFoundError:
+        except nats.js.errors.NotFoundError as exc:
+            if exc.err_code not in (None, STREAM_NOT_FOUND):  # another 404: a real failure
+                raise
             await self.js.add_stream(StreamConfig(
                 name=self.stream, subjects=[f"{self.prefix}.log.>"], storage=StorageType.FILE, num_replicas=replicas,
                 deny_delete=True, deny_purge=True, allow_direct=True, duplicate_window=duplicate_window,
@@ -273,13 +363,11 @@ class JetStreamEventLog:
             if self._closed:
                 raise LogClosed("the event log is closed")
             try:
-                done = await self._append_locked(encoded)
-            except LogError:
+                with self._boundary("append failed"):
+                    done = await self._append_locked(encoded)
+            except BaseException:
                 self._head = None
                 raise
-            except (nats.errors.Error, OSError, TimeoutError) as exc:
-                self._head = None
-                raise LogError(f"append failed: {type(exc).__name__}: {exc}") from exc
         results: list[Appended] = []
         seen: set[str] = set()
         for e in events:
@@ -297,11 +385,13 @@ class JetStreamEventLog:
         for e, data_json in encoded:
             if e.id not in {p[0].id for p in pending}:
                 pending.append((e, data_json))
+        #: Until when this call waits for other writers' publishes of its ids (10158).
+        in_process_deadline: float | None = None
         while pending:
             # The head first, then the ids: a publish that succeeds against this head means
             # nothing was appended since, so an id not found now is really not in the log.
-            head = self._head or await self.head()
-            found = await asyncio.gather(*(self.find(e.id) for e, _ in pending))
+            head = self._head or await self._read_head()
+            found = await asyncio.gather(*(self._find(e.id) for e, _ in pending))
             fresh: list[tuple[Event, str]] = []
             for (e, data_json), record in zip(pending, found, strict=True):
                 if record is not None:
@@ -317,19 +407,57 @@ class JetStreamEventLog:
             if not pending:
                 return done
             self._head = None  # re-read it: another writer, or an unconfirmed publish
+            blocked = pending[0][0]  # the record the server refused or answered "duplicate" for
+            if isinstance(problem, _Duplicate):
+                # Stored already (another writer, or our own retried publish): take its seq
+                # from the answer; if that record is not ours after all, find() decides.
+                original = await self._load(problem.seq)
+                if original is not None and original[0].id == blocked.id:
+                    done[blocked.id] = Appended(original[0].seq, blocked.id, original[0].hash, False)
+                    pending = pending[1:]
+                continue
             if isinstance(problem, nats.js.errors.APIError) and problem.err_code in CONFLICTS:
                 self.conflicts_total += 1
                 continue
-            if problem is None:  # a duplicate ack: find() now returns the original
+            if isinstance(problem, nats.js.errors.APIError) and problem.err_code == DUPLICATE_IN_PROCESS:
+                # Two nodes appending one id at the same moment: the other's publish is
+                # proposed, not yet applied. Its outcome decides: once its record is visible
+                # the next round finds it (new=False, its seq); if it failed (its proposal
+                # dropped by a leader change) the next round stores ours.
+                self.in_process_total += 1
+                now = asyncio.get_running_loop().time()
+                if in_process_deadline is None:
+                    in_process_deadline = now + self.timeout
+                elif now >= in_process_deadline:
+                    raise LogUnavailable(
+                        f"another writer's append of id {blocked.id} was still in process after {self.timeout}s"
+                    ) from problem
+                await self._await_other_writer(blocked.id, in_process_deadline)
+                continue
+            if problem is None:  # not reached: a stop always says why
                 continue
             raise problem
         return done
 
+    async def _await_other_writer(self, event_id: str, deadline: float) -> None:
+        """Poll (leader lookups, backing off from 2 ms to 100 ms) until a record with this id
+        is visible or ``deadline`` passes. Measured on a loopback R3 cluster, another
+        writer's in-process publish is applied within milliseconds."""
+        loop = asyncio.get_running_loop()
+        delay = 0.002
+        while await self._find(event_id) is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.1)
+
     async def _publish_chained(
         self, head: Head, items: Sequence[tuple[Event, str]]
-    ) -> tuple[list[_Planned], BaseException | None]:
+    ) -> tuple[list[_Planned], BaseException | _Duplicate | None]:
         """Publish ``items`` after ``head``, each once the one before it is confirmed stored as
-        planned; return what was stored and what stopped the rest (None: a duplicate ack).
+        planned; return what was stored and what stopped the rest (a refusal, or a duplicate
+        ack naming the seq where that id is stored).
 
         One at a time, not pipelined: a later record is hashed against the earlier one as
         this call planned it, and only an ack says that exact record holds its seq. Another
@@ -354,7 +482,8 @@ class JetStreamEventLog:
                 async with asyncio.timeout(self.timeout):
                     ack = _ack(await future, self.stream)
             except TimeoutError as exc:
-                problem = LogError(f"append not confirmed within {self.timeout}s")
+                # Maybe stored, maybe not: the caller may append the same ids again.
+                problem = LogUnavailable(f"append not confirmed within {self.timeout}s")
                 problem.__cause__ = exc
                 return stored, problem
             finally:
@@ -362,7 +491,7 @@ class JetStreamEventLog:
             if isinstance(ack, BaseException):
                 return stored, ack
             if ack.duplicate:
-                return stored, None
+                return stored, _Duplicate(ack.seq)
             if ack.seq != seq:
                 return stored, LogError(f"stream {self.stream} stored seq {ack.seq} where {seq} was expected")
             stored.append(_Planned(e, data_json, seq, digest, recorded_at))
@@ -400,7 +529,9 @@ class JetStreamEventLog:
         """One record from the stream leader (``next``: the first at or after ``seq`` on ``subject``)."""
         try:
             msg = await self.js.get_msg(self.stream, seq=seq, subject=subject, next=next)
-        except nats.js.errors.NotFoundError:
+        except nats.js.errors.NotFoundError as exc:
+            if exc.err_code not in (None, NO_MESSAGE_FOUND):  # "stream not found" is no answer
+                raise
             return None
         if msg.data is None:
             return None
@@ -445,7 +576,7 @@ class JetStreamEventLog:
                     return None
                 raise LogError(f"direct get on {self.stream}: status {status} {headers.get('Description', '')}")
         except nats.errors.TimeoutError as exc:
-            raise LogError(f"direct get on {self.stream}: no answer within {self.timeout}s") from exc
+            raise LogUnavailable(f"direct get on {self.stream}: no answer within {self.timeout}s") from exc
         finally:
             with contextlib.suppress(Exception):
                 await subscription.unsubscribe()
@@ -492,11 +623,11 @@ class JetStreamEventLog:
         return out
 
     async def read(self, after: int = 0, filter: ReadFilter | None = None, limit: int | None = None) -> list[RecordedEvent]:
-        if self._closed:
-            raise LogClosed("the event log is closed")
+        self._check_open()
         if limit is not None and limit <= 0:
             return []
-        return [record for record, _ in await self._read_raw(after, filter, limit)]
+        with self._boundary(f"read after seq {after} failed"):
+            return [record for record, _ in await self._read_raw(after, filter, limit)]
 
     async def subscribe(
         self, after: int = 0, filter: ReadFilter | None = None, batch_size: int = 1000
@@ -513,10 +644,11 @@ class JetStreamEventLog:
         """:meth:`subscribe` without a filter, records as stored (``store.base.subscribe_stored``)."""
 
         async def read_stored(after: int, filter: ReadFilter | None, limit: int) -> list[StoredRecord]:
-            if self._closed:
-                raise LogClosed("the event log is closed")
+            self._check_open()
+            with self._boundary(f"read after seq {after} failed"):
+                found = await self._read_raw(after, None, limit)
             return [StoredRecord(r.seq, r.id, r.type, r.stream, r.actor, r.occurred_at, r.recorded_at, text, r.prev_hash, r.hash)
-                    for r, text in await self._read_raw(after, None, limit)]
+                    for r, text in found]
 
         async for batch in follow(
             read_stored, self.head, lambda: self._appended, lambda: self._closed,
@@ -525,15 +657,25 @@ class JetStreamEventLog:
             yield batch
 
     async def get(self, seq: int) -> RecordedEvent | None:
+        self._check_open()
         if seq < 1:
             return None
-        found = await self._load(seq)
+        with self._boundary(f"get seq {seq} failed"):
+            found = await self._load(seq)
         return found[0] if found else None
 
     async def find(self, event_id: str) -> RecordedEvent | None:
+        self._check_open()
+        with self._boundary(f"find id {event_id} failed"):
+            return await self._find(event_id)
+
+    async def _find(self, event_id: str) -> RecordedEvent | None:
+        """The record with this id, from the stream leader (the last on the id's subjects)."""
         try:
             msg = await self.js.get_msg(self.stream, subject=f"{self.prefix}.log.{id_token(event_id)}.>")
-        except nats.js.errors.NotFoundError:
+        except nats.js.errors.NotFoundError as exc:
+            if exc.err_code not in (None, NO_MESSAGE_FOUND):  # "stream not found": unknown, not absent
+                raise
             return None
         if msg.data is None:
             return None
@@ -541,13 +683,19 @@ class JetStreamEventLog:
         return record if record.id == event_id else None
 
     async def head(self) -> Head:
+        self._check_open()
+        with self._boundary("head failed"):
+            return await self._read_head()
+
+    async def _read_head(self) -> Head:
         info = await self.js.stream_info(self.stream)
         last = info.state.last_seq
         if not last:
             return Head(0, GENESIS_HASH, None)
-        record = await self.get(last)
-        if record is None:
+        found = await self._load(last)
+        if found is None:
             raise LogError(f"stream {self.stream} has no message at its last seq {last}")
+        record = found[0]
         head = Head(record.seq, record.hash, record.recorded_at)
         self._head = head
         return head
@@ -566,6 +714,11 @@ class JetStreamEventLog:
         return low
 
     async def verify(self, progress: Callable[[int], None] | None = None) -> Verification:
+        self._check_open()
+        with self._boundary("verify failed"):
+            return await self._verify(progress)
+
+    async def _verify(self, progress: Callable[[int], None] | None) -> Verification:
         prev_hash = GENESIS_HASH
         last = Head(0, GENESIS_HASH, None)
         count = 0

@@ -22,7 +22,7 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from burstbus.events import (
     utc_now,
 )
 from burstbus.histogram import Histogram
-from burstbus.store.base import Head, LogClosed, LogError, ReadFilter, Verification
+from burstbus.store.base import Head, LogClosed, LogError, LogUnavailable, ReadFilter, Verification
 from burstbus.store.chain import chained_hash, record_hash, record_parts
 from burstbus.store.follow import follow
 from burstbus.store.sqlite_thread import connect, run_on_connection
@@ -121,6 +121,22 @@ def _row_to_event(row: Sequence[Any]) -> RecordedEvent:
         prev_hash=row[8],
         hash=row[9],
     )
+
+
+def translated(exc: BaseException, what: str) -> LogError:
+    """The log's own error for a SQLite failure (``exc`` as its cause): "database is locked"
+    or "busy" (another process held the write lock past ``busy_timeout``) is
+    :class:`LogUnavailable` (retry); anything else is :class:`LogError`."""
+    if isinstance(exc, LogError):
+        return exc
+    text = str(exc).lower()
+    error: LogError
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        error = LogUnavailable(f"{what}: {exc} (another process holds the database: retry)")
+    else:
+        error = LogError(f"{what}: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _encode(e: Event) -> _Encoded:
@@ -265,10 +281,17 @@ class SQLiteEventLog:
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = await connect(path, synchronous=synchronous.upper())
-        await writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
-        await writer.executescript(SCHEMA)
-        reader = await connect(path, synchronous=synchronous.upper())
+        writer: aiosqlite.Connection | None = None
+        try:
+            writer = await connect(path, synchronous=synchronous.upper())
+            await writer.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            await writer.executescript(SCHEMA)
+            reader = await connect(path, synchronous=synchronous.upper())
+        except sqlite3.Error as exc:  # not a database, unreadable, locked past busy_timeout
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    await writer.close()
+            raise translated(exc, f"opening the log at {path} failed") from exc
         return cls(path, writer, reader, poll_interval)
 
     # -- writing -----------------------------------------------------------------------
@@ -355,7 +378,7 @@ class SQLiteEventLog:
             results, rows, head_before = await writing
         except Exception as exc:  # the whole transaction rolled back: every waiter learns why
             log.error("append of %d events failed: %s", len(events), exc)
-            error = exc if isinstance(exc, LogError) else LogError(f"append failed: {exc}")
+            error = translated(exc, "append failed")
             for request in batch:
                 if not request.done.done():
                     request.done.set_exception(error)
@@ -443,10 +466,9 @@ class SQLiteEventLog:
         first = self._tail_index(after)
         if first is not None:
             return self._tail[first:first + limit]
-        if self._closed:
-            raise LogClosed("the event log is closed")
         sql, params = _select(after, None, limit)
-        return [StoredRecord(*row) for row in await self._reader.execute_fetchall(sql, params)]
+        with self._boundary(f"read after seq {after} failed"):
+            return [StoredRecord(*row) for row in await self._reader.execute_fetchall(sql, params)]
 
     def _wake_subscribers(self) -> None:
         self._unannounced = False
@@ -455,12 +477,29 @@ class SQLiteEventLog:
 
     # -- reading -----------------------------------------------------------------------
 
-    async def read(self, after: int = 0, filter: ReadFilter | None = None, limit: int | None = None) -> list[RecordedEvent]:
+    @contextlib.contextmanager
+    def _boundary(self, what: str) -> Iterator[None]:
+        """Reads run inside this: only the log's errors leave them (``translated``); a read
+        racing ``close`` (aiosqlite's "Connection closed") is :class:`LogClosed`. Arguments
+        are checked before it, so a caller's bad argument stays its ``ValueError``."""
         if self._closed:
             raise LogClosed("the event log is closed")
-        sql, params = _select(after, filter, limit)
-        rows = await self._reader.execute_fetchall(sql, params)
-        return [_row_to_event(r) for r in rows]
+        try:
+            yield
+        except LogError:
+            raise
+        except sqlite3.Error as exc:
+            raise translated(exc, what) from exc
+        except ValueError as exc:  # aiosqlite's "Connection closed", or a row that does not decode
+            if self._closed:
+                raise LogClosed("the event log is closed") from exc
+            raise translated(exc, what) from exc
+
+    async def read(self, after: int = 0, filter: ReadFilter | None = None, limit: int | None = None) -> list[RecordedEvent]:
+        sql, params = _select(after, filter, limit)  # a bad filter is the caller's ValueError
+        with self._boundary(f"read after seq {after} failed"):
+            rows = await self._reader.execute_fetchall(sql, params)
+            return [_row_to_event(r) for r in rows]
 
     async def subscribe(
         self, after: int = 0, filter: ReadFilter | None = None, batch_size: int = 1000
@@ -487,26 +526,32 @@ class SQLiteEventLog:
             yield batch
 
     async def get(self, seq: int) -> RecordedEvent | None:
-        rows = list(await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,)))
-        return _row_to_event(rows[0]) if rows else None
+        with self._boundary(f"get seq {seq} failed"):
+            rows = list(await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE seq = ?", (seq,)))
+            return _row_to_event(rows[0]) if rows else None
 
     async def find(self, event_id: str) -> RecordedEvent | None:
-        rows = list(await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,)))
-        return _row_to_event(rows[0]) if rows else None
+        with self._boundary(f"find id {event_id} failed"):
+            rows = list(await self._reader.execute_fetchall(f"SELECT {_COLUMNS} FROM events WHERE id = ?", (event_id,)))
+            return _row_to_event(rows[0]) if rows else None
 
     async def head(self) -> Head:
-        rows = list(await self._reader.execute_fetchall("SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"))
+        with self._boundary("head failed"):
+            rows = list(await self._reader.execute_fetchall("SELECT seq, hash, recorded_at FROM events ORDER BY seq DESC LIMIT 1"))
         if not rows:
             return Head(0, GENESIS_HASH, None)
         seq, digest, recorded_at = rows[0]
         return Head(seq, digest, recorded_at)
 
     async def seq_at(self, moment: str) -> int:
-        rows = list(await self._reader.execute_fetchall("SELECT MAX(seq) FROM events WHERE recorded_at <= ?", (normalise_time(moment),)))
+        moment = normalise_time(moment)  # a bad moment is the caller's ValueError
+        with self._boundary("seq_at failed"):
+            rows = list(await self._reader.execute_fetchall("SELECT MAX(seq) FROM events WHERE recorded_at <= ?", (moment,)))
         return int(rows[0][0] or 0)
 
     async def verify(self, progress: Callable[[int], None] | None = None) -> Verification:
-        return await run_on_connection(self._reader, lambda c: _verify_chain(c, progress))
+        with self._boundary("verify failed"):
+            return await run_on_connection(self._reader, lambda c: _verify_chain(c, progress))
 
     async def close(self) -> None:
         if self._closed:

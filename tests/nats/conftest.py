@@ -7,6 +7,7 @@ by pid, whatever the test did with it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,3 +97,38 @@ async def client(server: EmbeddedNatsServer) -> AsyncIterator[NATS]:
         yield nc
     finally:
         await nc.close()
+
+
+class ClusterNode(EmbeddedNatsServer):
+    """A nats-server cluster node that keeps its server name across restarts.
+
+    JetStream knows a Raft peer by (a hash of) its server name; :class:`EmbeddedNatsServer`
+    picks a fresh name at each start (to tell its own INFO from another server's), so a node
+    restarted that way would come back as a different peer, not as the stream's lost replica.
+    The first start picks the name; later starts (same port, same store) reuse it."""
+
+    @property  # type: ignore[override]
+    def server_name(self) -> str:
+        return self._fixed_name
+
+    @server_name.setter
+    def server_name(self, value: str) -> None:
+        if not getattr(self, "_fixed_name", ""):
+            self._fixed_name = value
+
+
+async def start_restartable_cluster(servers: Servers, root: Path, name: str = "burstbus-test") -> list[ClusterNode]:
+    """Three :class:`ClusterNode` processes on loopback (ephemeral client and route ports, one
+    store each, one cluster), registered with ``servers``: each can be SIGKILLed (``kill``)
+    and started again (``start``) as the same peer."""
+    client_ports = [free_port() for _ in range(3)]
+    route_ports = [free_port() for _ in range(3)]
+    nodes: list[ClusterNode] = []
+    for i in range(3):
+        routes = ",".join(f"nats://127.0.0.1:{p}" for j, p in enumerate(route_ports) if j != i)
+        args = ("--cluster_name", name, "--cluster", f"nats://127.0.0.1:{route_ports[i]}", "--routes", routes)
+        node = ClusterNode(root / f"node{i}", port=client_ports[i], extra_args=args)
+        servers.track(node)
+        nodes.append(node)
+    await asyncio.gather(*(node.start() for node in nodes))
+    return nodes
