@@ -42,7 +42,12 @@ async def running(follower: Follower[Any]) -> AsyncIterator[asyncio.Task[None]]:
     try:
         yield task
     finally:
-        task.cancel()
+        # Cancel until it ends: nats-py waits with asyncio.wait_for, which on Python 3.11
+        # swallows a cancel that lands as its result arrives (seen: a JetStream follower ran
+        # on after one cancel and this teardown waited for ever). As the service does.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
         with contextlib.suppress(asyncio.CancelledError, Crash):
             await task
 
