@@ -33,7 +33,7 @@ from burstbus.service import (
     service_running,
 )
 from burstbus.sources import SourceError, count_packets, iter_packets
-from burstbus.store.base import EventLog, ReadFilter
+from burstbus.store.base import EventLog, LogError, ReadFilter
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite_thread import run_on_connection
@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceRunning as exc:
         print(f"burstbus: {exc}; stop it first", file=sys.stderr)
         return EXIT_BUSY
+    except LogError as exc:  # a log that cannot be opened or read (a broken file, a server down)
+        print(f"burstbus: {exc}", file=sys.stderr)
+        return EXIT_NO
     except KeyboardInterrupt:
         return 130
 

@@ -36,8 +36,13 @@ async def connect(path: Path | str, *, synchronous: str = "FULL", readonly: bool
         conn = await aiosqlite.connect(f"file:{Path(path).as_posix()}?mode=ro", uri=True, isolation_level=None)
     else:
         conn = await aiosqlite.connect(str(path), isolation_level=None)
-    await conn.execute("PRAGMA busy_timeout = 30000")
-    if not readonly:
-        await conn.execute("PRAGMA journal_mode = WAL")
-    await conn.execute(f"PRAGMA synchronous = {synchronous}")
+    try:
+        await conn.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute(f"PRAGMA synchronous = {synchronous}")
+    except BaseException:
+        # Not a database, or unreadable: close it, or its thread keeps the interpreter alive.
+        await conn.close()
+        raise
     return conn

@@ -254,3 +254,16 @@ def test_demo_feeds_the_log_then_a_served_demo_fills_the_pages(tmp_path: Path) -
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_broken_log_file_is_a_clear_error_not_a_traceback_or_a_hang(tmp_path: Path) -> None:
+    """A log file that is not a database: every command says so and exits (it used to hang,
+    the failed connection's thread keeping the interpreter alive, then print a traceback)."""
+    data = tmp_path / "broken"
+    data.mkdir()
+    (data / "log.sqlite").write_text("not a database\n")
+    for command in (["verify"], ["run"]):
+        result = burstbus(data, *command)
+        assert result.returncode == 1, result.stderr
+        assert "opening the log at" in result.stderr and "file is not a database" in result.stderr
+        assert "Traceback" not in result.stderr
