@@ -13,7 +13,7 @@ from typing import Any
 from burstbus.notices import position_text
 
 from .codes import CODE_LENGTH, FAILURE_WINDOW, format_code
-from .request import WITHDRAWN_REASON, Request
+from .request import Request
 
 
 def hhmm(moment: str) -> str:
@@ -50,8 +50,7 @@ def already_used(request: Request) -> str:
         "approved": f"was approved by {by}",
         "sent": f"was approved by {by} and sent",
         "failed": f"was approved by {by} but could not be delivered",
-        "denied": "was withdrawn by its requester" if request.decided_by == request.requested_by
-        and request.reason == WITHDRAWN_REASON else f"was refused by {by}",
+        "denied": "was withdrawn by its requester" if request.withdrawn else f"was refused by {by}",
         "expired": "expired unapproved",
     }.get(request.state, f"is {request.state}")
     return (
