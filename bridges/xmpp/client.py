@@ -18,7 +18,8 @@ received) and :mod:`.quiet` (no stanza in the log).
 * **Resource**: ``<resource>-<random>``, new per process, so two instances never clash.
 * **Delivery** (:meth:`deliver`, :class:`~burstbus.bridges.xmpp.delivery.Delivery`): returns
   once the server acknowledged every message of the batch; a session that ends before that
-  fails the call with :class:`SessionLost`, so the caller re-sends from its checkpoint.
+  fails the call with :class:`SessionLost`, so the caller re-sends from its checkpoint, first
+  asking each room's archive (:mod:`.archive`, :meth:`already_posted`) what it already has.
 * **Intake** (:class:`~burstbus.bridges.xmpp.dispatch.Dispatcher`): commands go to the bot one
   at a time, in arrival order, and the answer goes back where the command came from.
 
@@ -35,7 +36,8 @@ import random
 import secrets
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import slixmpp
@@ -43,10 +45,11 @@ from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
+from burstbus.bridges.xmpp.archive import archived_ids
 from burstbus.bridges.xmpp.config import XmppSection
 from burstbus.bridges.xmpp.delivery import Delivery, NotConnected, SessionLost
 from burstbus.bridges.xmpp.dispatch import Dispatcher
-from burstbus.bridges.xmpp.intake import Intake, Rooms
+from burstbus.bridges.xmpp.intake import Intake, Rooms, bare
 from burstbus.bridges.xmpp.quiet import quiet_slixmpp_logging
 from burstbus.bridges.xmpp.rooms import RoomMembership, room_passwords
 from burstbus.bridges.xmpp.stanzas import MessageType, Outgoing
@@ -58,7 +61,8 @@ __all__ = ["PLUGINS", "BotClient", "NotConnected", "Outgoing", "SessionLost", "X
 
 log = logging.getLogger(__name__)
 
-PLUGINS = ("xep_0030", "xep_0045", "xep_0198", "xep_0199", "xep_0280", "xep_0297", "xep_0203")
+#: xep_0313/xep_0059: the room archive, asked before a re-send (archive.py).
+PLUGINS = ("xep_0030", "xep_0045", "xep_0059", "xep_0198", "xep_0199", "xep_0280", "xep_0297", "xep_0203", "xep_0313")
 
 
 class BotClient(slixmpp.ClientXMPP):
@@ -318,6 +322,13 @@ class XmppConnection:
         """Send and return once the server acknowledged all of them (see :mod:`.delivery`).
         Raises NotConnected (nothing sent), SessionLost or TimeoutError (send again)."""
         await self.delivery.deliver(messages)
+
+    async def already_posted(self, room: str, ids: Collection[str], *, since: datetime) -> set[str]:
+        """The ids among ``ids`` the room archived from us since ``since`` (see :mod:`.archive`)."""
+        if not self.up.is_set():
+            raise NotConnected("the XMPP session is down")
+        nick = self.rooms.by_jid[bare(room)].nick if bare(room) in self.rooms.by_jid else self.section.nick
+        return await archived_ids(self.client, room, nick, ids, since=since, timeout=self.section.ack_timeout)
 
     async def send(self, to: str, body: str, *, type: MessageType = "chat",
                    id: str | None = None, voevent: bytes | None = None) -> None:

@@ -11,7 +11,11 @@ with its burst id and none is posted before its burst is known. For each notice:
 Every message carries the notice's event id as its stanza id. A batch's checkpoint moves only
 after the server acknowledged every message of it (XEP-0198), so nothing is missed across a
 restart of burstbus or of the server; a batch cut off before the acknowledgement is sent
-again, with the same ids. The first time the consumer runs it starts at the log's head
+again, with the same ids — and, since the server may have taken (and the room shown) part of it
+before the session or burstbus went down, such a batch first asks each room's archive (XEP-0313,
+:mod:`.archive`) which of its messages the room already has from us, and posts only the others.
+The first batch after a start and every batch after a failed attempt are asked about; a batch
+that follows a confirmed one is not (it cannot have gone out). The first time the consumer runs it starts at the log's head
 (posting the whole history into a room would help nobody).
 """
 
@@ -19,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from lxml import etree
@@ -28,7 +33,7 @@ from burstbus.bridges.xmpp.config import XmppSection
 from burstbus.bridges.xmpp.delivery import NotConnected, SessionLost
 from burstbus.bridges.xmpp.render import Templates
 from burstbus.bridges.xmpp.stanzas import Outgoing
-from burstbus.events import RecordedEvent
+from burstbus.events import RecordedEvent, parse_time
 from burstbus.notices import DECISIONS, NoticeView, decided_notices, notice_view
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
@@ -37,6 +42,11 @@ from burstbus.store.consumer import Batch, Follower, Start
 from burstbus.voevent.parse import parse_xml
 
 log = logging.getLogger(__name__)
+
+#: How far before a batch's decisions a room's archive is searched for what it already has
+#: (the decisions are recorded before anything is posted; this covers clock skew between us
+#: and the XMPP server).
+ARCHIVE_MARGIN = timedelta(minutes=5)
 
 CONSUMER = "bridge.xmpp.out"
 #: What interrupts a delivery and is retried from the checkpoint.
@@ -49,6 +59,8 @@ class Deliverer(Protocol):
     async def deliver(self, messages: Sequence[Outgoing]) -> None: ...
 
     def joined_rooms(self) -> set[str]: ...
+
+    async def already_posted(self, room: str, ids: Collection[str], *, since: datetime) -> set[str]: ...
 
 
 class Selection:
@@ -155,6 +167,10 @@ class Notifier:
         #: Progress and trouble, for health and tests.
         self.delivered_total = 0
         self.skipped_total = 0
+        #: Room messages not sent again because the room's archive already had them.
+        self.already_posted_total = 0
+        #: The next batch may have gone out before (first after a start, or after a failure).
+        self._unsure = True
 
     @property
     def position(self) -> int:
@@ -183,8 +199,38 @@ class Notifier:
             view = notice_view(record.data, burst_id=burst, link_base=self.link_base, seq=record.seq, event_id=record.id)
             messages += plan(record, view, self.selection, self.templates)
         messages = self._joined_only(messages)
-        await self.connection.deliver(messages)
+        try:
+            if self._unsure:
+                messages = await self._not_yet_posted(messages, batch.records)
+            await self.connection.deliver(messages)
+        except asyncio.CancelledError:
+            self._unsure = True
+            if messages:
+                log.warning("XMPP outbox stopped before the server acknowledged %d message(s) after seq %s; on the "
+                            "next start they are checked against the rooms' archives and sent again", len(messages), self.position)
+            raise
+        except BaseException:
+            self._unsure = True
+            raise
+        self._unsure = False
         self.delivered_total += len(messages)
+
+    async def _not_yet_posted(self, messages: list[Outgoing], records: Sequence[RecordedEvent]) -> list[Outgoing]:
+        """``messages`` without the room messages each room's archive already has from us."""
+        by_room: dict[str, set[str]] = {}
+        for m in messages:
+            if m.type == "groupchat":
+                by_room.setdefault(m.to.lower(), set()).add(m.id)
+        if not by_room:
+            return messages
+        since = min(parse_time(r.recorded_at) for r in records) - ARCHIVE_MARGIN
+        posted = {room: await self.connection.already_posted(room, ids, since=since) for room, ids in by_room.items()}
+        kept = [m for m in messages if not (m.type == "groupchat" and m.id in posted.get(m.to.lower(), ()))]
+        skipped = len(messages) - len(kept)
+        if skipped:
+            self.already_posted_total += skipped
+            log.warning("XMPP: %d room message(s) of a re-sent batch were already posted; not sent again", skipped)
+        return kept
 
     def _joined_only(self, messages: list[Outgoing]) -> list[Outgoing]:
         """Room messages only to rooms we are in: a room that refused us (not a member, gone)
@@ -205,6 +251,7 @@ class Notifier:
             "delivered": self.delivered_total,
             "failures": self.failures,
             "skipped_room_messages": self.skipped_total,
+            "already_posted": self.already_posted_total,
             "last_error": self.last_error,
             "retrying": state["retrying"],
         }

@@ -10,7 +10,9 @@ import pytest
 
 from burstbus.bridges.xmpp.intake import voevent_payload
 from burstbus.bridges.xmpp.metrics import xmpp_metrics
+from burstbus.bridges.xmpp.notify import CONSUMER
 from burstbus.broker.client import publish
+from burstbus.state import StateStore
 from tests.packets import voevent
 from tests.waiting import wait_for
 from tests.xmpp.conftest import Burstbus, Clients, Rooms, jid, xmpp_options
@@ -136,3 +138,39 @@ async def test_nothing_missed_nothing_twice_across_a_bot_restart_and_a_server_ou
     assert len(posted) == len({m.id for m in posted}) == 6, [m.body for m in posted]  # 3 before, 3 during the outage
     assert len(pages) == len({m.id for m in pages}) == 3, [m.body for m in pages]  # the outage's, kept offline
     assert sorted(m.body.split()[1] for m in forwards) == sorted(ivorn for ivorn, _ in during)
+
+
+async def test_a_batch_sent_again_after_a_crash_is_not_posted_twice_in_a_room(
+    prosody: Prosody, rooms: Rooms, clients: Clients, started: list[Burstbus], tmp_path: Path
+) -> None:
+    """burstbus stops after the room got a notice but before the outbox's checkpoint moved
+    (a crash in between): on start the batch goes again, and the room's archive (XEP-0313)
+    says the room already has it, so the room shows it once."""
+    data = tmp_path / "data"
+    alice, _ = await watchers(clients, rooms)
+    bus = await Burstbus.start(data, xmpp_options(prosody, rooms))
+    started.append(bus)
+    await bus.ready()
+    await wait_for(lambda: bus.xmpp.notifier.caught_up.is_set(), "the outbox to start")
+    before = bus.xmpp.notifier.position
+    burst = f"sb{uuid.uuid4().hex[:8]}"
+    await submit(bus, notice(burst)[1])
+    await alice.wait_room(rooms.ba, burst)
+    await wait_for(lambda: bus.xmpp.notifier.caught_up.is_set() and bus.xmpp.notifier.position > before, "the outbox to confirm it")
+    await bus.stop()
+
+    state = await StateStore.open(data / "state.sqlite")
+    try:
+        await state.checkpoint(CONSUMER).save(before)  # as if it had died before saving
+    finally:
+        await state.close()
+
+    bus = await Burstbus.start(data, xmpp_options(prosody, rooms))
+    started.append(bus)
+    await bus.ready()
+    marker = f"sb{uuid.uuid4().hex[:8]}"
+    await submit(bus, notice(marker)[1])
+    await alice.wait_room(rooms.ba, marker)
+    assert len(bodies_with(alice, rooms.ba, burst)) == 1, bodies_with(alice, rooms.ba, burst)
+    assert bus.xmpp.notifier.already_posted_total >= 1  # in each room that had it
+    assert len(bodies_with(alice, rooms.ba, marker)) == 1
