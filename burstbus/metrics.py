@@ -62,9 +62,14 @@ class HistogramLike(Protocol):
     """What :func:`histogram` reads: bucket upper bounds, cumulative counts per bound plus
     the total last (``len(counts) == len(bounds) + 1``) and the sum of observations."""
 
-    bounds: Sequence[float]
-    counts: Sequence[int]
-    sum: float
+    @property
+    def bounds(self) -> Sequence[float]: ...
+
+    @property
+    def counts(self) -> Sequence[int]: ...
+
+    @property
+    def sum(self) -> float: ...
 
 
 def histogram(name: str, help_: str, series: Iterable[tuple[Labels, HistogramLike]]) -> Family:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from burstbus.events import Appended, Event, RecordedEvent, StoredRecord
+from burstbus.metrics import Family
 
 
 class LogError(Exception):
@@ -123,6 +124,10 @@ class EventLog(Protocol):
 
     async def close(self) -> None:
         """Finish pending appends and release the backend."""
+
+    def metrics(self) -> list[Family]:
+        """The backend's own Prometheus families (``burstbus_log_…``: appends, latency,
+        retries), for ``/metrics``: each backend says what it counts."""
 
 
 def subscribe_stored(log: EventLog, after: int = 0, batch_size: int = 1000) -> AsyncIterator[list[StoredRecord]]:

@@ -82,6 +82,7 @@ from burstbus.events import (
     utc_now,
 )
 from burstbus.histogram import Histogram
+from burstbus.metrics import Family, counter, histogram
 from burstbus.store.base import Head, LogClosed, LogError, LogUnavailable, ReadFilter, Verification
 from burstbus.store.chain import record_hash
 from burstbus.store.follow import follow
@@ -111,6 +112,9 @@ _UNREACHABLE: tuple[type[BaseException], ...] = (
     nats.errors.StaleConnectionError, nats.errors.OutboundBufferLimitError, nats.errors.SlowConsumerError,
     OSError,
 )
+#: Seconds batched reads pause after a direct get found no responders (an election, or
+#: direct gets switched off): reads go to the leader one record at a time meanwhile.
+DIRECT_PAUSE = 30.0
 #: Records per direct-get batch request, and the bytes one batch may carry (VOEvents can be
 #: ~1 MiB each; the reply must not overrun the client's pending-bytes limit).
 DIRECT_BATCH = 1000
@@ -238,7 +242,8 @@ class _Planned:
 class JetStreamEventLog:
     """The JetStream backend of :class:`burstbus.store.base.EventLog`."""
 
-    def __init__(self, nc: NATS, *, stream: str, prefix: str, poll_interval: float, own_connection: bool, timeout: float):
+    def __init__(self, nc: NATS, *, stream: str, prefix: str, poll_interval: float, own_connection: bool, timeout: float,
+                 retry_for: float | None = None):
         self.nc = nc
         self.js = nc.jetstream(timeout=timeout)
         self.stream = stream
@@ -252,11 +257,21 @@ class JetStreamEventLog:
         self._appended = asyncio.Event()
         #: Batched direct gets work on this stream (False: one leader request per record).
         self.direct = True
+        #: Loop time until which batched reads are paused after "no responders" (0: not paused).
+        self._direct_paused_until = 0.0
         self._reply_prefix: str | None = None
         self._replies: Subscription | None = None
         self._reply_counter = 0
         self._waiting: dict[str, asyncio.Future[Msg]] = {}
         self.conflicts_total = 0
+        #: Records this process stored (``new=True``).
+        self.appended_total = 0
+        #: Seconds an append keeps trying while the stream is unavailable (default 3 × timeout).
+        self.retry_for = 3 * timeout if retry_for is None else retry_for
+        #: Rounds an append tried again (unconfirmed publish, election in progress).
+        self.append_retries_total = 0
+        #: This call's publishes left unconfirmed: id → the hash of the record planned.
+        self._unconfirmed: dict[str, str] = {}
         #: Appends that met another writer's publish of the same id still in process (10158)
         #: and waited for its outcome.
         self.in_process_total = 0
@@ -269,6 +284,21 @@ class JetStreamEventLog:
         self.after_close: list[Callable[[], Awaitable[None]]] = []
         #: Batched reads served (for tests and metrics).
         self.direct_batches_total = 0
+
+    def metrics(self) -> list[Family]:
+        return [
+            counter("burstbus_log_appended_total", "Events this process appended since it started.", [({}, self.appended_total)]),
+            histogram("burstbus_log_append_seconds", "Time from append() to the stream's acknowledgement, per call.",
+                      [({}, self.append_seconds)]),
+            counter("burstbus_log_append_conflicts_total", "Appends that met another writer's record at the head (10071) and tried again.",
+                    [({}, self.conflicts_total)]),
+            counter("burstbus_log_append_in_process_total",
+                    "Appends that met another writer's publish of the same id still in process (10158) and waited for it.",
+                    [({}, self.in_process_total)]),
+            counter("burstbus_log_append_retries_total", "Append rounds tried again while the stream was unavailable (election, no ack).",
+                    [({}, self.append_retries_total)]),
+            counter("burstbus_log_direct_get_batches_total", "Batched direct-get reads served.", [({}, self.direct_batches_total)]),
+        ]
 
     @contextlib.contextmanager
     def _boundary(self, what: str) -> Iterator[None]:
@@ -363,21 +393,46 @@ class JetStreamEventLog:
             if self._closed:
                 raise LogClosed("the event log is closed")
             try:
-                with self._boundary("append failed"):
-                    done = await self._append_locked(encoded)
+                done = await self._append_retrying(encoded)
             except BaseException:
                 self._head = None
                 raise
+            finally:
+                self._unconfirmed.clear()
         results: list[Appended] = []
         seen: set[str] = set()
         for e in events:
             first = done[e.id]
             results.append(first if e.id not in seen else Appended(first.seq, e.id, first.hash, False))
             seen.add(e.id)
-        if any(r.new for r in done.values()):
+        stored = sum(1 for r in done.values() if r.new)
+        self.appended_total += stored
+        if stored:
             self._wake_subscribers()
         self.append_seconds.observe(time.perf_counter() - started)
         return results
+
+    async def _append_retrying(self, encoded: Sequence[tuple[Event, str]]) -> dict[str, Appended]:
+        """The append, tried again while the stream is briefly unavailable (a leader election,
+        an unconfirmed publish), up to :attr:`retry_for` seconds: every caller — the VTP
+        receiver, NATS and HTTP senders, the handlers — then gets the real outcome of an
+        election instead of "maybe stored". Each round re-reads the head and finds the ids
+        first, so a record stored by an unconfirmed publish is found, not stored twice."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_for
+        delay = 0.05
+        while True:
+            try:
+                with self._boundary("append failed"):
+                    return await self._append_locked(encoded)
+            except LogUnavailable as exc:
+                self._head = None
+                if self._closed or loop.time() + delay >= deadline:
+                    raise
+                self.append_retries_total += 1
+                log.warning("stream %s: append not confirmed (%s); trying again in %.2fs", self.stream, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def _append_locked(self, encoded: Sequence[tuple[Event, str]]) -> dict[str, Appended]:
         done: dict[str, Appended] = {}
@@ -395,7 +450,7 @@ class JetStreamEventLog:
             fresh: list[tuple[Event, str]] = []
             for (e, data_json), record in zip(pending, found, strict=True):
                 if record is not None:
-                    done[e.id] = Appended(record.seq, e.id, record.hash, False)
+                    done[e.id] = Appended(record.seq, e.id, record.hash, self._unconfirmed.get(e.id) == record.hash)
                 else:
                     fresh.append((e, data_json))
             if not fresh:
@@ -413,7 +468,8 @@ class JetStreamEventLog:
                 # from the answer; if that record is not ours after all, find() decides.
                 original = await self._load(problem.seq)
                 if original is not None and original[0].id == blocked.id:
-                    done[blocked.id] = Appended(original[0].seq, blocked.id, original[0].hash, False)
+                    ours = self._unconfirmed.get(blocked.id) == original[0].hash
+                    done[blocked.id] = Appended(original[0].seq, blocked.id, original[0].hash, ours)
                     pending = pending[1:]
                 continue
             if isinstance(problem, nats.js.errors.APIError) and problem.err_code in CONFLICTS:
@@ -482,7 +538,9 @@ class JetStreamEventLog:
                 async with asyncio.timeout(self.timeout):
                     ack = _ack(await future, self.stream)
             except TimeoutError as exc:
-                # Maybe stored, maybe not: the caller may append the same ids again.
+                # Maybe stored, maybe not: the next round finds it (then it is ours: new=True
+                # if it is the record planned here) or publishes it again.
+                self._unconfirmed[e.id] = digest
                 problem = LogUnavailable(f"append not confirmed within {self.timeout}s")
                 problem.__cause__ = exc
                 return stored, problem
@@ -572,7 +630,11 @@ class JetStreamEventLog:
                     break
                 if status in ("404", "408"):  # nothing (more) at or after start
                     break
-                if status == "503":  # no responders: direct gets are off for this stream
+                if status == "503":  # no responders: off for this stream, or none answering right now
+                    # (an election): read from the leader for a while, then try batches again.
+                    self._direct_paused_until = asyncio.get_running_loop().time() + DIRECT_PAUSE
+                    log.warning("stream %s: no direct-get responders; reading one record per request for %gs",
+                                self.stream, DIRECT_PAUSE)
                     return None
                 raise LogError(f"direct get on {self.stream}: status {status} {headers.get('Description', '')}")
         except nats.errors.TimeoutError as exc:
@@ -601,14 +663,16 @@ class JetStreamEventLog:
             return limit is not None and len(out) >= limit
 
         while limit is None or len(out) < limit:
-            if self.direct:
+            if self.direct and asyncio.get_running_loop().time() >= self._direct_paused_until:
                 # Ask for what is still wanted, or a full batch when a filter is applied here.
                 exact = filter is None or (subject != f"{self.prefix}.log.>" and filter.stream is None
                                            and filter.since is None and filter.until is None)
                 want = DIRECT_BATCH if limit is None or not exact else max(1, min(DIRECT_BATCH, limit - len(out)))
+                paused = self._direct_paused_until
                 got = await self._direct_batch(position + 1, subject, want)
                 if got is None:
-                    self.direct = False
+                    if self._direct_paused_until == paused:  # not a pause: the server cannot batch, for good
+                        self.direct = False
                 else:
                     records, more = got
                     if any(take(found) for found in records):

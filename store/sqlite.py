@@ -40,6 +40,7 @@ from burstbus.events import (
     utc_now,
 )
 from burstbus.histogram import Histogram
+from burstbus.metrics import Family, counter, histogram
 from burstbus.store.base import Head, LogClosed, LogError, LogUnavailable, ReadFilter, Verification
 from burstbus.store.chain import chained_hash, record_hash, record_parts
 from burstbus.store.follow import follow
@@ -293,6 +294,13 @@ class SQLiteEventLog:
                     await writer.close()
             raise translated(exc, f"opening the log at {path} failed") from exc
         return cls(path, writer, reader, poll_interval)
+
+    def metrics(self) -> list[Family]:
+        return [
+            counter("burstbus_log_appended_total", "Events this process appended since it started.", [({}, self.appended_total)]),
+            counter("burstbus_log_append_batches_total", "Group-commit transactions this process wrote.", [({}, self.batches_total)]),
+            histogram("burstbus_log_append_seconds", "Time from append() to durable commit, per call.", [({}, self.append_seconds)]),
+        ]
 
     # -- writing -----------------------------------------------------------------------
 

@@ -6,8 +6,8 @@ components (``bridges/http/component.py``), whatever they are. The log and the p
 are always reported.
 
 Components report metrics through providers in :data:`~burstbus.metrics.Metrics`
-(name → callable returning metric families). The log's append latency is reported when the
-log object carries an ``append_seconds`` histogram (see ``metrics.HistogramLike``).
+(name → callable returning metric families). The
+log backend reports its own families (``EventLog.metrics``: appends, latency, retries).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from aiohttp import web
 from burstbus.bridges.http.errors import ApiError, json_response
 from burstbus.bridges.http.spec import Route
 from burstbus.ingest import Ingest
-from burstbus.metrics import Family, Metrics, histogram
+from burstbus.metrics import Family, Metrics
 from burstbus.store.base import EventLog
 from burstbus.store.lag import consumer_lag
 from burstbus.store.reader import ProjectionReader, ReadModelError
@@ -185,12 +185,8 @@ class Ops:
             seq = log_state["head_seq"]
             out.counter("burstbus_log_events_total", "Events in the log (the head seq: seq is gap-free).", [({}, seq)])
             out.gauge("burstbus_log_head_seq", "Seq of the newest event in the log.", [({}, seq)])
-        appended = getattr(self.log, "appended_total", None)
-        if isinstance(appended, int):
-            out.counter("burstbus_log_appended_total", "Events this process appended since it started.", [({}, appended)])
-        batches = getattr(self.log, "batches_total", None)
-        if isinstance(batches, int):
-            out.counter("burstbus_log_append_batches_total", "Group-commit transactions this process wrote.", [({}, batches)])
+        for family in self.log.metrics():
+            out.family(family)
         if self.ingest is not None:
             out.counter(
                 "burstbus_ingest_packets_total",
@@ -214,10 +210,6 @@ class Ops:
                     [({"kind": k}, n) for k, n in sorted(self.stats.auth_failures.items())])  # fmt: skip
         out.histogram("burstbus_http_request_duration_seconds", "Time to answer an HTTP request, by route.",
                       "route", self.stats.buckets, self.stats.sums)  # fmt: skip
-        latency = getattr(self.log, "append_seconds", None)
-        if latency is not None and hasattr(latency, "counts"):
-            out.family(histogram("burstbus_log_append_seconds", "Time from append() to durable commit, per call.",
-                                 [({}, latency)]))  # fmt: skip
         await self._provided(out)
         return web.Response(body=out.text().encode("utf-8"), headers={"Content-Type": PROMETHEUS_TYPE})
 

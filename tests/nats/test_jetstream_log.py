@@ -118,3 +118,55 @@ async def test_reads_come_in_batches(server: EmbeddedNatsServer) -> None:
     assert await log.read(100, ReadFilter.of(types=["c.d", "a.b"], stream="s"), 10) == several
     assert await log.read(2400, ReadFilter.of(types=["c.d"])) == [r for r in everything[2400:] if r.type == "c.d"]
     await log.close()
+
+
+async def test_an_append_whose_ack_is_lost_is_found_on_the_retry_stored_once_and_reported_new(server: EmbeddedNatsServer) -> None:
+    """The stream stored the record but its ack never came (the leader died after storing,
+    as in an election): the append tries again inside the log, finds the record it planned
+    and reports it stored by this call (new=True, once), instead of "maybe stored"."""
+    log = await JetStreamEventLog.open(server.url, timeout=1.0)
+    real_on_reply = log._on_reply
+    dropped: list[str] = []
+
+    async def lose_the_first_ack(msg):  # type: ignore[no-untyped-def]
+        if not dropped:
+            dropped.append(msg.subject)
+            return
+        await real_on_reply(msg)
+
+    log._on_reply = lose_the_first_ack  # type: ignore[method-assign]  # before the reply subscription
+    events = [ev(1), ev(2)]
+    [first, second] = await log.append(events)
+    assert dropped and log.append_retries_total >= 1
+    assert (first.seq, first.new, second.seq, second.new) == (1, True, 2, True)
+    [again] = await log.append(events[:1])
+    assert (again.seq, again.new) == (1, False)
+    verification = await log.verify()
+    assert verification.ok and verification.count == 2
+    families = {f.name for f in log.metrics()}
+    assert {"burstbus_log_append_retries_total", "burstbus_log_append_in_process_total"} <= families
+    await log.close()
+
+
+async def test_no_direct_get_responders_pause_batched_reads_and_they_come_back(
+    server: EmbeddedNatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A direct get with no responders (direct gets switched off, or none answering during an
+    election) makes reads go to the leader one record at a time for a while, not for good."""
+    import burstbus.store.jetstream as jetstream
+
+    monkeypatch.setattr(jetstream, "DIRECT_PAUSE", 0.2)
+    log = await JetStreamEventLog.open(server.url)
+    await log.append([ev(i) for i in range(5)])
+    info = await log.js.stream_info(log.stream)
+    info.config.allow_direct = False
+    await log.js.update_stream(info.config)
+    assert [r.seq for r in await log.read()] == [1, 2, 3, 4, 5]  # from the leader
+    assert log.direct and log._direct_paused_until > 0  # paused, not given up
+    info.config.allow_direct = True
+    await log.js.update_stream(info.config)
+    await asyncio.sleep(0.3)  # the pause is over (no timing asserted: only that it ended)
+    before = log.direct_batches_total
+    assert [r.seq for r in await log.read()] == [1, 2, 3, 4, 5]
+    assert log.direct_batches_total > before
+    await log.close()
