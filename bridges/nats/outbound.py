@@ -269,7 +269,16 @@ class Outbound:
         await self.follower.run()
 
     async def _publish_batch(self, batch: Batch[StoredRecord]) -> None:
-        await self.publish(batch.records)
+        try:
+            await self.publish(batch.records)
+        except asyncio.CancelledError:
+            # A stop does not wait for the confirmation (a core flush or JetStream acks can
+            # take ack_timeout): the checkpoint stays before this batch, so the next start
+            # sends it again with the same ids, which JetStream's duplicate window and
+            # Burstbus-Event-Id make harmless. Said, so the repeat is not a surprise.
+            log.warning("NATS outbox stopped before the server confirmed seq %d..%d; they are sent again on the next start",
+                        batch.records[0].seq, batch.last)
+            raise
 
     async def publish(self, records: Sequence[RecordedEvent | StoredRecord]) -> None:
         """Publish one batch and return only once the server confirmed all of it."""
