@@ -53,13 +53,17 @@ from burstbus.bots.redact import (
     read_code_args,
     redact_text,
 )
-from burstbus.chat import Command, Messenger, Reply
+from burstbus.chat import Command, Messenger, Page, Reply
 from burstbus.config import Config
 from burstbus.events import Event
+from burstbus.handlers.notices.drafts import NoticeDrafts
+from burstbus.handlers.orchestrator import asking
+from burstbus.handlers.orchestrator.config import PipelinesSection
 from burstbus.handlers.triggers import Outcome, TriggerWorkflow
 from burstbus.handlers.triggers.codes import load_code_key
 from burstbus.handlers.triggers.config import TriggersSection
 from burstbus.handlers.triggers.delivery import Publish
+from burstbus.handlers.witness.witness import NothingToSign
 from burstbus.ingest import Ingest
 from burstbus.ratelimit import RateLimiter
 from burstbus.state import StateStore
@@ -123,8 +127,18 @@ class BurstBot:
         reader: ProjectionReader | None = None,
         limiter: RateLimiter | None = None,
         link_base: str = "",
+        witness: Callable[[], Any] | None = None,
+        orchestrator: Callable[[], Any] | None = None,
+        drafts: Callable[[], NoticeDrafts | None] | None = None,
     ):
         self.config = config
+        #: The Notice Creator (port ``notices.drafts``), looked up when ``retract``/``publish`` run.
+        self.drafts = drafts
+        #: The orchestrator (port ``orchestrator``), looked up when ``process`` runs.
+        self.orchestrator = orchestrator
+        self.pipelines = config.section(PipelinesSection)
+        #: The witness (``handlers/witness``, port ``witness``), looked up when ``checkpoint`` runs.
+        self.witness = witness
         self.log = log
         self.ingest = ingest
         self.state = state
@@ -287,7 +301,7 @@ class BurstBot:
             words = [parsed.name, *found.shown, *rest]
         else:
             words = [parsed.name, *map(_quote, parsed.args)]
-            if spec is not None and spec.name == "withdraw":
+            if spec is not None and spec.name in ("withdraw", "publish"):
                 def keep(word: str) -> bool:
                     return self._keep(word) or is_request_id(word)
         return self._scrub(" ".join(words), keep)
@@ -330,6 +344,14 @@ class BurstBot:
             return await workflow.deny(grant, normalise_code(found.code), self._scrub(" ".join(found.rest))[:500])
         if spec.name == "withdraw":
             return await workflow.withdraw(grant, args[0] if args else None)
+        if spec.name == "checkpoint":
+            return await self._checkpoint(grant)
+        if spec.name == "process":
+            return await self._process(grant, args)
+        if spec.name == "retract":
+            return await self._retract(grant, args)
+        if spec.name == "publish":
+            return await self._publish_draft(grant, args[0])
         raise AssertionError(f"command {spec.name} has no handler")
 
     async def _finish(self, command: Command, spec: CommandSpec | None, logged: str, outcome: Outcome, result: str) -> Reply:
@@ -484,6 +506,92 @@ class BurstBot:
             return Outcome.refused(f"Sorry, {said}.", f"bad position: {said}")
         hits, total = await self.reader.run(read_lists.near, ra, dec, radius, NEAR_LINES)
         return Outcome(True, render.near_list(hits, total, ra, dec, radius))
+
+    async def _process(self, grant: Grant, args: list[str]) -> Outcome:
+        """Request Process: ``process PIPELINE BURST [key=value …]``, recorded as ``process.asked``
+        (just before this command's ``ba.command``); the orchestrator makes it a run."""
+        assert grant.jid is not None  # not read-only: a hidden JID never gets here
+        try:
+            parameters, obs_id = asking.parse_assignments([self._scrub(a) for a in args[2:]])
+            typed = args[1]
+
+            def read(conn: Any) -> str | None:  # a burst with notices, or with processes only
+                return read_burst.resolve_burst_id(conn, typed) or (typed if read_burst.processes(conn, typed) else None)
+
+            burst_id = await self.reader.run(read)
+            if burst_id is None:
+                raise asking.Refused(f"Sorry, I know no burst called '{self._scrub(typed[:64])}'. 'bursts' lists the "
+                                     "recent ones.", "unknown burst")
+            asked = asking.ask(self.pipelines, args[0], burst_id, role=grant.role, actor=grant.actor,
+                               requested_by=grant.jid, via="bot", parameters=parameters, obs_id=obs_id)
+        except asking.Refused as refused:
+            return Outcome.refused(refused.text, refused.reason)
+        orchestrator = self.orchestrator() if self.orchestrator is not None else None
+        if orchestrator is None:
+            return Outcome.refused("Sorry, the orchestrator is not running here: nothing would start the run.",
+                                   "orchestrator off")
+        await orchestrator.adopt(burst_id)  # a burst from before the orchestrator's first start: its data too
+        await self.log.append([asked.event])
+        log.info("process %s on %s asked by %s (run %s)", asked.pipeline.name, burst_id, grant.jid, asked.run_id[:8])
+        return Outcome(True, asking.describe(asked))
+
+    def _drafts(self) -> NoticeDrafts | None:
+        return self.drafts() if self.drafts is not None else None
+
+    async def _retract(self, grant: Grant, args: list[str]) -> Outcome:
+        """The Notice Creator from chat: draft the retraction of a burst; the other approvers
+        are paged to publish it (``publication.drafted`` before this command's record)."""
+        assert grant.jid is not None
+        drafts = self._drafts()
+        if drafts is None:
+            return Outcome.refused("Sorry, the centre's notices are off here ([notices] enabled).", "notices off")
+        typed = args[0]
+        burst = await self.reader.run(read_burst.resolve_burst_id, typed) or typed
+        reason = self._scrub(" ".join(args[1:]))[:500]
+        result = await drafts.draft(grant.jid, grant.actor, {"burst_id": burst, "type": "retraction", "reason": reason})
+        if not result.ok or result.draft_id is None:
+            return Outcome.refused(result.text, "retraction not drafted")
+        short = result.draft_id[:8]
+        where = f"{self.link_base}/api/notices/drafts/{short}"
+        others = [jid for jid in self.acl.with_role(Role.APPROVER) if jid != grant.jid]
+        page = (f"{grant.jid} drafted the retraction of {burst}: {reason}. Packet {result.ivorn} ({where}). "
+                f"To publish it: publish {short}")
+        log.info("retraction of %s drafted by %s (draft %s)", burst, grant.jid, short)
+        if not others:
+            return Outcome(True, f"Drafted {short}: the retraction of {burst} ({result.ivorn}), but no other approver is "
+                                 "listed to publish it.")
+        return Outcome(True, f"Drafted {short}: the retraction of {burst} ({result.ivorn}); the packet: {where}. "
+                             f"{', '.join(others)} can publish it (publish {short}); not you.",
+                       pages=[Page(jid, page) for jid in others])
+
+    async def _publish_draft(self, grant: Grant, typed: str) -> Outcome:
+        """A second approver publishes a draft (``publication.draft_approved`` and the request)."""
+        assert grant.jid is not None
+        drafts = self._drafts()
+        if drafts is None:
+            return Outcome.refused("Sorry, the centre's notices are off here ([notices] enabled).", "notices off")
+        result = await drafts.publish(grant.jid, grant.actor, typed)
+        if not result.ok:
+            return Outcome.refused(result.text, result.text)
+        assert result.draft_id is not None
+        pages = [Page(result.drafted_by, f"{grant.jid} published your draft {result.draft_id[:8]}: {result.ivorn}.")] \
+            if result.drafted_by else []
+        return Outcome(True, f"Published draft {result.draft_id[:8]}: {result.ivorn} goes out once the publisher has "
+                             "it (the exact packet of the draft, or none if the burst changed since).", pages=pages)
+
+    async def _checkpoint(self, grant: Grant) -> Outcome:
+        """Sign the head now (recorded as ``log.checkpoint_signed`` before this command's own record)."""
+        witness = self.witness() if self.witness is not None else None
+        if witness is None:
+            return Outcome.refused("The witness is off here ([witness] enabled): there is no key to sign with.", "witness off")
+        try:
+            signed = await witness.sign_now(actor=grant.actor)
+        except NothingToSign:
+            return Outcome.refused("The log is empty: nothing to sign yet.", "empty log")
+        p = signed.checkpoint.payload
+        again = " (that head was signed already: the same checkpoint)" if not signed.new else ""
+        return Outcome(True, f"Signed the log's head{again}: seq {p.seq}, hash {p.hash}, key {p.key_id}; recorded at "
+                             f"seq {signed.seq} and published where the witness publishes.")
 
     async def _status(self) -> Outcome:
         head = await self.log.head()

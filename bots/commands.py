@@ -45,7 +45,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 details="ID as in 'bursts' (sb26021102, S190518bb, swift-655721); case does not matter.",
                 aliases=("info", "show"), burst_arg=0),
     CommandSpec("notices", "ID", "a burst's notices", Role.VIEWER, True, 1, 1, aliases=("notice",), burst_arg=0),
-    CommandSpec("processes", "ID", "a burst's pipeline processes", Role.VIEWER, True, 1, 1, aliases=("process", "procs"),
+    CommandSpec("processes", "ID", "a burst's pipeline processes", Role.VIEWER, True, 1, 1, aliases=("procs",),
                 burst_arg=0),
     CommandSpec("near", "RA DEC [RADIUS]", "notices near a sky position (cone search)", Role.VIEWER, True, 2, 7,
                 details="RA as 188.73, 12:34:56.7 or 12h34m56s; Dec as -12.5, -12:30:00 or -12d30m; "
@@ -69,6 +69,24 @@ COMMANDS: tuple[CommandSpec, ...] = (
                 details="CODE from the page you received; the requester is told, with your reason. "
                         "A requester takes back their own request with 'withdraw'.",
                 takes_code=True, aliases=("refuse",)),
+    CommandSpec("process", "PIPELINE BURST [key=value …]", "run a pipeline on a burst (Request Process)", Role.BA, False,
+                2, None,
+                details="Parameters override the pipeline's defaults (threshold=5); obs=ID picks an observation. "
+                        "The run starts as soon as its inputs are there; 'processes BURST' shows it. The pipeline "
+                        "says who may ask ([[pipelines]] request_roles).",
+                aliases=("reprocess", "run"), burst_arg=1),
+    CommandSpec("retract", "BURST reason", "draft the retraction of a burst (a second approver publishes it)",
+                Role.APPROVER, False, 2, None,
+                details="I record the draft with the exact packet it would publish (every notice the centre "
+                        "issued for the burst cited) and page the other approvers; one of them says "
+                        "'publish DRAFT'. Nothing goes out before.",
+                burst_arg=0),
+    CommandSpec("publish", "DRAFT", "publish another approver's notice draft", Role.APPROVER, False, 1, 1,
+                details="DRAFT is the short id from the draft's page. Never your own draft: a notice needs two people."),
+    CommandSpec("checkpoint", "", "sign the log's head now and publish it (the witness)", Role.ADMIN, False,
+                details="The centre's key signs the newest record's seq and hash; the checkpoint goes where the "
+                        "witness publishes (NATS, rooms, Slack, its file). 'burstbus verify --against' holds "
+                        "any copy of the log to it."),
 )
 
 

@@ -102,9 +102,22 @@ def trigger_line(row: TriggerRow) -> str:
         state = f"refused by {row.denied_by}" + (f": {row.reason}" if row.reason else "")
     elif row.state == "failed":
         state = f"FAILED: {row.reason}"
+    elif row.state == "unacknowledged":
+        state = f"SENT {when(row.sent_at)}, NOT ACKNOWLEDGED by {when(row.unacknowledged_at)}"
+    elif row.state in FOLLOWUP_STEPS:
+        steps = [f"{words} {when(getattr(row, f'{step}_at'))}" for step, words in FOLLOWUP_STEPS.items()
+                 if getattr(row, f"{step}_at")]
+        state = ", ".join([f"sent {when(row.sent_at)}", *steps])
+        if row.data_location:
+            state += f" — data: {row.data_location}"
     else:
         state = row.state
     return base + state
+
+
+#: What a telescope says after a trigger, in its order (each state has a ``<state>_at`` column).
+FOLLOWUP_STEPS = {"acknowledged": "acknowledged", "observing": "observing", "observed": "observed",
+                  "data_uploaded": "data uploaded"}
 
 
 def triggers_list(rows: Sequence[TriggerRow], link_base: str) -> str:

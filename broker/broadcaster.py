@@ -16,6 +16,12 @@ subscriber network (``[[vtp.subscriber_filters]]``); filters run on the loop aga
 per event (Comet runs each XPath in a thread per event per subscriber); per-subscriber counters
 (:class:`~burstbus.broker.stats.SubscriberStats`) are kept for the HTTP API and metrics.
 
+On the TLS port (``broadcast_tls_port``, :mod:`burstbus.broker.tls`) a subscriber is one only
+once its handshake completed (with ``broadcast_client_certificate = "required"``: once its
+certificate verified against ``tls_client_ca``); a failed handshake is logged once and counted
+(``tls_refused``), not recorded in the log: a subscriber submits nothing, as with the
+``subscriber_allow`` refusals.
+
 Import only after :func:`burstbus.broker.reactor.install`.
 """
 
@@ -35,13 +41,18 @@ from comet.protocol.base import ElementSender  # noqa: E402
 from comet.protocol.messages import authenticate, iamalive  # noqa: E402
 from comet.utility import ParseError, xml_document  # noqa: E402
 from lxml import etree  # noqa: E402
+from twisted.internet.error import CannotListenError  # noqa: E402
+from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
 from twisted.internet.protocol import ServerFactory  # noqa: E402
+from zope.interface import implementer  # noqa: E402
 
+from burstbus.broker import tls  # noqa: E402
 from burstbus.broker.catchup import CatchUp  # noqa: E402
 from burstbus.broker.config import SubscriberFilter  # noqa: E402
 from burstbus.broker.reactor import running_reactor, stop_listening, wait_until  # noqa: E402
 from burstbus.broker.receiver import Networks, allowed, parse_networks  # noqa: E402
 from burstbus.broker.stats import SubscriberStats  # noqa: E402
+from burstbus.component import bind_failure  # noqa: E402
 from burstbus.events import RecordedEvent, utc_now  # noqa: E402
 from burstbus.ingest import ACCEPTED  # noqa: E402
 from burstbus.payload import xml_bytes  # noqa: E402
@@ -105,17 +116,47 @@ def _selects(xpath: etree.XPath, element: Any) -> bool:
         return False
 
 
+@implementer(IHandshakeListener)
 class VTPBroadcastProtocol(ElementSender):
     factory: VTPBroadcasterFactory
     MAX_LENGTH = SUBSCRIBER_MAX_LENGTH
+    #: Set once the subscriber is one (at connect; on the TLS port after the handshake).
+    started = False
 
     def connectionMade(self) -> None:
+        if not tls.is_tls(self.transport):
+            self._start()
+            return
+        # On the TLS port nothing is sent or counted before the handshake: a client that fails
+        # it never was a subscriber. A handshake that never ends is cut off like a silent peer.
+        self.factory.handshaking.add(self)
+        self._handshake_wait = running_reactor().callLater(
+            max(self.factory.authenticate_wait, self.factory.iamalive_interval), self.transport.abortConnection
+        )
+
+    def handshakeCompleted(self) -> None:
+        tls.mark_handshake_done(self.transport)
+        self.factory.handshaking.discard(self)
+        if self._handshake_wait.active():
+            self._handshake_wait.cancel()
+        try:
+            certificate = tls.peer_certificate(self.transport)
+        except Exception:
+            log.exception("VTP subscriber %s: cannot read its client certificate; dropping it", self.transport.getPeer().host)
+            self.transport.abortConnection()
+            return
+        self._start(certificate)
+
+    def _start(self, certificate: tls.PeerCertificate | None = None) -> None:
+        self.started = True
         peer = self.transport.getPeer()
         self.host = peer.host
         self.stats = SubscriberStats(peer=f"{peer.host}:{peer.port}", connected_at=utc_now())
         self.filters: list[etree.XPath] = []
         self.operator_filters = [etree.XPath(f.xpath) for f in self.factory.filters_for(peer.host)]
         self.stats.operator_filters = tuple(f.path for f in self.operator_filters)
+        self.stats.tls = tls.is_tls(self.transport)
+        self.stats.certificate = certificate.subject if certificate is not None else None
         self.alive_count = 0
         self.held: list[OutgoingEvent] | None = []  # None once filters are known
         #: Events sent and not yet acknowledged, IVORN → seq (a VTP ack names the IVORN).
@@ -127,11 +168,15 @@ class VTPBroadcastProtocol(ElementSender):
         self.replaying = False
         self._acked = asyncio.Event()
         self.factory.subscribers.append(self)
-        log.info("VTP subscriber %s connected", self.stats.peer)
+        log.info("VTP subscriber %s connected%s", self.stats.peer,
+                 f" over TLS (certificate {certificate.subject!r})" if certificate else " over TLS" if self.stats.tls else "")
         self.send_xml(authenticate(self.factory.local_ivo))
         self._auth_wait = running_reactor().callLater(self.factory.authenticate_wait, self._start_sending)
 
     def connectionLost(self, reason: Any = None) -> None:
+        if not self.started:
+            self._handshake_failed(reason)
+            return super().connectionLost(reason)
         if self._auth_wait.active():
             self._auth_wait.cancel()
         if self in self.factory.subscribers:
@@ -140,6 +185,22 @@ class VTPBroadcastProtocol(ElementSender):
         self._acked.set()  # a replay waiting for room ends
         log.info("VTP subscriber %s disconnected (sent %d, acked %d)", self.stats.peer, self.stats.sent, self.stats.acked)
         return super().connectionLost(reason)
+
+    def _handshake_failed(self, reason: Any) -> None:
+        """Logged once per connection and counted; a port probe (nothing sent, nothing failed) is not."""
+        self.factory.handshaking.discard(self)
+        if self._handshake_wait.active():
+            self._handshake_wait.cancel()
+        received = int(getattr(self.transport, "received_before_handshake", 0))
+        if not received and not tls.is_tls_error(reason):
+            return
+        self.factory.tls_refused += 1
+        text = tls.failure_text(reason) if tls.is_tls_error(reason) else "closed during the TLS handshake"
+        notes = list(getattr(self.transport, "verify_notes", []))
+        captured = bytes(getattr(self.transport, "before_handshake", b""))
+        plain = " (not TLS: a plain-TCP client on the TLS port?)" if captured and captured[0] != 0x16 else ""
+        log.warning("VTP subscriber %s refused on the TLS port%s: %s", self.transport.getPeer().host, plain,
+                    "; ".join([text, *notes]))
 
     def lengthLimitExceeded(self, length: int) -> None:
         log.warning("VTP subscriber %s sent a %d-byte frame; dropping it", self.stats.peer, length)
@@ -354,6 +415,10 @@ class VTPBroadcasterFactory(ServerFactory):
         self.authenticate_wait = authenticate_wait
         self.subscribers: list[VTPBroadcastProtocol] = []
         self.refused_connections = 0
+        #: Connections to the TLS port whose handshake failed (see the module doc).
+        self.tls_refused = 0
+        #: Connections to the TLS port still in their handshake (not subscribers yet).
+        self.handshaking: set[VTPBroadcastProtocol] = set()
 
     def filters_for(self, host: str) -> list[SubscriberFilter]:
         return [f for network, f in self.filters if allowed(host, (network,))]
@@ -374,16 +439,23 @@ class Broadcaster:
         event_log: EventLog,
         *,
         host: str,
-        port: int,
+        port: int | None,
+        tls_port: int | None = None,
+        tls_options: Any = None,
         iamalive_interval: float = 60.0,
         **options: Any,
     ):
+        if tls_port is not None and tls_options is None:
+            raise ValueError("a TLS subscriber port needs its TLS options")
         self.log = event_log
         self.host = host
         self.requested_port = port
+        self.requested_tls_port = tls_port
+        self.tls_options = tls_options
         self.iamalive_interval = iamalive_interval
         self.factory = VTPBroadcasterFactory(iamalive_interval=iamalive_interval, **options)
         self.listening: Any = None
+        self.listening_tls: Any = None
         #: No checkpoint: the head at the first start, then the position in memory (a
         #: supervised restart of the broadcaster resumes where it was).
         #: A log that does not answer (a JetStream election) is retried quickly and never
@@ -410,6 +482,10 @@ class Broadcaster:
     def port(self) -> int:
         return int(self.listening.getHost().port)
 
+    @property
+    def tls_port(self) -> int:
+        return int(self.listening_tls.getHost().port)
+
     def subscribers(self) -> list[SubscriberStats]:
         """A snapshot of every connected subscriber's counters."""
         return [p.stats for p in self.factory.subscribers]
@@ -419,17 +495,37 @@ class Broadcaster:
         out a log that is not answering yet, while subscribers may already connect."""
         if self.catch_up is not None:
             await self.catch_up.load()
-        self.listening = running_reactor().listenTCP(self.requested_port, self.factory, interface=self.host)
-        log.info("VTP broadcaster listening on %s:%d", self.host, self.port)
+        reactor = running_reactor()
+        if self.requested_port is not None:
+            try:
+                self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)
+            except CannotListenError as exc:
+                raise bind_failure("vtp.broadcast_port", self.host, self.requested_port, exc.socketError) from exc
+            log.info("VTP broadcaster listening on %s:%d", self.host, self.port)
+        if self.requested_tls_port is not None:
+            try:
+                self.listening_tls = reactor.listenTCP(
+                    self.requested_tls_port, tls.server_factory(self.tls_options, self.factory), interface=self.host
+                )
+            except CannotListenError as exc:
+                if self.listening is not None:
+                    port, self.listening = self.listening, None
+                    await stop_listening(port)
+                raise bind_failure("vtp.broadcast_tls_port", self.host, self.requested_tls_port, exc.socketError) from exc
+            log.info("VTP broadcaster listening on %s:%d (TLS)", self.host, self.tls_port)
 
     async def stop(self, grace: float = 2.0) -> None:
         """Close the port and every subscriber connection: gracefully (what was sent is
         flushed), then, after ``grace`` seconds, by force (a subscriber that stopped reading
         would otherwise hold its connection, and its timers, for ever)."""
         factory = self.factory
-        if self.listening is not None:
-            port, self.listening = self.listening, None
-            await stop_listening(port)
+        for name in ("listening", "listening_tls"):
+            port = getattr(self, name)
+            if port is not None:
+                setattr(self, name, None)
+                await stop_listening(port)
+        for pending in list(factory.handshaking):
+            pending.transport.abortConnection()
         for subscriber in list(factory.subscribers):
             subscriber.transport.loseConnection()
         if not await wait_until(lambda: not factory.subscribers, timeout=grace):

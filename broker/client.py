@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import string
 import struct
 from collections.abc import Callable, Sequence
@@ -58,11 +59,21 @@ class Answer:
     reason: str
 
 
-async def publish(host: str, port: int, raw: bytes, *, timeout: float = 60.0) -> Answer:
-    """Submit one packet as a VTP author; the broker's ACK or NAK (with its reason)."""
+def _tls(context: ssl.SSLContext | None, server_name: str | None, host: str) -> dict[str, object]:
+    """``open_connection`` arguments for TLS (none for plain TCP): the name the broker's
+    certificate must carry is ``server_name``, else the host we dial."""
+    if context is None:
+        return {}
+    return {"ssl": context, "server_hostname": server_name or host}
+
+
+async def publish(host: str, port: int, raw: bytes, *, timeout: float = 60.0, tls: ssl.SSLContext | None = None,
+                  server_name: str | None = None) -> Answer:
+    """Submit one packet as a VTP author; the broker's ACK or NAK (with its reason). ``tls``:
+    a client context (:func:`burstbus.broker.tls.stdlib_client_context`) for a TLS author port."""
     # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a Ctrl-C's cancellation
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, **_tls(tls, server_name, host))  # type: ignore[arg-type]
     try:
         writer.write(frame(raw))
         await writer.drain()
@@ -97,13 +108,16 @@ async def subscribe(
     max_bytes: int = 1 << 20,
     idle_timeout: float = 120.0,
     max_delay: float = 60.0,
+    tls: ssl.SSLContext | None = None,
+    server_name: str | None = None,
 ) -> None:
-    """Follow a VTP broker until cancelled, reconnecting with backoff; ACK every event."""
+    """Follow a VTP broker until cancelled, reconnecting with backoff; ACK every event.
+    ``tls``: a client context for a TLS subscriber port (a failed handshake is retried too)."""
     messages = _messages()
     delay = 1.0
     while True:
         try:
-            reader, writer = await asyncio.open_connection(host, port)
+            reader, writer = await asyncio.open_connection(host, port, **_tls(tls, server_name, host))  # type: ignore[arg-type]
         except OSError as exc:
             log.warning("cannot connect to %s:%d (%s); retrying in %.0fs", host, port, exc, delay)
             await asyncio.sleep(delay)
@@ -131,7 +145,7 @@ async def subscribe(
                     continue
                 writer.write(frame(reply.raw_bytes))
                 await writer.drain()
-        except (TimeoutError, ConnectionError, etree.XMLSyntaxError) as exc:
+        except (TimeoutError, ConnectionError, ssl.SSLError, etree.XMLSyntaxError) as exc:
             log.warning("connection to %s:%d lost: %s", host, port, exc or type(exc).__name__)
         finally:
             writer.close()

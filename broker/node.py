@@ -68,8 +68,9 @@ class VTPNode:
 
         c = self.config
         self.receiver = Receiver(
-            self.ingest, host=c.receive_host, port=c.receive_port, local_ivo=c.local_ivo,
-            max_bytes=c.max_bytes, timeout=c.receive_timeout, allow=c.author_allow,
+            self.ingest, host=c.receive_host, port=c.receive_port if c.receive_plain else None,
+            tls_port=c.receive_tls_port, tls_options=self._tls_options(c.receive_tls_port, c.receive_client_certificate),
+            local_ivo=c.local_ivo, max_bytes=c.max_bytes, timeout=c.receive_timeout, allow=c.author_allow,
         )
         try:
             await self.receiver.run(ready=self.receiver_ready.set)
@@ -85,7 +86,10 @@ class VTPNode:
         c = self.config
         if self.broadcaster is None:  # keep the log position across a supervised restart
             self.broadcaster = Broadcaster(
-                self.log, host=c.broadcast_host, port=c.broadcast_port, iamalive_interval=c.iamalive_interval,
+                self.log, host=c.broadcast_host, port=c.broadcast_port if c.broadcast_plain else None,
+                tls_port=c.broadcast_tls_port,
+                tls_options=self._tls_options(c.broadcast_tls_port, c.broadcast_client_certificate),
+                iamalive_interval=c.iamalive_interval,
                 local_ivo=c.local_ivo, allow=c.subscriber_allow, filters=c.subscriber_filters,
                 max_outstanding=c.max_outstanding_acks, authenticate_wait=c.authenticate_wait,
                 catch_up=self.catch_up,
@@ -94,6 +98,17 @@ class VTPNode:
             await self.broadcaster.run(ready=self.broadcaster_ready.set)
         finally:
             self.broadcaster_ready.clear()
+
+    def _tls_options(self, port: int | None, client_certificate: str) -> Any:
+        """The TLS context of a listening port (None without one); the files were checked
+        with the configuration."""
+        if port is None:
+            return None
+        from burstbus.broker.tls import server_options
+
+        c = self.config
+        assert c.tls_certificate is not None and c.tls_key is not None
+        return server_options(c.tls_certificate, c.tls_key, c.tls_client_ca, client_certificate)
 
     async def run_upstreams(self) -> None:
         from burstbus.broker import reactor

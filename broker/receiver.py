@@ -19,7 +19,13 @@ what happens in between:
 * a frame cut short (connection closed or timed out mid-frame) or refused for size is recorded
   as a ``voevent.rejected`` with what was read, so every refusal is in the log;
 * authors outside ``author_allow`` (CIDR list, like Comet's ``--author-whitelist``) are
-  refused at connect time with a log line.
+  refused at connect time with a log line;
+* on the TLS port (``receive_tls_port``, :mod:`burstbus.broker.tls`) the same protocol runs
+  behind Twisted's TLS; an author that presented a verified client certificate submits as
+  ``vtp-cert:<subject CN>`` (the certificate's facts and its address go in the event), one
+  without as ``vtp:<address>``; a failed handshake (no certificate where one is required, one
+  the CA did not sign, a plain-TCP client) is recorded as ``voevent.rejected`` code ``tls``
+  with what the client sent before it failed, and logged once.
 
 Import only after :func:`burstbus.broker.reactor.install`.
 """
@@ -38,12 +44,17 @@ require_installed()
 
 from comet.protocol.base import ElementSender  # noqa: E402
 from comet.protocol.messages import ack, nak  # noqa: E402
+from twisted.internet.error import CannotListenError  # noqa: E402
+from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
 from twisted.internet.protocol import ServerFactory  # noqa: E402
 from twisted.protocols.policies import TimeoutMixin  # noqa: E402
+from zope.interface import implementer  # noqa: E402
 
+from burstbus.broker import tls  # noqa: E402
 from burstbus.broker.reactor import running_reactor, stop_listening, wait_until  # noqa: E402
 from burstbus.broker.stats import ReceiverStats  # noqa: E402
-from burstbus.ingest import Ingest, IngestResult  # noqa: E402
+from burstbus.component import bind_failure  # noqa: E402
+from burstbus.ingest import Ingest, IngestResult, Submission  # noqa: E402
 from burstbus.store.base import LogUnavailable  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -79,6 +90,7 @@ async def record_refusal(ingest: Ingest, raw: bytes, via: str, peer: str, reason
         log.exception("could not record the refusal of a %s frame from %s", via, peer)
 
 
+@implementer(IHandshakeListener)
 class VTPReceiverProtocol(ElementSender, TimeoutMixin):
     """One author connection: read one frame, ingest it, answer ACK/NAK, close."""
 
@@ -88,15 +100,50 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
 
     def connectionMade(self) -> None:
         self.peer = self.transport.getPeer().host
+        #: The authority source: ``vtp:<address>``, or ``vtp-cert:<CN>`` after a verified
+        #: client certificate (set by :meth:`handshakeCompleted`); never what the packet says.
+        self.via, self.source = "vtp", self.peer
+        #: What the event records of the TLS session (none on the plain port).
+        self.extra: dict[str, Any] | None = None
+        self.tls = tls.is_tls(self.transport)
+        self.handshake_done = not self.tls
+        self.refused_tls = False
         self.MAX_LENGTH = self.factory.max_bytes
         self.answered = False  # a frame was taken (or refused for size): nothing more is read
         self.discard_left = 0  # bytes of an oversized frame still to read and drop
         self.timed_out = False
         self.factory.stats.connections += 1
         self.factory.connections.add(self)
-        self.setTimeout(self.factory.timeout)
+        self.setTimeout(self.factory.timeout)  # on the TLS port the handshake counts too
+
+    def handshakeCompleted(self) -> None:
+        """The TLS handshake succeeded: the client certificate (if any) verified against
+        ``tls_client_ca``. Who the author is follows from it, once, here."""
+        tls.mark_handshake_done(self.transport)
+        self.handshake_done = True
+        session: dict[str, Any] = {"protocol": tls.protocol_version(self.transport)}
+        try:
+            certificate = tls.peer_certificate(self.transport)
+        except Exception as exc:  # an unreadable certificate is a refusal, never a crash
+            log.exception("VTP author %s: cannot read its client certificate", self.peer)
+            self._refuse_tls(f"its client certificate could not be read ({exc})", abort=True)
+            return
+        if certificate is not None:
+            session["certificate"] = certificate.facts()
+            name = tls.identify(certificate)
+            if name is None:
+                self._refuse_tls(
+                    f"client certificate {certificate.subject!r} has no single subject CN to know the author by",
+                    abort=True, tls=session,
+                )
+                return
+            self.via, self.source = tls.CERT_VIA, name
+            log.info("VTP author %s presented the client certificate %r", self.peer, certificate.subject)
+        self.extra = {"address": self.peer, "tls": session} if certificate is not None else {"tls": session}
 
     def dataReceived(self, data: bytes) -> None:
+        if self.refused_tls:
+            return
         if self.discard_left:
             self.discard_left -= min(len(data), self.discard_left)
             if not self.discard_left:
@@ -121,7 +168,8 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
         delay = RETRY_DELAY
         while True:
             try:
-                return await self.factory.ingest.submit(data, via="vtp", peer=self.peer)
+                [result] = await self.factory.ingest.submit_many([Submission(data, self.via, self.source, extra=self.extra)])
+                return result
             except LogUnavailable as exc:
                 if loop.time() + delay > deadline or not self.transport.connected:
                     raise
@@ -157,7 +205,8 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
         self.answered = True
         head = self._unprocessed[4:]
         self.factory.track(asyncio.ensure_future(
-            record_refusal(self.factory.ingest, head, "vtp", self.peer, reason, "too_large", declared_size=length)
+            record_refusal(self.factory.ingest, head, self.via, self.source, reason, "too_large", declared_size=length,
+                           **(self.extra or {}))
         ))
         self.send_xml(nak(self.factory.local_ivo, None, f"Event rejected (too_large): {reason}"))
         self.discard_left = max(0, length - len(head))
@@ -167,6 +216,9 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
 
     def timeoutConnection(self) -> None:
         self.timed_out = True
+        if not self.handshake_done:
+            self.transport.abortConnection()  # no TLS shutdown with a client that never finished its hello
+            return
         log.warning("VTP author %s sent no complete packet within %.1fs; closing", self.peer, self.factory.timeout)
         if self._unprocessed:
             reason = f"no complete packet within {self.factory.timeout:g} s"
@@ -176,6 +228,9 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
     def connectionLost(self, reason: Any = None) -> None:
         self.setTimeout(None)
         self.factory.connections.discard(self)
+        if not self.handshake_done:
+            self._handshake_failed(reason)
+            return super().connectionLost(reason)
         partial = self._unprocessed
         if partial and not self.answered:
             code = "timeout" if self.timed_out else "truncated"
@@ -191,9 +246,50 @@ class VTPReceiverProtocol(ElementSender, TimeoutMixin):
                 log.warning("VTP author %s: %s", self.peer, text)
             self.factory.stats.count(code)
             self.factory.track(asyncio.ensure_future(
-                record_refusal(self.factory.ingest, body, "vtp", self.peer, text, code, declared_size=declared)
+                record_refusal(self.factory.ingest, body, self.via, self.source, text, code, declared_size=declared,
+                               **(self.extra or {}))
             ))
         return super().connectionLost(reason)
+
+    def _handshake_failed(self, reason: Any) -> None:
+        """The connection ended before its TLS handshake completed: record why, with what the
+        client sent meanwhile (a plain-TCP client's packet, a refused certificate), unless it
+        sent nothing and nothing failed (a port probe, as on the plain port)."""
+        transport = self.transport
+        captured = bytes(getattr(transport, "before_handshake", b""))
+        received = int(getattr(transport, "received_before_handshake", 0))
+        notes = list(getattr(transport, "verify_notes", []))
+        if self.refused_tls or (not received and not tls.is_tls_error(reason)):
+            return
+        if self.timed_out:
+            text = f"no TLS handshake within {self.factory.timeout:g} s"
+        elif tls.is_tls_error(reason):
+            text = f"TLS handshake failed: {tls.failure_text(reason)}"
+        else:
+            text = "the client closed the connection during the TLS handshake (did it refuse this node's certificate?)"
+        if notes:
+            text += "; " + "; ".join(notes)
+        extra: dict[str, Any] = {}
+        if captured and captured[0] != 0x16:  # a TLS record starts with 22 (handshake)
+            text = f"not TLS (a plain-TCP client on the TLS author port?): {text}"
+            declared = int.from_bytes(captured[:4], "big") if len(captured) >= 4 else 0
+            if 0 < declared <= self.factory.max_bytes:  # a VTP frame sent in clear: record its packet
+                captured, extra = captured[4:], {"declared_size": declared}
+        self._refuse_tls(text, raw=captured, received=received, **extra)
+
+    def _refuse_tls(self, text: str, *, raw: bytes = b"", received: int = 0, abort: bool = False, **extra: Any) -> None:
+        """Record one TLS refusal (``voevent.rejected``, code ``tls``) and log it, once per connection."""
+        if self.refused_tls:
+            return
+        self.refused_tls = True
+        self.answered = True
+        log.warning("VTP author %s refused on the TLS port: %s", self.peer, text)
+        self.factory.stats.count(tls.TLS_CODE)
+        self.factory.track(asyncio.ensure_future(
+            record_refusal(self.factory.ingest, raw, "vtp", self.peer, text, tls.TLS_CODE, received_bytes=received, **extra)
+        ))
+        if abort:
+            self.transport.abortConnection()
 
 
 class VTPReceiverFactory(ServerFactory):
@@ -232,13 +328,23 @@ class VTPReceiverFactory(ServerFactory):
 
 
 class Receiver:
-    """The author port as a service component: listen, serve until cancelled, then close."""
+    """The author port(s) as a service component: listen, serve until cancelled, then close.
 
-    def __init__(self, ingest: Ingest, *, host: str, port: int, **options: Any):
+    ``port`` is the plain-TCP port (``None``: none), ``tls_port`` the TLS one (``None``: none;
+    it needs ``tls_options``, :func:`burstbus.broker.tls.server_options`). Both serve the same
+    factory: one set of counters, one set of connections."""
+
+    def __init__(self, ingest: Ingest, *, host: str, port: int | None, tls_port: int | None = None,
+                 tls_options: Any = None, **options: Any):
+        if tls_port is not None and tls_options is None:
+            raise ValueError("a TLS author port needs its TLS options")
         self.host = host
         self.requested_port = port
+        self.requested_tls_port = tls_port
+        self.tls_options = tls_options
         self.factory = VTPReceiverFactory(ingest, **options)
         self.listening: Any = None
+        self.listening_tls: Any = None
 
     @property
     def stats(self) -> ReceiverStats:
@@ -248,17 +354,39 @@ class Receiver:
     def port(self) -> int:
         return int(self.listening.getHost().port)
 
+    @property
+    def tls_port(self) -> int:
+        return int(self.listening_tls.getHost().port)
+
     async def start(self) -> None:
-        self.listening = running_reactor().listenTCP(self.requested_port, self.factory, interface=self.host)
-        log.info("VTP receiver listening on %s:%d", self.host, self.port)
+        reactor = running_reactor()
+        if self.requested_port is not None:
+            try:
+                self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)
+            except CannotListenError as exc:
+                raise bind_failure("vtp.receive_port", self.host, self.requested_port, exc.socketError) from exc
+            log.info("VTP receiver listening on %s:%d", self.host, self.port)
+        if self.requested_tls_port is not None:
+            try:
+                self.listening_tls = reactor.listenTCP(
+                    self.requested_tls_port, tls.server_factory(self.tls_options, self.factory), interface=self.host
+                )
+            except CannotListenError as exc:
+                if self.listening is not None:
+                    port, self.listening = self.listening, None
+                    await stop_listening(port)
+                raise bind_failure("vtp.receive_tls_port", self.host, self.requested_tls_port, exc.socketError) from exc
+            log.info("VTP receiver listening on %s:%d (TLS)", self.host, self.tls_port)
 
     async def stop(self) -> None:
-        """Close the port, let packets already read finish (they may be ACKed: durable), cut off
+        """Close the ports, let packets already read finish (they may be ACKed: durable), cut off
         every other author, and wait for the refusals that records (truncated frames)."""
         factory = self.factory
-        if self.listening is not None:
-            port, self.listening = self.listening, None
-            await stop_listening(port)
+        for name in ("listening", "listening_tls"):
+            port = getattr(self, name)
+            if port is not None:
+                setattr(self, name, None)
+                await stop_listening(port)
         await _finish(factory.tasks, timeout=10)
         for connection in list(factory.connections):
             if not connection.transport.disconnecting:  # answered ones are flushing their ACK/NAK

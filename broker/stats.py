@@ -26,6 +26,8 @@ class SubscriberStats:
     last_sent_at: str | None = None
     last_ack_at: str | None = None
     last_alive_at: str | None = None  # last iamalive answer
+    tls: bool = False  # connected to the TLS subscriber port
+    certificate: str | None = None  # the subject of its verified client certificate
 
 
 @dataclass
@@ -54,3 +56,5 @@ class UpstreamStats:
     received: int = 0  # VOEvent packets
     outcomes: Counter[str] = field(default_factory=Counter)
     last_received_at: str | None = None
+    tls_failures: int = 0  # TLS handshakes that failed (certificate or name not verified …)
+    last_error: str | None = None  # why the last connection attempt failed, when we know

@@ -12,6 +12,13 @@ is a ``duplicate`` and appends nothing.
 Changed from Comet: frames up to ``max_bytes`` (Comet: 99,999), and a frame Comet's parser
 refuses (not XML, entities) is handed to the ingest too, so it is recorded, not just logged.
 
+Over TLS (``tls = true``, :func:`burstbus.broker.tls.client_options`) the upstream's certificate
+is checked against ``ca`` (else the system's trust store) and ``server_name`` (else ``host``);
+we are connected only once the handshake completed. A failed handshake is logged once per
+attempt with OpenSSL's reason (and counted, ``tls_failures``), then retried with the backoff:
+nothing from an unverified upstream reaches the ingest. The authority source stays
+``vtp-upstream:host:port``, now with the host name proved.
+
 Import only after :func:`burstbus.broker.reactor.install`.
 """
 
@@ -29,7 +36,10 @@ require_installed()
 from comet.protocol.subscriber import VOEventSubscriber, VOEventSubscriberFactory  # noqa: E402
 from comet.utility import ParseError, xml_document  # noqa: E402
 from twisted.internet.defer import Deferred  # noqa: E402
+from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
+from zope.interface import implementer  # noqa: E402
 
+from burstbus.broker import tls  # noqa: E402
 from burstbus.broker.reactor import running_reactor, wait_until  # noqa: E402
 from burstbus.broker.stats import UpstreamStats  # noqa: E402
 from burstbus.events import utc_now  # noqa: E402
@@ -40,19 +50,37 @@ log = logging.getLogger(__name__)
 VIA = "vtp-upstream"
 
 
+@implementer(IHandshakeListener)
 class UpstreamProtocol(VOEventSubscriber):
     factory: UpstreamFactory
+    handshake_done = False
 
     def connectionMade(self, *args: Any) -> Any:
         self.MAX_LENGTH = self.factory.max_bytes
         self.ALIVE_INTERVAL = self.factory.idle_timeout
-        self.factory.stats.connected = True
-        self.factory.stats.connects += 1
         self.factory.protocols.add(self)
-        log.info("connected to upstream VTP broker %s", self.factory.stats.peer)
+        if self.factory.tls_options is None:
+            self._connected()
+        # Comet's idle check runs from here on: a handshake that hangs is dropped like a silent upstream
         return super().connectionMade(*args)
 
+    def handshakeCompleted(self) -> None:
+        self.handshake_done = True
+        self._connected(" over TLS")
+
+    def _connected(self, how: str = "") -> None:
+        self.factory.stats.connected = True
+        self.factory.stats.connects += 1
+        log.info("connected to upstream VTP broker %s%s", self.factory.stats.peer, how)
+
     def connectionLost(self, *args: Any) -> Any:
+        reason = args[0] if args else None
+        if self.factory.tls_options is not None and not self.handshake_done:
+            self.factory.stats.tls_failures += 1
+            text = tls.failure_text(reason) if reason is not None else "connection closed"
+            self.factory.stats.last_error = f"TLS: {text}"
+            log.warning("upstream VTP broker %s: TLS handshake failed (%s); not connected, retrying later",
+                        self.factory.stats.peer, text)
         self.factory.stats.connected = False
         self.factory.protocols.discard(self)
         return super().connectionLost(*args)
@@ -77,10 +105,14 @@ class UpstreamFactory(VOEventSubscriberFactory):
     protocol = UpstreamProtocol
 
     def __init__(self, ingest: Ingest, *, host: str, port: int, local_ivo: str, filters: Sequence[str] = (),
-                 max_bytes: int = 1_048_576, max_delay: float = 60.0, idle_timeout: float = 120.0):
+                 max_bytes: int = 1_048_576, max_delay: float = 60.0, idle_timeout: float = 120.0,
+                 tls_options: Any = None):
         super().__init__(local_ivo=local_ivo, validators=[self._validate], filters=list(filters))
         self.ingest = ingest
+        self.host, self.port = host, port
         self.peer = f"{host}:{port}"
+        #: The client TLS options (:func:`burstbus.broker.tls.client_options`); None: plain TCP.
+        self.tls_options = tls_options
         self.max_bytes = max_bytes
         self.maxDelay = max_delay
         self.idle_timeout = idle_timeout
@@ -114,7 +146,8 @@ class Upstreams:
                  max_delay: float, idle_timeout: float):
         self.factories = [
             UpstreamFactory(ingest, host=u.host, port=u.port, local_ivo=local_ivo, filters=u.filters,
-                            max_bytes=max_bytes, max_delay=max_delay, idle_timeout=idle_timeout)
+                            max_bytes=max_bytes, max_delay=max_delay, idle_timeout=idle_timeout,
+                            tls_options=_client_options(u))
             for u in upstreams
         ]
         self.connectors: list[Any] = []
@@ -123,9 +156,12 @@ class Upstreams:
         return [f.stats for f in self.factories]
 
     async def start(self) -> None:
+        reactor = running_reactor()
         for factory in self.factories:
-            host, port = factory.peer.rsplit(":", 1)
-            self.connectors.append(running_reactor().connectTCP(host, int(port), factory))
+            if factory.tls_options is not None:
+                self.connectors.append(reactor.connectSSL(factory.host, factory.port, factory, factory.tls_options))
+            else:
+                self.connectors.append(reactor.connectTCP(factory.host, factory.port, factory))
 
     async def stop(self) -> None:
         """Stop reconnecting, close every connection, let packets being ingested finish (bounded;
@@ -154,3 +190,9 @@ class Upstreams:
         finally:
             await self.stop()
 
+
+def _client_options(upstream: Any) -> Any:
+    """The TLS client options of one ``[[vtp.upstreams]]`` entry (None: plain TCP)."""
+    if not getattr(upstream, "tls", False):
+        return None
+    return tls.client_options(upstream.server_name or upstream.host, upstream.ca, upstream.certificate, upstream.key)

@@ -70,7 +70,9 @@ def is_bare_jid(jid: str) -> bool:
 class AclUser:
     """One person: their bare JID, roles and telescopes."""
 
+    #: The person's bare JID (``alice@fsc.example``), as the XMPP server stamps it.
     jid: str
+    #: ``viewer``, ``ba`` (Burst Advocate: may request triggers), ``approver``, ``admin``; a role implies those below it.
     roles: tuple[str, ...] = ("viewer",)
     #: Telescope names (as in ``[[triggers.telescopes]]``) they may request/approve; ``"*"``: all.
     telescopes: tuple[str, ...] = ()
@@ -89,6 +91,7 @@ class AclSection:
     #: hides (capped at viewer: such askers only ever get read-only commands). ``none``: only
     #: ``help`` and ``whoami``.
     default_role: str = field(default="viewer", metadata={"choices": ("none", "viewer")})
+    #: ``[[acl.users]]``: one entry per person.
     users: tuple[AclUser, ...] = ()
 
 
@@ -148,6 +151,11 @@ class Acl:
     def _may(self, jid: str, role: Role, telescope: str) -> bool:
         grant = self.grant(Asker(jid=jid, via="dm"))
         return grant.role >= role and grant.may_act_on(telescope)
+
+    def with_role(self, role: Role) -> list[str]:
+        """Bare JIDs of the listed people with at least ``role``, in config order (who may
+        publish another person's notice draft: approvers)."""
+        return [jid for jid in self._users if self.grant(Asker(jid=jid, via="dm")).role >= role]
 
     def approvers(self, telescope: str) -> list[str]:
         """Bare JIDs allowed to approve triggers on ``telescope``, in config order."""

@@ -10,9 +10,11 @@ prefixes it may publish under, and the ingest refuses the rest before anything i
   belong to one component only, the trigger workflow (``local:triggers``). No grant can open
   them to anybody else (the configuration refuses such a grant), whatever the transport.
 * **Reserved prefixes** (the centre's own authorities: ``ivo://<triggers.authority>/``, the
-  broker's ``vtp.local_ivo`` authority, plus ``[authority] reserved``) are for burstbus's own
-  components (``via = "local"``) and for sources an operator grants them to explicitly
-  (the twin science centre relaying our notices, say).
+  broker's ``vtp.local_ivo`` authority, the notice publisher's ``[notices] stream`` authority,
+  plus ``[authority] reserved``) are for burstbus's own components (``via = "local"``) and for
+  sources an operator grants them to explicitly (the twin science centre relaying our
+  notices, say). The notice publisher (``local:notices``) publishes *only* there: a notice
+  built from a pipeline's request can never speak as anybody else.
 * **Everything else**: a source with grants may publish only under its granted prefixes (Comet
   users asked for exactly this: a publisher restricted to its own IVORN prefix); a source with
   none gets ``[authority] default``: ``unreserved`` (anything not reserved: a bare
@@ -24,8 +26,10 @@ naming only an authority (``ivo://gcn``) is read as ``ivo://gcn/``, so it never 
 ``ivo://gcn.evil/``.
 
 A source is what the transport established, never what the packet claims: the VTP author's
-address, the upstream broker we dialled, the XMPP server-stamped bare JID, the NATS subject,
-the HTTP client's address, a Kafka topic. This module is pure: no I/O, no clock.
+address (or the subject CN of the client certificate it presented over TLS, verified against
+``[vtp] tls_client_ca``: ``vtp-cert:<CN>``), the upstream broker we dialled, the XMPP
+server-stamped bare JID, the NATS subject, the HTTP client's address, a Kafka topic. This
+module is pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -39,10 +43,13 @@ from urllib.parse import unquote
 #: The one source that may publish under trigger streams.
 TRIGGER_VIA, TRIGGER_PEER = "local", "triggers"
 TRIGGER_SOURCE = f"{TRIGGER_VIA}:{TRIGGER_PEER}"
-#: ``via`` of in-process components (trigger workflow, test events, demo).
+#: The centre's notice publisher (``handlers/notices``): only under the reserved prefixes.
+NOTICES_VIA, NOTICES_PEER = "local", "notices"
+NOTICES_SOURCE = f"{NOTICES_VIA}:{NOTICES_PEER}"
+#: ``via`` of in-process components (trigger workflow, notice publisher, test events, demo).
 LOCAL_VIA = "local"
 #: Transports a grant may name (``local`` cannot be granted: it is not a transport).
-GRANTABLE_VIAS = ("vtp", "vtp-upstream", "xmpp", "nats", "http", "kafka", "import", "*")
+GRANTABLE_VIAS = ("vtp", "vtp-cert", "vtp-upstream", "xmpp", "nats", "http", "kafka", "import", "*")
 #: Transports whose peer is an IP address, so a grant may name a network (CIDR).
 _ADDRESS_VIAS = ("vtp", "http")
 #: The refusal code in ``voevent.rejected`` and NAKs.
@@ -54,12 +61,15 @@ class AuthorityGrant:
     """``[[authority.grants]]``: the IVORN prefixes one source (or a pattern of sources) may use.
 
     ``source`` is ``<via>:<peer>``: ``vtp:192.0.2.0/24`` (author address or network),
+    ``vtp-cert:gft.svom.example`` (an author's verified TLS client certificate, by subject CN),
     ``vtp-upstream:broker.example:8099`` (an upstream we subscribe to), ``xmpp:gcn@example.org``
     (the server-stamped bare JID), ``nats:burstbus.in.voevent``, ``http:10.1.2.3``,
     ``kafka:gcn.notices.svom.voevent.*``, ``import:*``; ``*`` after the colon, or ``*`` alone,
     matches every peer (shell-style wildcards elsewhere)."""
 
+    #: ``<via>:<peer>`` as the transport establishes it (see above); shell-style wildcards.
     source: str
+    #: IVORN prefixes it may publish under (``ivo://nasa.gsfc.gcn/``); an authority alone covers all of it.
     prefixes: tuple[str, ...] = ()
 
 
@@ -73,6 +83,7 @@ class AuthoritySection:
     #: What a source without a grant may publish: ``unreserved`` (any IVORN outside the
     #: reserved prefixes) or ``none`` (nothing: every source must be granted).
     default: str = field(default="unreserved", metadata={"choices": ("unreserved", "none")})
+    #: ``[[authority.grants]]``: per source, the prefixes it may publish under.
     grants: tuple[AuthorityGrant, ...] = ()
 
 
@@ -198,9 +209,13 @@ class AuthorityPolicy:
             )
         if (via, peer) == (TRIGGER_VIA, TRIGGER_PEER):
             return f"the trigger workflow publishes only under trigger streams, not {ivorn}"
+        reserved = self._first(self.reserved, ivorn)
+        if (via, peer) == (NOTICES_VIA, NOTICES_PEER):
+            if reserved is None:
+                return f"the notice publisher speaks only for the centre (its reserved authorities), not under {ivorn}"
+            return None
         if via == LOCAL_VIA:
             return None
-        reserved = self._first(self.reserved, ivorn)
         grants = [g for g in self._grants if g.source.matches(via, peer)]
         if grants:
             if any(_covers(p, ivorn) for g in grants for p in g.prefixes):
@@ -216,6 +231,11 @@ class AuthorityPolicy:
             return f"{source} has no [authority] grant, and [authority] default = \"none\""
         return None
 
+    def in_trigger_stream(self, ivorn: str) -> bool:
+        """Whether ``ivorn`` is under a trigger stream (every other source's attempt there is
+        recorded as the refusal it is, even a replay of a packet already sent)."""
+        return self._first(self.trigger_streams, ivorn) is not None
+
     @staticmethod
     def _first(prefixes: Sequence[str], ivorn: str) -> str | None:
         return next((p for p in prefixes if _covers(p, ivorn)), None)
@@ -228,6 +248,8 @@ class AuthorityPolicy:
         for prefix in self.reserved:
             granted = [g.text for g in self._grants if any(p.startswith(prefix) or prefix.startswith(p) for p in g.prefixes)]
             rows.append((prefix, "burstbus's own components (local:*)" + (f"; granted to {', '.join(granted)}" if granted else "")))
+        if self.reserved:
+            rows.append(("(the prefixes just above)", f"{NOTICES_SOURCE}, the centre's notice publisher, and nowhere else"))
         for grant in self._grants:
             rows.append((", ".join(grant.prefixes) or "(nothing)", f"{grant.text} (and nothing else)"))
         rows.append(("anything else", "any other source" if self.default == "unreserved" else "nobody ([authority] default = none)"))

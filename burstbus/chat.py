@@ -12,7 +12,7 @@ raw VOEvent of a trigger to a telescope's JID, the connection state for ``status
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -94,3 +94,12 @@ class Messenger(Protocol):
 CHAT: PortKey[Messenger] = PortKey("chat.messenger", "send direct messages and VOEvents over chat")
 #: The :class:`ChatBot` that answers commands a chat transport receives.
 CHATBOT: PortKey[ChatBot] = PortKey("chat.bot", "answer Burst Advocates' commands")
+
+#: ``post(where, text, id)``: a text in a group conversation, for announcements that are not
+#: notices (the witness's signed checkpoints); raises when it cannot be handed over. ``id``
+#: is the event's id (the stanza id in XMPP, the message metadata in Slack).
+Post = Callable[[str, str, str], Awaitable[None]]
+#: Post in an XMPP room the bot has joined (``[[xmpp.rooms]]``).
+ROOMS: PortKey[Post] = PortKey("chat.rooms", "post a text in an XMPP room the bot has joined")
+#: Post in a Slack channel the bot may write to.
+CHANNELS: PortKey[Post] = PortKey("chat.channels", "post a text in a Slack channel")

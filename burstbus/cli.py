@@ -1,5 +1,5 @@
 """``burstbus``: the one command-line program (run, demo, import, log, verify, authority, rebuild, replay,
-publish, subscribe).
+publish, subscribe, kafka check / backfill).
 
 Exit codes: 0 success; 1 the command's own "no" (a damaged chain for ``verify``); 2 bad usage
 or configuration (argparse's convention); 3 the data directory is held by a running service.
@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import logging
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from burstbus import __version__
 from burstbus.acl import Acl
+from burstbus.catalogue import EVENT_TYPES
+from burstbus.component import StartupError
 from burstbus.config import Config, ConfigError, load_config
 from burstbus.events import RecordedEvent, normalise_time
+from burstbus.handlers.orchestrator import provenance
 from burstbus.ingest import Submission
+from burstbus.maintenance import add_parsers as add_maintenance_parsers
+from burstbus.maintenance import exports_among, import_exports
 from burstbus.progress import Progress
 from burstbus.service import (
     Core,
@@ -32,11 +39,13 @@ from burstbus.service import (
     run_service,
     service_running,
 )
-from burstbus.sources import SourceError, count_packets, iter_packets
+from burstbus.sources import count_packets, iter_packets
 from burstbus.store.base import EventLog, LogError, ReadFilter
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite_thread import run_on_connection
+from burstbus.witnessing import add_parsers as add_witness_parsers
+from burstbus.witnessing import add_verify_arguments, verify_against_command
 
 EXIT_OK, EXIT_NO, EXIT_USAGE, EXIT_BUSY = 0, 1, 2, 3
 DEMO_DATA_DIR = Path("burstbus-demo")
@@ -59,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="random seed for positions (default 1)")
     p.add_argument("--no-serve", action="store_true", help="only feed the log, then exit (a running service shows it)")
 
-    p = commands.add_parser("import", help="ingest VOEvents from files, folders or tarballs")
+    p = commands.add_parser("import", help="ingest VOEvents from files, folders or tarballs; or write a log export back")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--quiet", action="store_true", help="summary only, not one line per refused packet")
 
@@ -73,7 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they are appended")
     p.add_argument("--output", "-o", type=Path, help="write to this file instead of standard output")
 
-    commands.add_parser("verify", help="walk the hash chain; exit 1 naming the first damaged seq")
+    p = commands.add_parser("provenance", help="what made a product or a notice, back to the alert packet (W3C PROV-JSON)")
+    p.add_argument("id", metavar="ID", help="a data/product or run event id, or a notice's event id or IVORN")
+
+    p = commands.add_parser("verify", help="walk the hash chain; exit 1 naming the first damaged seq")
+    add_verify_arguments(p)
     commands.add_parser("authority", help="who may publish under which IVORNs, and who can make each telescope move")
 
     p = commands.add_parser("rebuild", help="drop projections and replay the log into them")
@@ -86,7 +99,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("publish", help="send VOEvents to a VTP broker as an author; exit 1 on any NAK")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    p.add_argument("--to", metavar="HOST:PORT", help="the broker's author port (default: [vtp] receive_host:receive_port)")
+    p.add_argument("--to", metavar="HOST:PORT", help="the broker's author port (default: [vtp] receive_host:receive_port, "
+                   "or receive_tls_port with --tls)")
+    _add_tls_options(p)
+
+    p = commands.add_parser("slack", help="Slack: check the token and each channel (read, and post a test message)")
+    slack = p.add_subparsers(dest="slack_command", required=True, metavar="SLACK_COMMAND")
+    k = slack.add_parser("check", help="token, channel access, a test message; exit 1 on any problem")
+    k.add_argument("--no-post", action="store_true", help="do not post the test message")
+
+    p = commands.add_parser("kafka", help="GCN Kafka: check the upstreams, or back-fill from them once")
+    kafka = p.add_subparsers(dest="kafka_command", required=True, metavar="KAFKA_COMMAND")
+    k = kafka.add_parser("check", help="credentials, topics reachable, stored positions and lag; exit 1 on any problem")
+    k.add_argument("--upstream", metavar="NAME", help="only this [[kafka.upstreams]] entry")
+    k.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="how long to wait for the broker (default 10)")
+    k = kafka.add_parser("backfill", help="read what the cluster still holds since a time into the log (once)")
+    k.add_argument("--since", required=True, help="ISO-8601 time to read from (GCN keeps a few days)")
+    k.add_argument("--until", help="ISO-8601 time to stop at (default: the end when it starts)")
+    k.add_argument("--upstream", metavar="NAME", help="the [[kafka.upstreams]] entry (default: the only one)")
+    k.add_argument("--topic", action="append", dest="topics", default=[], metavar="TOPIC",
+                   help="only this topic (repeatable; default: the upstream's topics)")
 
     p = commands.add_parser("subscribe", help="receive VOEvents from a VTP broker; print or save them (Ctrl-C stops)")
     p.add_argument("address", metavar="HOST:PORT", help="the broker's subscriber port (port 8099 if omitted)")
@@ -94,7 +126,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help="XPath filter sent to the broker (repeatable; any one selecting is enough)")
     p.add_argument("--save", type=Path, metavar="DIR", help="write each packet to DIR/<ivorn>.xml")
     p.add_argument("--local-ivo", default="ivo://burstbus.local/subscriber", help="our IVORN in the VTP handshake")
+    _add_tls_options(p)
+    COMMANDS.update(add_maintenance_parsers(commands))
+    COMMANDS.update(add_witness_parsers(commands))
+    _global_options_after_the_command(parser)
     return parser
+
+
+def _add_tls_options(p: argparse.ArgumentParser) -> None:
+    """VTP over TLS for ``publish`` and ``subscribe`` (any of these implies --tls)."""
+    p.add_argument("--tls", action="store_true", help="connect over TLS (the broker's certificate and name are checked)")
+    p.add_argument("--ca", type=Path, metavar="FILE", help="PEM CA file to check the broker's certificate with (default: the system's)")
+    p.add_argument("--cert", type=Path, metavar="FILE", help="PEM client certificate to present (with --key)")
+    p.add_argument("--key", type=Path, metavar="FILE", help="PEM private key of --cert")
+    p.add_argument("--server-name", metavar="NAME", help="the name the broker's certificate must carry (default: the host)")
+
+
+def _tls_context(args: argparse.Namespace, command: str) -> tuple[Any, bool]:
+    """(client TLS context or None, ok); a usage problem is printed."""
+    if not (args.tls or args.ca or args.cert or args.key or args.server_name):
+        return None, True
+    if (args.cert is None) != (args.key is None):
+        print(f"burstbus {command}: --cert and --key go together", file=sys.stderr)
+        return None, False
+    from burstbus.broker.tls import stdlib_client_context
+
+    try:
+        return stdlib_client_context(args.ca, args.cert, args.key), True
+    except (OSError, ValueError) as exc:
+        print(f"burstbus {command}: cannot use the TLS files: {exc}", file=sys.stderr)
+        return None, False
+
+
+def _global_options_after_the_command(parser: argparse.ArgumentParser) -> None:
+    """``burstbus log --data-dir D`` as well as ``burstbus --data-dir D log``: every command
+    (and sub-command) takes the global options too, and they win when given there."""
+    actions = [a for a in parser._actions if a.dest in ("config", "data_dir", "verbose")]  # noqa: SLF001
+    for group in parser._subparsers._group_actions if parser._subparsers else ():  # noqa: SLF001
+        choices = cast(dict[str, argparse.ArgumentParser], group.choices)
+        for sub in set(choices.values()):
+            own = {a.dest for a in sub._actions}  # noqa: SLF001
+            for action in actions:
+                if action.dest not in own:
+                    kwargs: dict[str, object] = {"dest": action.dest, "help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
+                    if action.dest == "verbose":
+                        kwargs["action"] = "count"
+                    else:
+                        kwargs["type"] = Path
+                    sub.add_argument(*action.option_strings, **kwargs)  # type: ignore[arg-type]
+            _global_options_after_the_command(sub)
+
+
+#: Commands that read an existing log: in a directory without one they say so, and create nothing.
+READS_A_LOG = ("log", "verify", "replay", "rebuild", "export", "checkpoint", "evidence")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -108,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"burstbus: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command in READS_A_LOG and config.log.backend == "sqlite" and not config.log_path.is_file():
+        print(f"burstbus: no log in {config.data_dir} (nothing was imported or run there; --data-dir DIR picks another)",
+              file=sys.stderr)
+        return EXIT_NO
     handler = COMMANDS[args.command]
     try:
         return asyncio.run(handler(config, args))
@@ -117,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LogError as exc:  # a log that cannot be opened or read (a broken file, a server down)
         print(f"burstbus: {exc}", file=sys.stderr)
         return EXIT_NO
+    except StartupError as exc:  # a port in use, an address not ours: the setting to change
+        print(f"burstbus: cannot start: [{exc.setting.partition('.')[0]}] {exc.setting.partition('.')[2]}: {exc.problem}",
+              file=sys.stderr)
+        return EXIT_NO
     except KeyboardInterrupt:
         return 130
 
@@ -124,6 +216,44 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def cmd_run(config: Config, args: argparse.Namespace) -> int:
     await run_service(config)
     return EXIT_OK
+
+
+def _demo_pipelines(config: Config) -> tuple[Config, bool]:
+    """The demo's pipelines and their worker, unless the configuration has pipelines of its own
+    (or NATS, which the worker answers on, is off): (config, whether the demo worker runs)."""
+    from dataclasses import replace
+
+    from burstbus.bridges.nats.config import NatsSection
+    from burstbus.demo_worker import DATA_KINDS, pipelines
+    from burstbus.handlers.orchestrator.config import (
+        OrchestratorSection,
+        Pipeline,
+        PipelinesSection,
+    )
+
+    if config.section(PipelinesSection).pipelines or not config.section(NatsSection).enabled:
+        return config, False
+    orchestrator = config.section(OrchestratorSection)
+    config = config.with_section("orchestrator", replace(orchestrator, data_kinds=(*orchestrator.data_kinds, *DATA_KINDS)))
+    config = config.with_section("pipelines", PipelinesSection(tuple(Pipeline(**p) for p in pipelines())))
+    return config, True
+
+
+async def _demo_worker(service: Service) -> None:
+    """The demo worker on the running NATS bridge's server (burstbus/demo_worker.py)."""
+    from burstbus.bridges.nats.config import connect_options
+    from burstbus.bridges.nats.node import NatsNode
+    from burstbus.demo_worker import DemoWorker
+
+    node = service.part(NatsNode)
+    if node is None:
+        await asyncio.Event().wait()
+        return
+    await node.connected.wait()
+    servers = [node.server.url] if node.server is not None else node.config.servers()
+    options = {k: v for k, v in connect_options(node.config, servers=servers, name="burstbus demo worker").items()
+               if k not in ("servers", "max_reconnect_attempts")}
+    await DemoWorker(servers, prefix=node.config.prefix, options=options).run()
 
 
 async def cmd_demo(config: Config, args: argparse.Namespace) -> int:
@@ -157,6 +287,8 @@ async def cmd_demo(config: Config, args: argparse.Namespace) -> int:
             await core.close()
         return EXIT_OK
 
+    config, demo_pipelines = _demo_pipelines(config)
+
     def setup(service: Service) -> None:
         core = service.core
 
@@ -166,6 +298,8 @@ async def cmd_demo(config: Config, args: argparse.Namespace) -> int:
             await asyncio.Event().wait()  # done feeding; keep serving until stopped
 
         service.add("demo", feeder)
+        if demo_pipelines:
+            service.add("demo-worker", lambda: _demo_worker(service))
 
     await run_service(config, setup=setup)
     return EXIT_OK
@@ -173,6 +307,9 @@ async def cmd_demo(config: Config, args: argparse.Namespace) -> int:
 
 async def cmd_import(config: Config, args: argparse.Namespace) -> int:
     paths: list[Path] = args.paths
+    exports = exports_among(paths)
+    if exports is not None:  # log exports: the records themselves, hashes and all
+        return await import_exports(config, exports)
     core = await Core.open(config)
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -192,13 +329,13 @@ async def cmd_import(config: Config, args: argparse.Namespace) -> int:
             progress.advance(len(batch))
             batch.clear()
 
-        try:
-            for packet in iter_packets(paths, config.ingest.max_bytes):
-                batch.append(Submission(packet.raw, "import", packet.label))
-                if len(batch) >= IMPORT_BATCH:
-                    await flush()
-        except SourceError as exc:
-            print(f"burstbus import: {exc}", file=sys.stderr)
+        problems: list[str] = []
+        for packet in iter_packets(paths, config.ingest.max_bytes, problems):
+            batch.append(Submission(packet.raw, "import", packet.label))
+            if len(batch) >= IMPORT_BATCH:
+                await flush()
+        for problem in problems:  # the rest was imported; these could not be read at all
+            print(f"burstbus import: {problem}", file=sys.stderr)
             status = EXIT_NO
         if batch:
             await flush()
@@ -217,6 +354,12 @@ async def cmd_import(config: Config, args: argparse.Namespace) -> int:
     )
     for code, n in reasons.most_common():
         print(f"  refused ({code}): {n}")
+    if total and outcomes["rejected"] == total:
+        print("burstbus import: every packet was refused (see the reasons above)", file=sys.stderr)
+        status = EXIT_NO
+    elif not total and status == EXIT_OK:
+        print("burstbus import: no packets found (folders contribute *.xml files and tarballs)", file=sys.stderr)
+        status = EXIT_NO
     return status
 
 
@@ -228,6 +371,14 @@ async def cmd_log(config: Config, args: argparse.Namespace) -> int:
         print(f"burstbus log: bad time: {exc}", file=sys.stderr)
         return EXIT_USAGE
     core_log = await open_log(config)
+    unknown = [t for t in args.types or () if t not in EVENT_TYPES and not await core_log.read(0, ReadFilter.of(types=[t]), 1)]
+    if unknown:  # a typo would print nothing, as if nothing had happened
+        await core_log.close()
+        for name in unknown:
+            near = difflib.get_close_matches(name, sorted(EVENT_TYPES), n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else " (see docs/events.md)"
+            print(f"burstbus log: no event type {name!r} in the catalogue or in this log{hint}", file=sys.stderr)
+        return EXIT_USAGE
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     flt = ReadFilter.of(args.types, args.stream, since, until)
     # --follow: the log's own catch-up-then-live subscription; else the stored events only.
@@ -258,7 +409,23 @@ async def _stored_batches(log_: EventLog, after: int, flt: ReadFilter) -> AsyncI
         after = records[-1].seq
 
 
+async def cmd_provenance(config: Config, args: argparse.Namespace) -> int:
+    """The chain of events that made ``ID`` (handlers/orchestrator/provenance.py), as PROV-JSON."""
+    core_log = await open_log(config)
+    try:
+        document = await provenance.load(core_log, args.id)
+    except provenance.NotFound as exc:
+        print(f"burstbus provenance: {exc}", file=sys.stderr)
+        return EXIT_NO
+    finally:
+        await core_log.close()
+    print(json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True))
+    return EXIT_OK
+
+
 async def cmd_verify(config: Config, args: argparse.Namespace) -> int:
+    if args.against is not None:  # against signed checkpoints (burstbus/witnessing.py)
+        return await verify_against_command(config, args)
     core_log = await open_log(config)
     progress = Progress("verifying", (await core_log.head()).seq)
     try:
@@ -379,15 +546,20 @@ async def _replay_summary(runner: ProjectionRunner, burst_limit: int) -> str:
 async def cmd_publish(config: Config, args: argparse.Namespace) -> int:
     from burstbus.broker.client import parse_address, publish
 
+    context, ok = _tls_context(args, "publish")
+    if not ok:
+        return EXIT_USAGE
+    vtp = config.vtp
+    default_port = vtp.receive_tls_port if context is not None and vtp.receive_tls_port else vtp.receive_port
     try:
-        host, port = parse_address(args.to, 8098) if args.to else (config.vtp.receive_host, config.vtp.receive_port)
+        host, port = parse_address(args.to, 8098) if args.to else (vtp.receive_host, default_port)
     except ValueError:
         print(f"burstbus publish: bad --to {args.to!r} (want HOST:PORT)", file=sys.stderr)
         return EXIT_USAGE
     status = EXIT_OK
     for path in args.files:
         try:
-            answer = await publish(host, port, path.read_bytes())
+            answer = await publish(host, port, path.read_bytes(), tls=context, server_name=args.server_name)
         except TimeoutError:
             print(f"FAILED {path}: no answer from {host}:{port}", file=sys.stderr)
             status = EXIT_NO
@@ -409,6 +581,9 @@ async def cmd_subscribe(config: Config, args: argparse.Namespace) -> int:
 
     from burstbus.broker.client import event_filename, parse_address, subscribe
 
+    context, ok = _tls_context(args, "subscribe")
+    if not ok:
+        return EXIT_USAGE
     try:
         host, port = parse_address(args.address, 8099)
     except ValueError:
@@ -431,18 +606,101 @@ async def cmd_subscribe(config: Config, args: argparse.Namespace) -> int:
         else:
             print(f"{ivorn}  {len(raw)} bytes", flush=True)
 
-    await subscribe(host, port, local_ivo=args.local_ivo, filters=args.filters, on_event=on_event)
+    await subscribe(host, port, local_ivo=args.local_ivo, filters=args.filters, on_event=on_event, tls=context,
+                    server_name=args.server_name)
     return EXIT_OK
 
 
 
 
-COMMANDS = {
+async def cmd_slack(config: Config, args: argparse.Namespace) -> int:
+    from burstbus.bridges.slack.check import check
+    from burstbus.bridges.slack.config import SlackSection
+
+    report = await check(config.section(SlackSection), post=not args.no_post)
+    for line in report.lines:
+        print(line)
+    if report.status:
+        print("burstbus slack check: problems found (see above)", file=sys.stderr)
+    return EXIT_NO if report.status else EXIT_OK
+
+
+async def cmd_kafka(config: Config, args: argparse.Namespace) -> int:
+    from burstbus.bridges.kafka.config import KafkaSection
+
+    section = config.section(KafkaSection)
+    if args.kafka_command == "check":
+        from burstbus.bridges.kafka.check import check
+
+        report = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: check(section, config.state_path, only=args.upstream, timeout=args.timeout))
+        for line in report.lines:
+            print(line)
+        if report.status == EXIT_NO:
+            print("burstbus kafka check: problems found (see above)", file=sys.stderr)
+        return report.status
+    return await _kafka_backfill(config, section, args)
+
+
+async def _kafka_backfill(config: Config, section: object, args: argparse.Namespace) -> int:
+    from burstbus.bridges.kafka.backfill import backfill
+    from burstbus.bridges.kafka.client import KafkaUnavailable
+    from burstbus.bridges.kafka.config import KafkaSection
+    from burstbus.events import parse_time
+
+    assert isinstance(section, KafkaSection)
+    try:
+        since = parse_time(args.since)
+        until = parse_time(args.until) if args.until else None
+    except ValueError as exc:
+        print(f"burstbus kafka backfill: bad time: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    names = [u.name for u in section.upstreams]
+    if not names:
+        print("burstbus kafka backfill: no [[kafka.upstreams]] configured", file=sys.stderr)
+        return EXIT_USAGE
+    if args.upstream is None and len(names) > 1:
+        print(f"burstbus kafka backfill: say which upstream (--upstream: {', '.join(names)})", file=sys.stderr)
+        return EXIT_USAGE
+    name = args.upstream or names[0]
+    if name not in names:
+        print(f"burstbus kafka backfill: no upstream is named {name!r} (configured: {', '.join(names)})", file=sys.stderr)
+        return EXIT_USAGE
+    core = await Core.open(config)
+    try:
+        try:
+            result = await backfill(section, section.upstream(name), core.log, core.ingest, since=since, until=until,
+                                    topics=args.topics)
+        except KafkaUnavailable as exc:
+            print(f"burstbus kafka backfill: the broker of {section.upstream(name).where()} did not answer: {exc}", file=sys.stderr)
+            return EXIT_NO
+        except ConfigError as exc:
+            print(f"burstbus kafka backfill: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if not service_running(config.data_dir):
+            await core.catch_up()
+    finally:
+        await core.close()
+    for topic, reason in sorted(result.missing.items()):
+        print(f"{topic}: not read ({reason})")
+    for (topic, partition), (first, after) in sorted(result.read.items()):
+        outcomes = ", ".join(f"{n} {o}" for (t, o), n in sorted(result.counts.items()) if t == topic) or "nothing new"
+        print(f"{topic}[{partition}]: offsets {first}..{after - 1 if after > first else first}: {outcomes}")
+    if result.timed_out:
+        print("burstbus kafka backfill: the broker stopped answering before the end; run it again", file=sys.stderr)
+        return EXIT_NO
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Config, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "kafka": cmd_kafka,
+    "slack": cmd_slack,
     "run": cmd_run,
     "demo": cmd_demo,
     "import": cmd_import,
     "log": cmd_log,
     "verify": cmd_verify,
+    "provenance": cmd_provenance,
     "authority": cmd_authority,
     "rebuild": cmd_rebuild,
     "replay": cmd_replay,

@@ -20,9 +20,12 @@ missing one — NATS off, no XMPP — is an explicit ``None`` the caller handles
 
 from __future__ import annotations
 
+import errno
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, cast, runtime_checkable
+from urllib.parse import urlsplit
 
 from burstbus.config import Claims, SectionSpec, registered_packages
 from burstbus.ingest import Ingest
@@ -94,8 +97,66 @@ class Ports:
 #: ``publish(subject, payload, headers)``: raw bytes on NATS, confirmed by the server.
 Publish = Callable[[str, bytes, dict[str, str]], Awaitable[object]]
 PUBLISH: PortKey[Publish] = PortKey("nats.publish", "publish raw bytes on a NATS subject")
+
+
+class RequestNotDelivered(Exception):
+    """A request nobody took (no responder, transport not connected): it was not handled."""
+
+
+class RequestUnanswered(Exception):
+    """A request with no reply in time: it may have been handled."""
+
+
+#: ``request(subject, payload, headers, timeout)``: a NATS request; the reply's bytes. Raises
+#: :class:`RequestNotDelivered` or :class:`RequestUnanswered` (the orchestrator's dispatch
+#: records which: a worker may or may not have the job).
+Request = Callable[[str, bytes, dict[str, str], float], Awaitable[bytes]]
+REQUEST: PortKey[Request] = PortKey("nats.request", "send a NATS request and return the reply")
 #: Where people reach the web pages (``[http] public_url``, else its own address): links in messages.
 LINK_BASE: PortKey[str] = PortKey("web.link_base", "the web pages' address, for links in messages")
+
+
+def link_base(ports: Ports, *, who: str) -> str:
+    """The :data:`LINK_BASE` a message sender puts in its links, with a warning at start when
+    it only works on this machine (``public_url`` unset: ``http://127.0.0.1:8080`` in a
+    page to a phone is a dead link at 3 a.m.)."""
+    base = ports.get(LINK_BASE) or ""
+    host = urlsplit(base).hostname or ""
+    if host in ("localhost", "127.0.0.1", "::1", "0.0.0.0", "") or host.startswith("127."):
+        logging.getLogger(__name__).warning(
+            "%s: links in messages point to %s, which only this machine can open: set [http] public_url "
+            "to the address people use (e.g. https://fsc.example/burstbus)", who, base or "(no web pages)")
+    return base
+
+
+class StartupError(Exception):
+    """A component cannot start here with this configuration: a port in use or not ours to
+    bind, an address this machine does not have, a server that refuses us.
+
+    At the service's start it ends ``burstbus run`` with this one line (exit 1), naming the
+    setting, instead of a supervised restart loop printing a traceback every few seconds;
+    after a good start the same error is an ordinary failure, restarted with back-off (the
+    port may be free again)."""
+
+    def __init__(self, setting: str, problem: str):
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+#: Why a bind failed, in the words an operator acts on.
+_BIND_PROBLEMS = {
+    errno.EADDRINUSE: "{address} is already in use (another burstbus, or another program): choose another port",
+    errno.EACCES: "not allowed to listen on {address} (ports below 1024 need privileges)",
+    errno.EADDRNOTAVAIL: "{host} is not an address of this machine",
+}
+
+
+def bind_failure(setting: str, host: str, port: int, exc: OSError) -> StartupError:
+    """The :class:`StartupError` for a failed listen on ``host:port`` (``setting`` names the key)."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    template = _BIND_PROBLEMS.get(exc.errno or 0, "cannot listen on {address}: {reason}")
+    return StartupError(setting, template.format(address=address, host=host, reason=exc.strerror or exc))
 
 
 class Reporting(Protocol):

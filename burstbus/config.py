@@ -55,6 +55,7 @@ def _choices(*values: str) -> dict[str, Any]:
 class DataSection:
     """Where burstbus keeps its files: ``log.sqlite``, ``projections.sqlite``, state."""
 
+    #: The data directory (relative to where burstbus runs; ``--data-dir`` overrides it).
     dir: Path = Path("burstbus-data")
 
 
@@ -92,8 +93,11 @@ class IngestSection:
 class BurstRule:
     """An operator's rule: the first string the XPath selects, with ``prefix``, is the burst id."""
 
+    #: A name for the rule, in logs and in the decision's ``rule`` field.
     name: str
+    #: XPath 1.0 over the VOEvent (namespaces as in the packet); its first string is the id.
     xpath: str
+    #: Put before the selected text (``GRB``, ``SVOM-``), so ids from different rules never clash.
     prefix: str = ""
 
 
@@ -107,10 +111,14 @@ class BurstsSection:
 
 @dataclass(frozen=True)
 class SectionSpec:
-    """A configuration section a package owns: ``[name]`` read into the frozen dataclass ``type``."""
+    """A configuration section a package owns: ``[name]`` read into the frozen dataclass ``type``.
+
+    ``array``: the section is a top-level array of tables (``[[pipelines]]``), read into the
+    dataclass's one field of the same name; its keys are named ``pipelines[0].needs`` …"""
 
     name: str
     type: type
+    array: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,6 +270,11 @@ def load_config(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from None
         for section, values in loaded.items():
+            if section in specs and specs[section].array:
+                if not isinstance(values, list):
+                    raise ConfigError(section, f"must be an array of tables: [[{section}]] entries")
+                raw[section] = {section: values}
+                continue
             if not isinstance(values, dict):
                 raise ConfigError(section, "must be a [section] table")
             raw[section] = dict(values)
@@ -274,7 +287,7 @@ def load_config(
         raise ConfigError(unknown[0], f"unknown section (known: {', '.join(sorted(names))})")
     core = {name: raw[name] for name in _CORE_SECTIONS if name in raw}
     config = _build(Config, core, "")
-    sections = {name: _build(spec.type, raw.get(name, {}), f"{name}.") for name, spec in specs.items()}
+    sections = {name: _build(spec.type, raw.get(name, {}), "" if spec.array else f"{name}.") for name, spec in specs.items()}
     config = replace(config, sections=sections)
     streams: list[str] = []
     own: list[str] = []
@@ -336,6 +349,8 @@ def _convert(hint: Any, value: Any, key: str, meta: Mapping[str, Any]) -> Any:
         if value is None or (isinstance(value, _EnvText) and value == ""):
             return None
         return _convert(options[0], value, key, meta)
+    if origin is dict:
+        return _convert_table(hint, value, key, meta)
     if origin is tuple:
         item = typing.get_args(hint)[0]
         if isinstance(value, _EnvText):
@@ -362,6 +377,8 @@ def _convert(hint: Any, value: Any, key: str, meta: Mapping[str, Any]) -> Any:
             raise ConfigError(key, f"must be {'an integer' if hint is int else 'a number'}, not {value!r}")
         if "minimum" in meta and number < meta["minimum"]:
             raise ConfigError(key, f"must be at least {meta['minimum']}, not {number}")
+        if "maximum" in meta and number > meta["maximum"]:
+            raise ConfigError(key, f"must be at most {meta['maximum']}, not {number}")
         return number
     if hint is Path:
         if not isinstance(value, str):
@@ -378,6 +395,25 @@ def _convert(hint: Any, value: Any, key: str, meta: Mapping[str, Any]) -> Any:
             return upper[value.upper()]
         return str(value)
     raise ConfigError(key, f"unsupported type {hint!r}")  # a programming error in a section
+
+
+def _convert_table(hint: Any, value: Any, key: str, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """``dict[str, T]``: a TOML table of free keys (librdkafka settings). For ``str`` values a
+    number or boolean is taken as its text (``linger.ms = 5`` → ``"5"``, ``true`` → ``"true"``),
+    as such settings are strings to the library. Not settable from the environment."""
+    key_type, item = typing.get_args(hint)
+    if key_type is not str:
+        raise ConfigError(key, f"unsupported type {hint!r}")  # a programming error in a section
+    if isinstance(value, _EnvText) or not isinstance(value, dict):
+        raise ConfigError(key, "must be a table (set it in the configuration file)")
+    out: dict[str, Any] = {}
+    for name, raw in value.items():
+        if item is str and isinstance(raw, bool):
+            raw = "true" if raw else "false"
+        elif item is str and isinstance(raw, int | float):
+            raw = str(raw)
+        out[str(name)] = _convert(item, raw, f"{key}.{name}", meta)
+    return out
 
 
 def _check(config: Config) -> None:

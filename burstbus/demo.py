@@ -2,10 +2,12 @@
 
 Each round plays one SVOM burst and one Swift burst the way they unfold on duty: the first
 ECLAIRs notice (large error), GRM, then MXT with a small error citing the first notice, a
-retraction-free Swift BAT/XRT pair sharing a TrigID, and the pipelines for both going
-queued → running → complete (one fails, as they do). Every packet goes through the ordinary
-ingest (``via = "local"``, schema check included) and every status through the same validation
-as ``burstbus.in.process``, so what the demo shows is what production would record.
+retraction-free Swift BAT/XRT pair sharing a TrigID, and the SVOM burst's data arriving on
+the ground (VHF packets: ECLAIRs, attitude, GRM, MXT per observation, VT), which the
+orchestrator turns into pipeline runs for the demo worker (``burstbus/demo_worker.py``).
+Every packet goes through the ordinary ingest (``via = "local"``, schema check included) and
+every data announcement through the same validation as ``burstbus.in.data``, so what the demo
+shows is what production would record.
 
 The packets are rendered from :data:`NOTICE_TEMPLATE` with autoescaping, positions drawn from
 a seeded generator: two runs with the same ``--seed`` play the same night (with new IVORNs,
@@ -24,9 +26,8 @@ from typing import Any
 
 import jinja2
 
-from burstbus.bridges.nats.inbound import parse_process_status
-from burstbus.catalogue import PROCESS_STATUS, VOEVENT_ACCEPTED
-from burstbus.events import Event
+from burstbus.catalogue import VOEVENT_ACCEPTED
+from burstbus.handlers.orchestrator.messages import data_event, parse_data_announcement
 from burstbus.ingest import Ingest
 from burstbus.store.base import EventLog, ReadFilter
 
@@ -80,9 +81,9 @@ _template = jinja2.Environment(autoescape=True, keep_trailing_newline=True).from
 
 @dataclass(frozen=True)
 class Step:
-    """One thing that happens: a packet to ingest, or a pipeline status to record."""
+    """One thing that happens: a packet to ingest, or data to announce."""
 
-    what: str  # "voevent" or "process"
+    what: str  # "voevent" or "data"
     payload: bytes
     label: str
 
@@ -100,12 +101,11 @@ def _notice(ivorn: str, author: str, moment: datetime, params: dict[str, str], *
     ).encode("utf-8")
 
 
-def _status(process: str, burst_id: str, obs_id: str, pipeline: str, status: str, log: str = "") -> Step:
-    body: dict[str, Any] = {"process": process, "burst_id": burst_id, "obs_id": obs_id, "pass_id": "1",
-                            "pipeline": pipeline, "status": status}
-    if log:
-        body["log"] = log
-    return Step("process", json.dumps(body).encode(), f"{process} {status} ({burst_id})")
+def _data(kind: str, burst_id: str, obs_id: str, n: int = 0) -> Step:
+    """A data set arriving on the ground, announced as a service would on ``burstbus.in.data``."""
+    body: dict[str, Any] = {"burst_id": burst_id, "obs_id": obs_id, "pass_id": "1", "kind": kind,
+                            "location": f"file:///demo/vhf/{burst_id}/{kind}-{obs_id}-{n}.dat", "size": 4096 + n}
+    return Step("data", json.dumps(body).encode(), f"data {kind} ({burst_id} obs {obs_id})")
 
 
 def scenario(round_no: int, now: datetime, rng: random.Random) -> list[Step]:
@@ -128,8 +128,7 @@ def scenario(round_no: int, now: datetime, rng: random.Random) -> list[Step]:
                                 {"Packet_Type": "202", "Instrument": "ECLAIRs", "Burst_Id": svom_burst, "Notice_Level": "N1"},
                                 ra=ra, dec=dec, err=rng.uniform(0.08, 0.2), description="ECLAIRs trigger"),
              f"SVOM/ECLAIRs alert {svom_burst}"),
-        _status("eclairs-wakeup", svom_burst, obs, "ECPI", "queued"),
-        _status("eclairs-wakeup", svom_burst, obs, "ECPI", "running"),
+        _data("vhf.eclairs", svom_burst, obs),
         Step("voevent", _notice(f"{svom}{tag}-grm", "ivo://org.svom/FSC", trigger + timedelta(seconds=1),
                                 {"Packet_Type": "201", "Instrument": "GRM", "Burst_Id": svom_burst},
                                 description="GRM trigger (no position)"),
@@ -138,23 +137,20 @@ def scenario(round_no: int, now: datetime, rng: random.Random) -> list[Step]:
                                 {"Packet_Type": "61", "TrigID": swift_trig, "Instrument": "BAT"},
                                 ra=sra, dec=sdec, err=0.05, description="Swift-BAT GRB position"),
              f"Swift/BAT trigger {swift_trig}"),
-        _status("eclairs-wakeup", svom_burst, obs, "ECPI", "complete", "wake-up done; 1 source found"),
-        _status("mxt-position", svom_burst, obs, "MXT", "running"),
+        _data("vhf.attitude", svom_burst, obs),
+        _data("vhf.grm", svom_burst, obs),
         Step("voevent", _notice(mxt, "ivo://org.svom/FSC", trigger + timedelta(seconds=90),
                                 {"Packet_Type": "209", "Instrument": "MXT", "Burst_Id": svom_burst},
                                 ra=ra + rng.uniform(-0.05, 0.05), dec=dec + rng.uniform(-0.05, 0.05), err=0.003,
                                 cites=(eclairs,), description="MXT refined position"),
              f"SVOM/MXT position {svom_burst}"),
-        _status("mxt-position", svom_burst, obs, "MXT", "complete"),
-        _status("vt-afterglow", svom_burst, obs, "VT", "queued"),
+        _data("vhf.mxt", svom_burst, obs),
         Step("voevent", _notice(xrt, "ivo://nasa.gsfc.tan/gcn", trigger + timedelta(seconds=110),
                                 {"Packet_Type": "67", "TrigID": swift_trig, "Instrument": "XRT"},
                                 ra=sra + 0.01, dec=sdec - 0.01, err=0.0015, cites=(bat,),
                                 description="Swift-XRT position"),
              f"Swift/XRT position {swift_trig}"),
-        _status("vt-afterglow", svom_burst, obs, "VT", "running"),
-        _status("vt-afterglow", svom_burst, obs, "VT", "failed",
-                "Traceback (most recent call last):\n  ...\nTimeoutError: VT frames not delivered"),
+        _data("vhf.vt", svom_burst, obs),
     ]
 
 
@@ -187,9 +183,8 @@ async def play(step: Step, ingest: Ingest, log: EventLog) -> str:
     if step.what == "voevent":
         result = await ingest.submit(step.payload, via="local", peer="demo")
         return f"{step.label}: {result.outcome}"
-    status = parse_process_status(step.payload)
-    event = Event(PROCESS_STATUS, status.data, stream=status.burst_id, actor="local:demo")
-    await log.append([event])
+    announced = parse_data_announcement(step.payload)
+    await log.append([data_event(announced, actor="local:demo", event_id=None)])
     return f"{step.label}: recorded"
 
 

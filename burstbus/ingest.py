@@ -23,7 +23,7 @@ import asyncio
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,11 +66,20 @@ class IngestResult:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One received packet and where it came from."""
+    """One received packet and where it came from.
+
+    ``key``: the transport's own identity of this delivery when it has one that survives a
+    crash (a Kafka topic, partition, offset and digest): a refusal then gets an event id
+    derived from it, so a transport that re-reads the same message after a crash between the
+    append and its position write records the refusal once (an accepted packet's id is its
+    IVORN's anyway). ``extra``: what the transport adds to the event's data for the audit
+    (``{"kafka": {"partition": 0, "offset": 42, …}}``), never a key of the examination's."""
 
     raw: bytes
-    via: str  # vtp, nats, xmpp, http, import, local
-    peer: str  # address, JID, subject or file path
+    via: str  # vtp, nats, xmpp, http, import, local, kafka
+    peer: str  # address, JID, subject, topic or file path
+    key: str | None = None
+    extra: Mapping[str, Any] | None = None
 
     @property
     def actor(self) -> str:
@@ -87,6 +96,8 @@ def accepted_event(item: Submission, examined: Examined) -> Event:
     data: dict[str, Any] = dict(summary)
     data.update(xml_fields(item.raw))
     data.update(sha256=examined.sha256, size=len(item.raw), via=item.via, peer=item.peer)
+    if item.extra:
+        data.update({k: v for k, v in item.extra.items() if k not in data})
     if examined.tolerated:  # known quirks of real senders that the strict schema refuses
         data["tolerated"] = list(examined.tolerated)
     return Event(
@@ -96,6 +107,11 @@ def accepted_event(item: Submission, examined: Examined) -> Event:
         actor=item.actor,
         id=accepted_event_id(summary["ivorn"]),
     )
+
+
+def rejected_event_id(key: str) -> str:
+    """The one id a refusal of the delivery ``key`` (:attr:`Submission.key`) can have."""
+    return derived_event_id(REJECTED, key)
 
 
 def rejected_event(item: Submission, reason: str, code: str, ivorn: str | None = None) -> Event:
@@ -112,6 +128,10 @@ def rejected_event(item: Submission, reason: str, code: str, ivorn: str | None =
     if ivorn:
         data["ivorn"] = ivorn
     data.update({f"excerpt_{k}": v for k, v in xml_fields(excerpt).items()})
+    if item.extra:
+        data.update({k: v for k, v in item.extra.items() if k not in data})
+    if item.key:
+        return Event(type=REJECTED, data=data, stream="", actor=item.actor, id=rejected_event_id(item.key))
     return Event(type=REJECTED, data=data, stream="", actor=item.actor)
 
 
@@ -145,7 +165,12 @@ class Ingest:
                 continue
             ivorn = str(verdict.summary["ivorn"])
             refusal = self.authority.refusal(item.via, item.peer, ivorn)
-            if refusal is not None:
+            if refusal is not None and await self._have_these_bytes(ivorn, verdict.sha256):
+                # Byte for byte a packet already accepted (our own notice coming back through a
+                # Kafka topic or a peer broker): it changes nothing, so it is a duplicate, not an
+                # attempt to speak for someone else. Not in a trigger stream (see _have_these_bytes).
+                events.append(accepted_event(item, verdict))
+            elif refusal is not None:
                 events.append(rejected_event(item, refusal, AUTHORITY_CODE, ivorn))
             else:
                 events.append(accepted_event(item, verdict))
@@ -180,11 +205,22 @@ class Ingest:
                 log.info("refused %s packet from %s: %s", item.via, item.peer, result.reason)
         return final
 
-    async def refuse(self, raw: bytes, *, via: str, peer: str, reason: str, code: str, **extra: Any) -> IngestResult:
+    async def _have_these_bytes(self, ivorn: str, sha256: str) -> bool:
+        """Whether the log already holds ``ivorn`` accepted with exactly these bytes (outside a
+        trigger stream, where every other source's attempt is recorded as a refusal)."""
+        if self.authority.in_trigger_stream(ivorn):
+            return False
+        original = await self.log.find(accepted_event_id(ivorn))
+        return original is not None and original.data.get("sha256") == sha256
+
+    async def refuse(
+        self, raw: bytes, *, via: str, peer: str, reason: str, code: str, key: str | None = None, **extra: Any
+    ) -> IngestResult:
         """Record a refusal decided before the examination (a frame too large or cut short, a
         sender not allowed to submit at all): the same ``voevent.rejected`` every transport
-        writes, counted and logged like the ingest's own refusals; returns once durable."""
-        item = Submission(raw, via, peer)
+        writes, counted and logged like the ingest's own refusals; returns once durable.
+        ``key`` as :attr:`Submission.key` (one event per delivery across re-reads)."""
+        item = Submission(raw, via, peer, key)
         event = rejected_event(item, reason, code)
         if extra:
             event = Event(type=event.type, data={**event.data, **extra}, stream=event.stream, actor=event.actor, id=event.id)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from burstbus.catalogue import BURST_IDENTIFIED, BURST_NONE, VOEVENT_ACCEPTED
+from burstbus.catalogue import BURST_IDENTIFIED, BURST_NONE, NOTICE_TYPES, VOEVENT_ACCEPTED
 from burstbus.events import RecordedEvent, derived_event_id
 from burstbus.store.base import EventLog
 
@@ -31,6 +31,23 @@ IDENTIFIED = BURST_IDENTIFIED
 NO_BURST = BURST_NONE
 #: The identifier's decisions, one per accepted notice: what chat outboxes follow.
 DECISIONS = (IDENTIFIED, NO_BURST)
+#: What a notice is accepted as: a VOEvent (``voevent.accepted``) or a JSON notice from Kafka
+#: (``notice.accepted``: the same summary fields, its bytes in ``json``).
+NOTICES = NOTICE_TYPES
+
+
+def notice_key(data: Mapping[str, Any]) -> str:
+    """A notice's identity among notices: a VOEvent's IVORN; a JSON notice's topic and own id
+    (``igwn.gwalert#S241125n-PRELIMINARY-…``: never an ``ivo://`` IVORN, so never confused)."""
+    ivorn = data.get("ivorn")
+    if ivorn:
+        return str(ivorn)
+    return f"{data.get('topic') or 'json'}#{data.get('notice_id') or data.get('sha256') or ''}"
+
+
+def is_voevent(data: Mapping[str, Any]) -> bool:
+    """True when the notice is a VOEvent (its XML is in the data), False for a JSON notice."""
+    return "xml" in data or "xml_base64" in data
 
 
 def decision_id(notice_event_id: str) -> str:
@@ -121,11 +138,13 @@ class NoticeView:
 def notice_view(record_data: Mapping[str, Any], *, burst_id: str | None, link_base: str, seq: int, event_id: str) -> NoticeView:
     position = record_data.get("position") or {}
     params = record_data.get("params") or {}
-    ivorn = str(record_data.get("ivorn") or "")
+    ivorn = notice_key(record_data)
     if burst_id:
         link = f"{link_base}/bursts/{quote(burst_id, safe='')}"
-    else:
+    elif is_voevent(record_data):
         link = f"{link_base}/apiv1/packet/xml/{quote(ivorn, safe='')}"
+    else:
+        link = f"{link_base}/api/notices/json/{seq}"
 
     def number(value: Any) -> float | None:
         try:
@@ -144,7 +163,8 @@ def notice_view(record_data: Mapping[str, Any], *, burst_id: str | None, link_ba
         dec=number(position.get("dec")),
         err=number(position.get("err")),
         time=record_data.get("time"),
-        retraction=any(c.get("type") == "retraction" for c in record_data.get("citations") or ()),
+        retraction=any(c.get("type") == "retraction" for c in record_data.get("citations") or ())
+        or record_data.get("retraction") is True,  # a JSON notice says so itself (LVK RETRACTION)
         link=link,
         seq=seq,
         event_id=event_id,
@@ -160,7 +180,7 @@ async def decided_notices(event_log: EventLog, decisions: Sequence[RecordedEvent
         if decision.type not in DECISIONS:
             continue
         notice = await event_log.get(int(decision.data.get("accepted_seq") or 0))
-        if notice is None or notice.type != ACCEPTED or decision.id != decision_id(notice.id):
+        if notice is None or notice.type not in NOTICES or decision.id != decision_id(notice.id):
             log.error("decision %s (seq %d) names no accepted notice; skipped", decision.id, decision.seq)
             continue
         burst = str(decision.data.get("burst_id") or "") or None if decision.type == IDENTIFIED else None

@@ -29,6 +29,7 @@ from burstbus.component import (
     ComponentPackage,
     Host,
     MetricsResult,
+    StartupError,
     Task,
     installed_packages,
 )
@@ -49,8 +50,11 @@ T = TypeVar("T")
 LOCK_FILE = "burstbus.lock"
 #: Stopping: a component still running this many seconds after its cancel is cancelled again …
 RECANCEL_AFTER = 2.0
-#: … and reported, with where it waits, every this many seconds.
+#: … and reported, with where it waits, every this many seconds …
 STOP_REPORT_AFTER = 10.0
+#: … and given up on after this many: the service stops anyway (the log still closes, so
+#: every acknowledged append is kept), so SIGTERM always ends ``burstbus run`` within this bound.
+STOP_BOUND = 30.0
 #: A failed component waits this long before its first restart, doubling up to the maximum …
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
@@ -203,6 +207,9 @@ class Service:
         self.first_restart_delay = FIRST_RESTART_DELAY
         self.max_restart_delay = MAX_RESTART_DELAY
         self.healthy_after = HEALTHY_AFTER
+        #: A component that could not start at all (:class:`StartupError` on its first run):
+        #: the service stops, and :func:`run_service` raises it for the command to report.
+        self.fatal: StartupError | None = None
         #: Called after the components stopped, before the core closes (e.g. reader pools).
         self.closers: list[Callable[[], Awaitable[None]]] = []
         #: What components are built from (None for a bare supervisor in tests): its
@@ -250,17 +257,34 @@ class Service:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if loop.time() - started >= self.healthy_after:
+                ran = loop.time() - started
+                if isinstance(exc, StartupError) and component.restarts == 0 and ran < self.healthy_after:
+                    self._cannot_start(component, exc)
+                    return
+                if ran >= self.healthy_after:
                     delay = self.first_restart_delay  # it ran well: this is a new outage
-                component.failure = component.last_error = f"{type(exc).__name__}: {exc}"
-                component.failed_at = component.last_error_at = utc_now()
-                component.restarts += 1
-                component.restart_delay = delay
-                log.exception("%s failed; restarting in %.1fs", component.name, delay)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):  # not wait_for: see store/sqlite.py subscribe
-                        await self._stopping.wait()
+                await self._wait_restart(component, exc, delay)
                 delay = min(delay * 2, self.max_restart_delay)
+
+    def _cannot_start(self, component: Supervised, exc: StartupError) -> None:
+        """It never ran: its configuration cannot work here (a port in use …). Restarting
+        would print the same traceback every few seconds for ever; the service stops instead."""
+        log.debug("%s cannot start: %s", component.name, exc)  # run_service raises it: the command says it
+        component.failure = component.last_error = f"{type(exc).__name__}: {exc}"
+        component.failed_at = component.last_error_at = utc_now()
+        if self.fatal is None:
+            self.fatal = exc
+        self._stopping.set()
+
+    async def _wait_restart(self, component: Supervised, exc: Exception, delay: float) -> None:
+        component.failure = component.last_error = f"{type(exc).__name__}: {exc}"
+        component.failed_at = component.last_error_at = utc_now()
+        component.restarts += 1
+        component.restart_delay = delay
+        log.exception("%s failed; restarting in %.1fs", component.name, delay)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):  # not wait_for: see store/sqlite.py subscribe
+                await self._stopping.wait()
 
     def start(self) -> None:
         for component in self.components:
@@ -277,6 +301,9 @@ class Service:
         pending = set(tasks)
         waited = 0.0
         while pending:
+            if waited >= STOP_BOUND:
+                log.error("%s did not stop within %.0fs; stopping without it", ", ".join(sorted(tasks[t] for t in pending)), waited)
+                return
             _, pending = await asyncio.wait(pending, timeout=RECANCEL_AFTER)
             waited += RECANCEL_AFTER
             for task in pending:
@@ -317,10 +344,14 @@ async def run_service(
     """
     with data_dir_lock(config.data_dir):
         core = await Core.open(config)
-        await core.ingest.warm_up()
-        service = build_service(core)
-        if setup:
-            setup(service)
+        try:
+            await core.ingest.warm_up()
+            service = build_service(core)
+            if setup:
+                setup(service)
+        except BaseException:
+            await core.close()  # else its threads keep the process alive after the error
+            raise
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, service.stop)
@@ -331,6 +362,8 @@ async def run_service(
             if ready:
                 ready(service)
             await service.wait()
+            if service.fatal is not None:
+                raise service.fatal
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)

@@ -44,24 +44,42 @@ def count_packets(paths: list[Path]) -> int | None:
     return total
 
 
-def iter_packets(paths: list[Path], max_bytes: int) -> Iterator[Packet]:
+def iter_packets(paths: list[Path], max_bytes: int, problems: list[str] | None = None) -> Iterator[Packet]:
     """Every packet under ``paths`` in a stable order. Oversized entries are still yielded
-    (truncated to ``max_bytes + 1``) so that the ingest records their refusal."""
+    (truncated to ``max_bytes + 1``) so that the ingest records their refusal.
+
+    ``problems``: where a path that cannot be read (missing, unreadable, a truncated or corrupt
+    archive) is reported, and the import goes on with the rest — one broken tarball in a
+    folder of dumps does not stop the others; the members read before the break are kept.
+    Without it, the first such path raises :class:`SourceError`."""
+    def failed(error: SourceError) -> None:
+        if problems is None:
+            raise error
+        problems.append(str(error))
+
     for path in paths:
         if not path.exists():
-            raise SourceError(f"{path}: no such file or folder")
+            failed(SourceError(f"{path}: no such file or folder"))
+            continue
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 if not child.is_file():
                     continue
-                if is_tarball(child):
-                    yield from _from_tarball(child, max_bytes)
-                elif child.suffix.lower() == ".xml":
-                    yield _from_file(child, max_bytes)
-        elif is_tarball(path):
-            yield from _from_tarball(path, max_bytes)
-        else:
-            yield _from_file(path, max_bytes)
+                try:
+                    if is_tarball(child):
+                        yield from _from_tarball(child, max_bytes)
+                    elif child.suffix.lower() == ".xml":
+                        yield _from_file(child, max_bytes)
+                except SourceError as error:
+                    failed(error)
+            continue
+        try:
+            if is_tarball(path):
+                yield from _from_tarball(path, max_bytes)
+            else:
+                yield _from_file(path, max_bytes)
+        except SourceError as error:
+            failed(error)
 
 
 def _from_file(path: Path, max_bytes: int) -> Packet:

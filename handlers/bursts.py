@@ -40,7 +40,7 @@ from lxml import etree
 
 from burstbus.config import BurstRule
 from burstbus.events import Event, RecordedEvent
-from burstbus.notices import ACCEPTED, IDENTIFIED, NO_BURST, decision_id
+from burstbus.notices import IDENTIFIED, NO_BURST, NOTICES, decision_id, is_voevent, notice_key
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
@@ -108,9 +108,10 @@ class MemoryIndex:
         return self.citing.get(ivorn)
 
     def record(self, data: Mapping[str, Any], burst_id: str) -> None:
-        self.bursts[str(data["ivorn"])] = burst_id
+        key = notice_key(data)
+        self.bursts[key] = burst_id
         for citation in data.get("citations") or ():
-            self.citing.setdefault(str(citation.get("ivorn", "")), (burst_id, str(data["ivorn"])))
+            self.citing.setdefault(str(citation.get("ivorn", "")), (burst_id, key))
 
 
 def identify(
@@ -119,10 +120,12 @@ def identify(
     rules: Sequence[CompiledRule] = (),
     roles: Sequence[str] = ("observation",),
 ) -> Identification | None:
-    """Decide the burst of one accepted notice (``voevent.accepted`` data), or None."""
+    """Decide the burst of one accepted notice (``voevent.accepted`` or ``notice.accepted``
+    data: a JSON notice has no XML for operator rules and no citations, but the same params,
+    so an LVK JSON alert joins its superevent by ``GraceID``), or None."""
     if data.get("role") not in roles:
         return None
-    if rules:
+    if rules and is_voevent(data):
         found = _by_operator_rule(data, rules)
         if found:
             return found
@@ -130,7 +133,7 @@ def identify(
         burst = index.burst_of(str(citation.get("ivorn", "")))
         if burst:
             return Identification(burst, f"citation:{citation.get('type', 'followup')}", str(citation["ivorn"]))
-    citing = index.cited_by(str(data.get("ivorn", "")))
+    citing = index.cited_by(notice_key(data))
     if citing:
         return Identification(citing[0], "cited-by", citing[1])
     params = data.get("params") or {}
@@ -188,7 +191,8 @@ def notice_facts(accepted: RecordedEvent) -> dict[str, Any]:
         "ra": position.get("ra"),
         "dec": position.get("dec"),
         "err": position.get("err"),
-        "retraction": any(c.get("type") == "retraction" for c in data.get("citations") or ()),
+        "retraction": any(c.get("type") == "retraction" for c in data.get("citations") or ())
+        or data.get("retraction") is True,  # a JSON notice says so itself (LVK RETRACTION)
     }
 
 
@@ -200,7 +204,7 @@ def identified_event(accepted: RecordedEvent, found: Identification) -> Event:
         actor="system:bursts",
         data={
             "burst_id": found.burst_id,
-            "ivorn": accepted.data["ivorn"],
+            "ivorn": notice_key(accepted.data),
             "accepted_seq": accepted.seq,
             "rule": found.rule,
             "detail": found.detail,
@@ -221,7 +225,7 @@ def no_burst_event(accepted: RecordedEvent, roles: Sequence[str]) -> Event:
         id=decision_id(accepted.id),
         stream=accepted.stream,
         actor="system:bursts",
-        data={"ivorn": accepted.data.get("ivorn"), "accepted_seq": accepted.seq, "role": role,
+        data={"ivorn": notice_key(accepted.data), "accepted_seq": accepted.seq, "role": role,
               "reason": reason, "detail": detail},
     )
 
@@ -254,8 +258,9 @@ def _load_index(conn: sqlite3.Connection, ivorns: list[str]) -> MemoryIndex:
 
 
 class BurstIdentifier:
-    """Follows ``voevent.accepted`` and appends one decision per notice: ``burst.identified``
-    or ``burst.none``. Its follower retries a failed batch from the checkpoint."""
+    """Follows accepted notices (``voevent.accepted``, ``notice.accepted``) and appends one
+    decision per notice: ``burst.identified`` or ``burst.none``. Its follower retries a failed
+    batch from the checkpoint."""
 
     def __init__(self, log_: EventLog, state: StateStore, rules: Sequence[BurstRule] = (), roles: Sequence[str] = ("observation",)):
         self.log = log_
@@ -265,7 +270,7 @@ class BurstIdentifier:
         self.identified_total = 0
         self.no_burst_total = 0
         self.follower: Follower[RecordedEvent] = Follower(
-            log_, self._decide, name=CONSUMER, checkpoint=state.checkpoint(CONSUMER), types=[ACCEPTED], batch_size=1000,
+            log_, self._decide, name=CONSUMER, checkpoint=state.checkpoint(CONSUMER), types=NOTICES, batch_size=1000,
         )
 
     @property
@@ -280,9 +285,9 @@ class BurstIdentifier:
     async def _decide(self, batch: Batch[RecordedEvent]) -> None:
         """Decide a batch, append the decisions, then save index and checkpoint together."""
         records = batch.records
-        wanted = [r for r in records if r.type == ACCEPTED and r.seq > self.position]
+        wanted = [r for r in records if r.type in NOTICES and r.seq > self.position]
         relevant = sorted(
-            {str(r.data["ivorn"]) for r in wanted} | {str(c.get("ivorn", "")) for r in wanted for c in r.data.get("citations") or ()}
+            {notice_key(r.data) for r in wanted} | {str(c.get("ivorn", "")) for r in wanted for c in r.data.get("citations") or ()}
         )
         index = await self.state.run(lambda c: _load_index(c, relevant)) if relevant else MemoryIndex()
         events: list[Event] = []

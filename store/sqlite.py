@@ -43,6 +43,7 @@ from burstbus.histogram import Histogram
 from burstbus.metrics import Family, counter, histogram
 from burstbus.store.base import Head, LogClosed, LogError, LogUnavailable, ReadFilter, Verification
 from burstbus.store.chain import chained_hash, record_hash, record_parts
+from burstbus.store.export import ExportError, check_chain
 from burstbus.store.follow import follow
 from burstbus.store.sqlite_thread import connect, run_on_connection
 
@@ -204,6 +205,26 @@ def _insert(conn: sqlite3.Connection, rows: list[StoredRecord]) -> None:
     for start in range(0, len(rows), ROWS_PER_INSERT):
         group = rows[start:start + ROWS_PER_INSERT]
         conn.execute(_insert_sql(len(group)), [value for row in group for value in row])
+
+
+def _restore_rows(conn: sqlite3.Connection, rows: list[StoredRecord]) -> int:
+    """One transaction: check that ``rows`` continue the chain at the head, insert them."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        head_seq, head_hash = row if row else (0, GENESIS_HASH)
+        try:
+            for _ in check_chain(rows, first_seq=head_seq + 1, prev_hash=head_hash):
+                pass
+        except ExportError as exc:
+            raise LogError(f"{exc} (this log's head: seq {head_seq})") from None
+        _insert(conn, rows)
+        conn.execute("COMMIT")
+        return int(head_seq)
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _verify_chain(conn: sqlite3.Connection, progress: Callable[[int], None] | None) -> Verification:
@@ -401,6 +422,27 @@ class SQLiteEventLog:
         self.batches_total += 1
         self._remember(rows, head_before)
         self._unannounced = True  # followers are woken by the write loop (see _write_loop)
+
+    async def restore(self, records: Sequence[StoredRecord]) -> int:
+        """Write records exactly as they were stored elsewhere (an export), continuing this log.
+
+        Nothing is re-stamped or re-hashed: the first record must chain to the head (seq and
+        hash), each to the one before it, and each must hash to its own ``hash`` — else
+        :class:`LogError` naming its seq, and nothing of this call is written. One
+        transaction; for ``burstbus import`` of an export, with no service appending."""
+        if self._closed or self._writer_task.done():
+            raise LogClosed("the event log is closed")
+        if not records:
+            return (await self.head()).seq
+        rows = list(records)
+        try:
+            head_before = await run_on_connection(self._writer_conn, lambda c: _restore_rows(c, rows))
+        except sqlite3.Error as exc:
+            raise translated(exc, "restore failed") from exc
+        self._remember(rows, head_before)
+        self.appended_total += len(rows)
+        self._wake_subscribers()
+        return rows[-1].seq
 
     def _remember(self, rows: list[StoredRecord], head_before: int) -> None:
         """Keep what this process just committed for its live followers (see ``_tail``).

@@ -156,3 +156,30 @@ def test_burstbus_authority_tells_who_can_move_each_telescope(tmp_path: Any, cap
     assert "approve: bob@fsc.example (two people: never the requester)" in out
     assert "NATS subject svom.trigger.tarot" in out
     assert not (tmp_path / "data").exists()  # a question about the config touches no data
+
+
+async def test_our_own_notice_coming_back_byte_for_byte_is_a_duplicate_not_a_refusal(tmp_path: Any) -> None:
+    """Our notices published to Kafka come back through the topics we follow (and a twin
+    centre's broker relays them): the exact bytes of a packet already accepted change nothing.
+    Changed bytes are still refused for authority, and a trigger stream records every replay."""
+    from burstbus.ingest import Ingest
+    from burstbus.store.sqlite import SQLiteEventLog
+    from tests.packets import voevent
+
+    log = await SQLiteEventLog.open(tmp_path / "log.sqlite")
+    ingest = Ingest(log, authority=policy())
+    try:
+        ours = voevent("ivo://fsc.example/notices#sb1_ECL-202")
+        assert (await ingest.submit(ours, via="local", peer="notices")).outcome == "accepted"
+        back = await ingest.submit(ours, via="kafka", peer="gcn.notices.svom.voevent.eclairs")
+        assert back.outcome == "duplicate"
+        forged = voevent("ivo://fsc.example/notices#sb1_ECL-202", ra=10.0)
+        changed = await ingest.submit(forged, via="kafka", peer="gcn.notices.svom.voevent.eclairs")
+        assert changed.outcome == "rejected" and changed.code == "authority"
+        trigger = voevent(f"{TAROT}#r1")
+        assert (await ingest.submit(trigger, via="local", peer="triggers")).outcome == "accepted"
+        replay = await ingest.submit(trigger, via="vtp", peer="192.0.2.7")
+        assert replay.outcome == "rejected" and replay.code == "authority"
+    finally:
+        await ingest.close()
+        await log.close()

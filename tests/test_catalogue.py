@@ -40,7 +40,13 @@ def test_the_trigger_lifecycle_is_a_state_machine_where_the_first_decision_wins(
     assert set(TRIGGER_TYPES) <= catalogue.EVENT_TYPES
     for (state, kind), after in TRIGGER_TRANSITIONS.items():
         assert state in TRIGGER_STATES and after in TRIGGER_STATES and kind in TRIGGER_TYPES
-    assert TRIGGER_FINAL == {"denied", "expired", "sent", "failed"}
+    assert TRIGGER_FINAL == {"denied", "expired", "data_uploaded"}
+    # the telescope's steps go forward only, from a delivered trigger, and may skip
+    assert next_trigger_state("sent", "trigger.data_uploaded") == "data_uploaded"
+    assert next_trigger_state("observed", "trigger.acknowledged") is None
+    assert next_trigger_state("approved", "trigger.acknowledged") is None  # never before it went out
+    assert next_trigger_state("unacknowledged", "trigger.acknowledged") == "acknowledged"  # a late answer
+    assert next_trigger_state("acknowledged", "trigger.unacknowledged") is None
     # one decision: once approved/denied/expired, no other decision applies
     for decided in ("approved", "denied", "expired"):
         for kind in ("trigger.approved", "trigger.denied", "trigger.expired"):

@@ -107,3 +107,28 @@ async def test_the_restart_delay_starts_over_after_a_good_run() -> None:
     service.first_restart_delay, service.max_restart_delay = 0.001, 0.004
     service.healthy_after = 0.0  # every run counts as a good one
     assert await _restart_delays(service, 4) == [0.001, 0.001, 0.001, 0.001]
+
+
+async def test_a_component_that_never_stops_does_not_hold_the_stop_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM ends the service within ``STOP_BOUND`` even if a component ignores every cancel."""
+    monkeypatch.setattr(burstbus.service, "RECANCEL_AFTER", 0.05)
+    monkeypatch.setattr(burstbus.service, "STOP_BOUND", 0.2)
+    release = asyncio.Event()
+
+    async def deaf() -> None:
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                continue  # every cancel ignored
+
+    service = Service(core=None)  # type: ignore[arg-type]  # the supervisor needs no core
+    service.add("deaf", deaf)
+    service.start()
+    await asyncio.sleep(0)
+    service.stop()
+    await service.wait()  # returns: the bound was reached
+    [component] = service.components
+    assert component.task is not None and not component.task.done()
+    release.set()
+    await component.task

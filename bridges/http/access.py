@@ -26,14 +26,25 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from burstbus.bridges.http.errors import ApiError
-from burstbus.catalogue import BURST_IDENTIFIED, BURST_NONE, PROCESS_STATUS, VOEVENT_ACCEPTED
+from burstbus.catalogue import (
+    BURST_IDENTIFIED,
+    BURST_NONE,
+    DATA_AVAILABLE,
+    PROCESS_DISPATCHED,
+    PROCESS_GAVE_UP,
+    PROCESS_STATUS,
+    VOEVENT_ACCEPTED,
+)
 
 #: Event types anyone may read from the stream and the log embedded in a burst's answer:
 #: what the public pages show (notices, burst decisions, pipeline runs). Both decisions of the
 #: burst identifier are public: ``burst.none`` says no more about a notice than
 #: ``burst.identified`` does. ``projected`` notifications of the stream carry only a seq and
 #: are always sent.
-PUBLIC_TYPES: frozenset[str] = frozenset({VOEVENT_ACCEPTED, BURST_IDENTIFIED, BURST_NONE, PROCESS_STATUS})
+#: (The orchestrator's data, dispatch answers and give-ups are public like statuses; its
+#: requests and idling runs name the person who asked by hand, so they are not.)
+PUBLIC_TYPES: frozenset[str] = frozenset({VOEVENT_ACCEPTED, BURST_IDENTIFIED, BURST_NONE, PROCESS_STATUS,
+                                          DATA_AVAILABLE, PROCESS_DISPATCHED, PROCESS_GAVE_UP})
 #: What a refusal tells a caller it may ask for without a token.
 PUBLIC_TYPES_TEXT = ",".join(sorted(PUBLIC_TYPES))
 

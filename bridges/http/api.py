@@ -27,7 +27,7 @@ from burstbus.bridges.http.spec import OFFSET, Param, Route, limit_param, parse_
 from burstbus.bridges.http.stream import StreamHandler, event_json
 from burstbus.events import format_time, parse_time
 from burstbus.store.base import EventLog, LogError, ReadFilter
-from burstbus.store.projections.processes import STATUSES
+from burstbus.store.projections.processes import TABLE_STATUSES
 from burstbus.store.reader import ProjectionReader
 
 DEFAULT_LIMIT = 100
@@ -66,8 +66,10 @@ PROCESS_PARAMS = (
     Param("burst_id", "burst id", multi=True, example=["sb26112001"]),
     Param("obs_id", "observation id", multi=True),
     Param("pass_id", "pass id", multi=True),
-    Param("status", "latest status", multi=True, enum=STATUSES),
+    Param("status", "latest status", multi=True, enum=TABLE_STATUSES),
     Param("pipeline", "pipeline name", multi=True),
+    Param("q", "custom filter: words found anywhere (names, ids, status, reason, last log line) and key:value terms "
+               "(process, pipeline, burst, obs, pass, status, reason, by), all of them", example="status:failed attitude"),
     _order(queries.PROCESS_ORDERS, "-updated_at"),
 )  # fmt: skip
 BURST_PARAMS = (
@@ -132,14 +134,20 @@ SCHEMAS: dict[str, Any] = {
     "Process": {
         "type": "object",
         "properties": {
-            "id": {"type": "string", "description": "process/burst_id/obs_id/pass_id ('-' for empty parts)"},
+            "id": {"type": "string", "description": ("the run id for runs the orchestrator started; else "
+                                                     "process/burst_id/obs_id/pass_id ('-' for empty parts)")},
             "date": {"type": "string", "format": "date"},
             "process": {"type": "string"}, "burst_id": _TEXT, "obs_id": _TEXT, "pass_id": _TEXT,
-            "pipeline": _TEXT, "status": {"type": "string", "enum": list(STATUSES)},
+            "pipeline": _TEXT, "status": {"type": "string", "enum": list(TABLE_STATUSES)},
             "attempts": {"type": "integer"}, "last_log": _TEXT,
             "first_seen": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"},
             "retry_requested": {"type": ["integer", "null"], "description": "attempt number of a pending retry request"},
             "last_seq": {"type": "integer"},
+            "run_id": _TEXT, "request_id": {"type": ["string", "null"], "description": "the current attempt's request id"},
+            "reason": {"type": ["string", "null"], "description": "why it idles, failed, is retried or was given up"},
+            "requested_by": {"type": ["string", "null"], "description": "who asked for it by hand"},
+            "deadline": {"type": ["string", "null"], "format": "date-time",
+                         "description": "when the current attempt vanishes without a sign of life"},
         },
     },
     "Position": {
@@ -174,6 +182,8 @@ SCHEMAS: dict[str, Any] = {
             "two_person": {"type": "boolean"}, "expires_at": _TEXT, "approved_by": _TEXT, "approved_at": _TEXT,
             "denied_by": _TEXT, "denied_at": _TEXT, "reason": _TEXT, "sent_at": _TEXT, "voevent_ivorn": _TEXT,
             "first_seq": {"type": "integer"}, "last_seq": {"type": "integer"},
+            "unacknowledged_at": _TEXT, "acknowledged_at": _TEXT, "observing_at": _TEXT, "observed_at": _TEXT,
+            "data_uploaded_at": _TEXT, "data_location": _TEXT,
         },
     },
     "Event": {
@@ -298,6 +308,10 @@ class Api:
         return json_response({"result": rows, "count": total, "limit": limit, "offset": offset})
 
     async def processes(self, request: web.Request) -> web.Response:
+        try:
+            queries.custom_filter(request.query.get("q"))
+        except ValueError as exc:
+            raise InvalidQueryString(str(exc), "q", request.query.get("q")) from None
         return await self._list(request, PROCESS_PARAMS, queries.processes)
 
     async def bursts(self, request: web.Request) -> web.Response:
@@ -311,6 +325,8 @@ class Api:
 
     def _notice_links(self, ivorn: str) -> dict[str, str]:
         encoded = quote_plus(ivorn)
+        if not ivorn.startswith("ivo://"):  # a JSON notice from Kafka: its key, in its own archive
+            return {"json": f"{self.base_path}/api/json-notices/{quote(ivorn, safe='')}"}
         return {
             "synopsis": f"{self.base_path}/apiv1/packet/synopsis/{encoded}",
             "xml": f"{self.base_path}/apiv1/packet/xml/{encoded}",

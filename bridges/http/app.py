@@ -30,15 +30,23 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from burstbus.bridges.http.access import Access
+from burstbus.bridges.http.announce import Announce
 from burstbus.bridges.http.api import Api
 from burstbus.bridges.http.apiv1 import DEFAULT_LIMIT, MAX_LIMIT, ApiV1, route_table
 from burstbus.bridges.http.errors import ApiError, error_body, json_response
+from burstbus.bridges.http.jsonnotices import JsonNotices
+from burstbus.bridges.http.notices import NoticeRequests
 from burstbus.bridges.http.ops import Components, HttpStats, Ops
+from burstbus.bridges.http.process_request import ProcessRequests
+from burstbus.bridges.http.provenance import Provenance
 from burstbus.bridges.http.providers import stream_metrics
 from burstbus.bridges.http.spec import Route, openapi_document
 from burstbus.bridges.http.stream import EventHub, StreamHandler
 from burstbus.bridges.http.submit import Submit
 from burstbus.bridges.http.ui import add_ui
+from burstbus.component import bind_failure
+from burstbus.handlers.notices.intake import NoticeIntake
+from burstbus.handlers.orchestrator.config import PipelinesSection
 from burstbus.ingest import Ingest
 from burstbus.metrics import Metrics
 from burstbus.store.base import EventLog
@@ -136,6 +144,9 @@ def make_app(
     read_token: str | None = None,
     public_read: bool = False,
     public_url: str = "",
+    notices: Callable[[], NoticeIntake | None] | None = None,
+    pipelines: PipelinesSection | None = None,
+    orchestrator: Callable[[], Any] | None = None,
 ) -> web.Application:
     """The HTTP application.
 
@@ -175,8 +186,15 @@ def make_app(
     apiv1 = ApiV1(reader, log, base_path=base, default_limit=default_limit, max_limit=max_limit)
     api = Api(reader, log, StreamHandler(hub), base_path=base, access=access)
     submit = Submit(ingest, token, base, access=access)
+    announce = Announce(log if ingest is not None else None, token, access=access)
+    asked = ProcessRequests(log, reader, token if ingest is not None else None, access, pipelines, orchestrator)
+    chains = Provenance(log, access)
     ops = Ops(log, reader, ingest, registry, stats, providers)
-    routes: list[Route] = [*route_table(apiv1), *api.routes(), *submit.routes(), *ops.routes()]
+    notice_requests = NoticeRequests(log, notices or (lambda: None), token if ingest is not None else None,
+                                     access=access, base_path=base)
+    json_notices = JsonNotices(reader, log, base_path=base)  # JSON notices from Kafka (:mod:`~.jsonnotices`)
+    routes: list[Route] = [*route_table(apiv1), *api.routes(), *submit.routes(), *announce.routes(), *asked.routes(), *chains.routes(), *notice_requests.routes(),
+                           *json_notices.routes(), *ops.routes()]
 
     async def openapi(request: web.Request) -> web.Response:
         from burstbus import __version__
@@ -228,7 +246,10 @@ async def serve(
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise bind_failure("http.port", host, port, exc) from exc
         if ready is not None:
             ready([tuple(address[:2]) for address in runner.addresses])
         await asyncio.Event().wait()

@@ -22,6 +22,9 @@ from burstbus.component import (
     Task,
 )
 from burstbus.config import resolve_secret
+from burstbus.handlers.notices.intake import NOTICE_INTAKE
+from burstbus.handlers.orchestrator.component import ORCHESTRATOR
+from burstbus.handlers.orchestrator.config import PipelinesSection
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,9 @@ def _build(host: Host) -> list[Component]:
         return make_app(host.log, host.config.projections_path, ingest=host.ingest, token=token,
                         base_path=section.base_path, components=health, metrics=metrics,
                         projection_runner=host.projections, read_token=read_token,
-                        public_read=section.public_read, public_url=section.public_url)
+                        public_read=section.public_read, public_url=section.public_url,
+                        notices=lambda: host.ports.get(NOTICE_INTAKE),
+                        pipelines=host.config.section(PipelinesSection), orchestrator=lambda: host.ports.get(ORCHESTRATOR))
 
     def ready(addresses: list[tuple[str, int]]) -> None:
         for address, port in addresses:

@@ -11,10 +11,12 @@ from burstbus.config import ConfigError, resolve_secret
 class HttpSection:
     """The HTTP API (voeventdb-compatible ``/apiv1/``), VOEvent submission, health and metrics."""
 
+    #: Serve the API and the web pages at all.
     enabled: bool = True
+    #: The address to listen on (``0.0.0.0`` inside a container, behind its port mapping).
     host: str = "127.0.0.1"
     #: 0 picks a free port (tests).
-    port: int = field(default=8080, metadata={"minimum": 0})
+    port: int = field(default=8080, metadata={"minimum": 0, "maximum": 65535})
     #: Bearer token for ``POST /api/voevents`` (``env:NAME`` or ``file:/path`` to keep it out
     #: of the file). Empty: submission is refused (403). It also opens the protected reads.
     token: str = ""
@@ -35,7 +37,10 @@ class HttpSection:
         """Where links in messages point: ``public_url``, else this server's own address."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        return f"http://{self.host}:{self.port}{self.base_path}"
+        # "all interfaces" is no address to open: name the one that surely works here (and
+        # the chat components warn at start that it works only on this machine).
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return f"http://[{host}]:{self.port}{self.base_path}" if ":" in host else f"http://{host}:{self.port}{self.base_path}"
 
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from typing import Any
 
 from burstbus.catalogue import TRIGGER_STATES
+from burstbus.store.projections.processes import TABLE_STATUSES
 from burstbus.store.read import bursts as read_burst
 from burstbus.store.read import lists as read_lists
 from burstbus.store.read.rows import BurstRow, NoticeRow, ProcessRow, TriggerRow
@@ -32,6 +33,31 @@ __all__ = ["BURST_ORDERS", "PROCESS_ORDERS", "TRIGGER_ORDERS", "TRIGGER_STATES",
 
 def _many(q: Mapping[str, Any], key: str) -> tuple[str, ...]:
     return tuple(q.get(key) or ())
+
+
+#: The custom filter's keys (``status:failed obs:01 attitude``) and the columns they name.
+CUSTOM_KEYS = {"process": "process", "pipeline": "pipeline", "burst": "burst_id", "burst_id": "burst_id",
+               "obs": "obs_id", "obs_id": "obs_id", "pass": "pass_id", "pass_id": "pass_id", "status": "status",
+               "reason": "reason", "by": "requested_by"}
+
+
+def custom_filter(text: str | None) -> tuple[tuple[str, str], ...]:
+    """The processes' custom filter (the page's and the API's ``q``): words, each found
+    anywhere (names, ids, status, reason, last log line), and ``key:value`` terms; all must
+    hold. Raises ValueError with the reason for an unknown key or status."""
+    terms: list[tuple[str, str]] = []
+    for word in (text or "").split()[:20]:
+        key, sep, value = word.partition(":")
+        if not sep or not value or "://" in word:
+            terms.append(("", word))
+            continue
+        column = CUSTOM_KEYS.get(key.lower())
+        if column is None:
+            raise ValueError(f"unknown key {key!r} in the custom filter (known: {', '.join(sorted(CUSTOM_KEYS))})")
+        if column == "status" and value.lower() not in TABLE_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(TABLE_STATUSES)}, not {value!r}")
+        terms.append((column, value.lower() if column == "status" else value))
+    return tuple(terms)
 
 
 def process_json(row: ProcessRow) -> dict[str, Any]:
@@ -63,6 +89,7 @@ def processes(conn: sqlite3.Connection, q: Mapping[str, Any], limit: int, offset
         date_from=q.get("date_from"), date_to=q.get("date_to"), since=q.get("since"), until=q.get("until"),
         process=_many(q, "process"), burst_id=_many(q, "burst_id"), obs_id=_many(q, "obs_id"),
         pass_id=_many(q, "pass_id"), status=_many(q, "status"), pipeline=_many(q, "pipeline"),
+        terms=custom_filter(q.get("q")),
     )  # fmt: skip
     page = read_lists.processes(conn, filters, q.get("order") or "-updated_at", limit, offset)
     return [process_json(r) for r in page.rows], page.total

@@ -46,8 +46,16 @@ log = logging.getLogger(__name__)
 #: ``/apiv1/packet/xml/<ivorn>``).
 STRIPPED_KEYS = ("xml", "xml_base64")
 KEEPALIVE_SECONDS = 15.0
-#: Records a client may have waiting before it is closed as too slow.
+#: Records a client may have waiting before it is closed as too slow …
 QUEUE_SIZE = 2000
+#: … or bytes of frames (a few large events must not hold megabytes per stalled client).
+QUEUE_BYTES = 2 * 1024 * 1024
+#: Most bytes handed to one write: the transport buffers what the client has not read yet,
+#: so a write is what a stalled client can pin besides its queue.
+WRITE_CHUNK = 64 * 1024
+#: A write that cannot finish for this long (the client stopped reading, its window is full)
+#: closes the client: it reconnects with ``Last-Event-ID`` when it reads again.
+STALL_SECONDS = 30.0
 #: Most events a resuming client may be behind; further back, page with ``/api/log``.
 MAX_BACKLOG = 100_000
 MAX_CLIENTS = 1000
@@ -100,11 +108,15 @@ class _Item:
 class StreamClient:
     """One connected client: its type filter and its bounded queue of frames."""
 
-    def __init__(self, types: frozenset[str] | None, maxsize: int, transport: asyncio.Transport | None):
+    def __init__(self, types: frozenset[str] | None, maxsize: int, transport: asyncio.Transport | None,
+                 max_bytes: int = QUEUE_BYTES):
         self.types = types
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         self.transport = transport
         self.items: deque[_Item] = deque()
+        #: Bytes of the frames in ``items`` (frames are shared between clients, not copied).
+        self.queued_bytes = 0
         self.wake = asyncio.Event()
         self.dropped = False
         self.writing = False
@@ -113,12 +125,24 @@ class StreamClient:
         """Queue ``item`` if the client wants it; False when the client had to be dropped."""
         if item.type is not None and self.types is not None and item.type not in self.types:
             return True
-        if len(self.items) >= self.maxsize:
+        if len(self.items) >= self.maxsize or self.queued_bytes + len(item.frame) > self.max_bytes:
             self.drop()
             return False
         self.items.append(item)
+        self.queued_bytes += len(item.frame)
         self.wake.set()
         return True
+
+    def take(self, limit: int) -> list[_Item]:
+        """Items from the front, up to about ``limit`` bytes (at least one)."""
+        taken: list[_Item] = []
+        size = 0
+        while self.items and (not taken or size + len(self.items[0].frame) <= limit):
+            item = self.items.popleft()
+            self.queued_bytes -= len(item.frame)
+            size += len(item.frame)
+            taken.append(item)
+        return taken
 
     def drop(self) -> None:
         """Close this client: it ends its response (or, stuck writing to a client that stopped
@@ -142,6 +166,7 @@ class EventHub:
         runner: _Runner | None = None,
         projected_types: frozenset[str] | None = None,
         queue_size: int = QUEUE_SIZE,
+        queue_bytes: int = QUEUE_BYTES,
         poll_interval: float = 0.5,
     ):
         self.log = event_log
@@ -149,6 +174,7 @@ class EventHub:
         self.runner = runner
         self.projected_types = projected_types if projected_types is not None else _projected_types()
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.poll_interval = poll_interval
         self.clients: set[StreamClient] = set()
         #: The last seq handed to the clients (None until the follower starts).
@@ -198,7 +224,7 @@ class EventHub:
             if not client.offer(item):
                 self.clients.discard(client)
                 self.dropped_total += 1
-                log.info("SSE client dropped: more than %d events waiting", client.maxsize)
+                log.info("SSE client dropped: more than %d events or %d bytes waiting", client.maxsize, client.max_bytes)
 
     # -- the follower ------------------------------------------------------------------
 
@@ -307,8 +333,9 @@ class StreamHandler:
     """The aiohttp handler of ``/api/stream`` over one hub."""
 
     def __init__(self, hub: EventHub, *, keepalive: float = KEEPALIVE_SECONDS, max_backlog: int = MAX_BACKLOG,
-                 max_clients: int = MAX_CLIENTS):  # fmt: skip
+                 max_clients: int = MAX_CLIENTS, stall_seconds: float | None = None):  # fmt: skip
         self.hub = hub
+        self.stall_seconds = STALL_SECONDS if stall_seconds is None else stall_seconds
         self.keepalive = keepalive
         self.max_backlog = max_backlog
         self.max_clients = max_clients
@@ -321,7 +348,7 @@ class StreamHandler:
             raise ApiError(f"too many live clients ({self.max_clients}); try again later", status=503,
                            description="Service unavailable", headers={"Retry-After": "10"})  # fmt: skip
         wanted = frozenset(types) if types else None
-        client = StreamClient(wanted, self.hub.queue_size, request.transport)
+        client = StreamClient(wanted, self.hub.queue_size, request.transport, self.hub.queue_bytes)
         try:
             position = await self.hub.join(client)
         except LogError as exc:
@@ -346,9 +373,19 @@ class StreamHandler:
             self.hub.leave(client)
 
     async def _write(self, response: web.StreamResponse, client: StreamClient, data: bytes) -> None:
+        """Write ``data`` (at most about :data:`WRITE_CHUNK` at a time); a client that has not
+        taken it within ``stall_seconds`` is closed (its connection aborted, its buffers freed)."""
         client.writing = True
         try:
-            await response.write(data)
+            for start in range(0, len(data), WRITE_CHUNK):
+                async with asyncio.timeout(self.stall_seconds):
+                    await response.write(data[start:start + WRITE_CHUNK])
+        except TimeoutError:
+            if not client.dropped:
+                self.hub.dropped_total += 1
+                log.info("SSE client dropped: stalled for %gs", self.stall_seconds)
+            client.drop()  # still writing: aborts the transport
+            raise ConnectionError("the client stopped reading") from None
         finally:
             client.writing = False
 
@@ -361,7 +398,9 @@ class StreamHandler:
             records = [r for r in await self.hub.log.read(last, read_filter, _CATCH_UP_PAGE) if r.seq <= position]
             if not records:
                 break
-            await self._write(response, client, b"".join(event_frame(r) for r in records))
+            page = [event_frame(r) for r in records]
+            for start in range(0, len(page), 64):
+                await self._write(response, client, b"".join(page[start:start + 64]))
             last = records[-1].seq
         last = max(last, position)
         idle = 0.0
@@ -382,8 +421,7 @@ class StreamHandler:
                 continue
             idle = 0.0
             frames: list[bytes] = []
-            while client.items:
-                item = client.items.popleft()
+            for item in client.take(WRITE_CHUNK):
                 if item.type is None:
                     frames.append(item.frame)
                 elif item.seq > last:

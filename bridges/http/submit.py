@@ -34,6 +34,25 @@ from burstbus.store.base import LogError
 _CHUNK = 65536
 
 
+def check_write_token(request: web.Request, token: str | None, access: Access | None, what: str) -> None:
+    """The write token (``Authorization: Bearer``) of every POST that appends: checked before
+    the body is read; wrong tokens count against the address (shared throttle)."""
+    if not token:
+        raise Forbidden(f"{what} is off: no write token is configured")
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized("this endpoint needs a token: send 'Authorization: Bearer <token>'")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    if access is not None:
+        access.check_throttle(request)
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), token.encode()):
+        if access is not None:
+            access.record_failure(request, "bearer")
+        raise Unauthorized("the token is not valid", error="invalid_token")
+
+
 class TooLarge(ApiError):
     status = 413
     description = "Payload too large"
@@ -69,20 +88,9 @@ class Submit:
         ]  # fmt: skip
 
     def _authorize(self, request: web.Request) -> None:
-        if self.ingest is None or not self.token:
+        if self.ingest is None:
             raise Forbidden("submitting VOEvents over HTTP is off: no write token is configured")
-        header = request.headers.get("Authorization")
-        if not header:
-            raise Unauthorized("this endpoint needs a token: send 'Authorization: Bearer <token>'")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
-            raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        if self.access is not None:
-            self.access.check_throttle(request)
-        if not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), self.token.encode()):
-            if self.access is not None:
-                self.access.record_failure(request, "bearer")
-            raise Unauthorized("the token is not valid", error="invalid_token")
+        check_write_token(request, self.token, self.access, "submitting VOEvents over HTTP")
 
     async def _body(self, request: web.Request, ingest: Ingest, peer: str) -> bytes:
         limit = ingest.max_bytes

@@ -33,7 +33,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from burstbus.bridges.http import sky
+from burstbus.bridges.http import flow, sky
 from burstbus.bridges.http import ui_queries as q
 from burstbus.bridges.http.access import PUBLIC_TYPES, Access, Throttled, Unauthorized, Viewer
 from burstbus.bridges.http.chaincheck import ChainVerifier
@@ -41,14 +41,21 @@ from burstbus.bridges.http.errors import ApiError
 from burstbus.catalogue import (
     BURST_IDENTIFIED,
     CATALOGUE,
+    DATA_AVAILABLE,
+    PROCESS_DISPATCHED,
+    PROCESS_GAVE_UP,
+    PROCESS_IDLING,
+    PROCESS_REQUESTED,
     PROCESS_RETRY_REQUESTED,
     PROCESS_STATUS,
     TRIGGER_TYPES,
     VOEVENT_ACCEPTED,
 )
 from burstbus.events import RecordedEvent
+from burstbus.handlers.orchestrator.core import fold
+from burstbus.handlers.orchestrator.runs import FOLLOWED
 from burstbus.store.base import EventLog, ReadFilter
-from burstbus.store.projections.processes import STATUSES
+from burstbus.store.projections.processes import TABLE_STATUSES
 from burstbus.store.projections.voeventdb import ROLES
 from burstbus.store.reader import ProjectionReader, ReadModelError
 
@@ -60,13 +67,15 @@ STATIC = HERE / "static"
 
 VERIFIER = web.AppKey("chain_verifier", ChainVerifier)
 
+#: What the orchestrator writes that changes the process table and a burst's graph.
+ORCHESTRATOR_TYPES = (DATA_AVAILABLE, PROCESS_REQUESTED, PROCESS_IDLING, PROCESS_DISPATCHED, PROCESS_GAVE_UP)
 #: Event types each page follows live (the burst page filters further by burst id).
 LIVE_TYPES: dict[str, tuple[str, ...]] = {
     "overview": (VOEVENT_ACCEPTED, BURST_IDENTIFIED, PROCESS_STATUS),
     "notices": (VOEVENT_ACCEPTED, BURST_IDENTIFIED),
-    "processes": (PROCESS_STATUS, PROCESS_RETRY_REQUESTED),
+    "processes": (PROCESS_STATUS, PROCESS_RETRY_REQUESTED, *ORCHESTRATOR_TYPES),
     "bursts": (BURST_IDENTIFIED, PROCESS_STATUS, *TRIGGER_TYPES),
-    "burst": (BURST_IDENTIFIED, PROCESS_STATUS, PROCESS_RETRY_REQUESTED, *TRIGGER_TYPES),
+    "burst": (BURST_IDENTIFIED, PROCESS_STATUS, PROCESS_RETRY_REQUESTED, *ORCHESTRATOR_TYPES, *TRIGGER_TYPES),
 }
 
 #: Every event type the catalogue names (docs/events.md): the audit page follows them all
@@ -127,7 +136,7 @@ def make_environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(utc=utc, deg=degrees, err=error_text, q=quote_all, hms=sky.ra_hms, dms=sky.dec_dms)
-    env.globals.update(STATUSES=STATUSES, ROLES=ROLES,
+    env.globals.update(STATUSES=TABLE_STATUSES, ROLES=ROLES,
                        assets={name: asset_version(name) for name in ("burstbus.css", "live.js")})  # fmt: skip
     return env
 
@@ -345,10 +354,22 @@ class Pages:
         if data is not None and not viewer.full:
             data["triggers"] = None  # who asked, who approved, pending ids: for signed-in readers
         charts = _charts(data) if data else None
+        if charts is not None:
+            charts["flow"] = await self._flow(burst_id, relative_root(self.base, request.path) + "api/provenance/")
         live_after = data["projected"] if data else 0
         return self.render(request, viewer, "burst.html", status, page="bursts", title=burst_id, burst_id=burst_id,
                            data=data, problem=problem, charts=charts,
                            live=Live(LIVE_TYPES["burst"], live_after, match={"burst_id": burst_id}))  # fmt: skip
+
+    async def _flow(self, burst_id: str, link: str) -> Markup | None:
+        """The burst's processing graph (inputs → runs → products) from its orchestrator events."""
+        try:
+            records = await self.log.read(filter=ReadFilter.of(types=FOLLOWED, stream=burst_id))
+        except Exception:  # the log is failing: the page shows the rest
+            log.exception("the burst page could not read %s's processing events", burst_id)
+            return None
+        drawn = flow.graph_svg(fold(burst_id, records), link) if records else None
+        return Markup(drawn) if drawn else None  # noqa: S704 - built and escaped by flow
 
     async def audit_log(self, request: web.Request, viewer: Viewer) -> web.Response:
         self.verifier.nudge()

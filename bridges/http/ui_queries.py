@@ -20,11 +20,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from burstbus.store.projections.processes import STATUSES
+from burstbus.bridges.http.queries import custom_filter
+from burstbus.store.projections.processes import TABLE_STATUSES
 from burstbus.store.read import archive
 from burstbus.store.read import bursts as read_burst
 from burstbus.store.read import lists as read_lists
 from burstbus.store.read import voeventdb as vdb
+from burstbus.store.read.jsonnotices import json_notices
 from burstbus.store.read.rows import BurstRow
 from burstbus.store.read.where import BurstFilter, ProcessFilter
 
@@ -188,18 +190,23 @@ def notices(conn: sqlite3.Connection, query: NoticeQuery) -> dict[str, Any]:
         if row["distance"] is None:
             del row["distance"]  # the template shows a distance only where there is one
         rows.append(row)
-    return {"rows": rows, "total": page.total, "projected": _projected(conn)}
+    # JSON notices from Kafka (LVK, Einstein Probe …: no IVORN, so not in the archive above):
+    # the latest, on the first page.
+    latest = json_notices(conn, 20) if query.paging.offset == 0 else None
+    return {"rows": rows, "total": page.total, "projected": _projected(conn),
+            "json": [asdict(r) for r in latest.rows] if latest else [], "json_total": latest.total if latest else 0}
 
 
 # -- processes -----------------------------------------------------------------------------
 
-PROCESS_KEYS = ("process", "burst_id", "status", "pipeline", "date")
+PROCESS_KEYS = ("process", "burst_id", "obs_id", "pass_id", "status", "pipeline", "date", "q")
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessQuery:
-    """``process`` and ``pipeline`` match anywhere in the name; ``burst_id`` exactly;
-    ``status`` may repeat (any of them); ``date`` is the run's day (UTC, ``YYYY-MM-DD``)."""
+    """``process`` and ``pipeline`` match anywhere in the name; ``burst_id``, ``obs_id`` and
+    ``pass_id`` exactly; ``status`` may repeat (any of them); ``date`` is the run's day (UTC,
+    ``YYYY-MM-DD``); ``q`` is the custom filter (:func:`~.queries.custom_filter`)."""
 
     process: str | None = None
     burst_id: str | None = None
@@ -208,23 +215,32 @@ class ProcessQuery:
     date: str | None = None
     paging: Paging = Paging()
     form: dict[str, Any] = field(default_factory=dict)
+    obs_id: str | None = None
+    pass_id: str | None = None
+    terms: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_items(cls, items: Items) -> ProcessQuery:
         given = _given(items, PROCESS_KEYS, PAGING)
         single = {k: v for k, v in reversed(given) if k != "status"}  # first value wins
         statuses = tuple(dict.fromkeys(v for k, v in given if k == "status"))
-        bad = [s for s in statuses if s not in STATUSES]
+        bad = [s for s in statuses if s not in TABLE_STATUSES]
         if bad:
-            raise FilterError(f"status must be one of {', '.join(STATUSES)} (got {bad[0]!r})", "status")
+            raise FilterError(f"status must be one of {', '.join(TABLE_STATUSES)} (got {bad[0]!r})", "status")
         day = _day("date", single["date"]) if "date" in single else None
+        try:
+            terms = custom_filter(single.get("q"))
+        except ValueError as exc:
+            raise FilterError(str(exc), "q") from None
         form: dict[str, Any] = {**single, "status": statuses}
         return cls(single.get("process"), single.get("burst_id"), statuses, single.get("pipeline"), day,
-                   Paging.from_items(items), form)  # fmt: skip
+                   Paging.from_items(items), form, single.get("obs_id"), single.get("pass_id"), terms)  # fmt: skip
 
     def filters(self) -> ProcessFilter:
         return ProcessFilter(process_contains=self.process, burst_id=(self.burst_id,) if self.burst_id else (),
-                             status=self.status, pipeline_contains=self.pipeline, date=self.date)  # fmt: skip
+                             obs_id=(self.obs_id,) if self.obs_id else (), pass_id=(self.pass_id,) if self.pass_id else (),
+                             status=self.status, pipeline_contains=self.pipeline, date=self.date,
+                             terms=self.terms)  # fmt: skip
 
 
 def processes(conn: sqlite3.Connection, query: ProcessQuery) -> dict[str, Any]:

@@ -6,8 +6,17 @@ from burstbus.bridges.nats.config import NatsSection, check_log_jetstream, check
 from burstbus.bridges.nats.log_backend import open_jetstream_log
 from burstbus.bridges.nats.metrics import nats_health, nats_metrics
 from burstbus.bridges.nats.node import NatsNode
-from burstbus.component import PUBLISH, Component, ComponentPackage, Host, SectionSpec, Task
+from burstbus.component import (
+    PUBLISH,
+    REQUEST,
+    Component,
+    ComponentPackage,
+    Host,
+    SectionSpec,
+    Task,
+)
 from burstbus.config import Config
+from burstbus.handlers.notices.intake import NOTICE_INTAKE
 
 
 def _check(config: Config) -> None:
@@ -19,8 +28,10 @@ def _build(host: Host) -> list[Component]:
     section = host.config.section(NatsSection)
     if not section.enabled:
         return []
-    node = NatsNode(host.log, host.ingest, host.state, section, host.config.data_dir)
+    node = NatsNode(host.log, host.ingest, host.state, section, host.config.data_dir,
+                    notices=lambda: host.ports.get(NOTICE_INTAKE))
     host.ports.offer(PUBLISH, node.publish, by="nats")
+    host.ports.offer(REQUEST, node.request, by="nats")
     return [Task(name, run, health=nats_health(node), metrics=nats_metrics(node, host.log), owner=node)
             for name, run in node.components()]
 

@@ -8,6 +8,7 @@ as ``nats: NatsSection = NatsSection()``; :func:`check_nats` is its cross-field 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import socket
 import ssl
@@ -20,6 +21,8 @@ from burstbus.config import ConfigError, resolve_secret
 
 # burstbus.config imports this module (the ``[nats]`` section), so it is imported here only
 # inside functions: a top-level import would be circular.
+
+log = logging.getLogger(__name__)
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _SUBJECT_TOKEN = re.compile(r"^([A-Za-z0-9_-]+|\*|>)$")
@@ -49,12 +52,13 @@ class SubjectMapping:
 class NatsSection:
     """NATS: the bridge in and out of the log, and (empty ``url``) an embedded nats-server."""
 
+    #: Connect to NATS (or start the embedded server) at all.
     enabled: bool = True
     #: Empty: start the embedded nats-server. Otherwise one URL or several seed URLs separated
     #: by commas (``nats://a:4222,nats://b:4222``; ``tls://`` for TLS).
     url: str = ""
     #: Port of the embedded server (always bound to 127.0.0.1); 0 picks a free one.
-    embedded_port: int = field(default=4222, metadata={"minimum": 0})
+    embedded_port: int = field(default=4222, metadata={"minimum": 0, "maximum": 65535})
     #: This node's name in the ``Burstbus-Origin`` header. Empty: host name + data directory hash.
     node_id: str = ""
     #: First token of every subject: ``<prefix>.events.<type>``, ``<prefix>.in.voevent`` …
@@ -172,9 +176,15 @@ def tls_context(section: NatsSection) -> ssl.SSLContext | None:
     return context
 
 
+async def _log_error(exc: Exception) -> None:
+    """nats-py's errors as one line each (its default logs a traceback per reconnect attempt)."""
+    log.warning("NATS: %s: %s", type(exc).__name__, exc)
+
+
 def connect_options(section: NatsSection, *, servers: list[str], name: str) -> dict[str, Any]:
     """Keyword arguments for ``nats.connect``: reconnect forever, credentials and TLS."""
     options: dict[str, Any] = {
+        "error_cb": _log_error,
         "servers": servers,
         "name": name,
         "allow_reconnect": True,

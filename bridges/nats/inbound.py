@@ -1,9 +1,9 @@
-"""NATS into the log: ``<prefix>.in.voevent`` and ``<prefix>.in.process``, request/reply.
+"""NATS into the log: ``<prefix>.in.voevent``, ``<prefix>.in.process`` and ``<prefix>.in.data``, request/reply.
 
 The log first: a reply goes out only after the append returned (durable). ``ACK`` means the
 message is in the log (for a VOEvent: accepted now or already); ``NAK <reason>`` means it was
 refused, and the refusal itself is in the log (``voevent.rejected`` via the ingest,
-``process.rejected`` and ``nats.rejected`` here). A message without a reply subject is handled
+``process.rejected``, ``data.rejected`` and ``nats.rejected`` here). A message without a reply subject is handled
 the same way, silently. A message carrying a ``Burstbus-Origin`` header was published by a
 burstbus node (this one or another bridged through the same NATS) and is never taken in: no
 relay loops, whatever the subjects and mappings.
@@ -11,8 +11,10 @@ relay loops, whatever the subjects and mappings.
 Operators add inputs with ``[[nats.mappings]]``: JSON objects on a subject become events of
 a configured type (:func:`parse_mapped`, pure), with the same reply and refusal rules.
 
-``process.status`` messages are JSON objects validated by :func:`parse_process_status`, a
-pure function; its reasons are what the sender reads after ``NAK``. A message carrying a
+``process.status`` messages and data announcements (``data.available``) are JSON objects
+validated by :func:`parse_process_status` and :func:`parse_data_announcement`, pure functions
+shared with HTTP (``burstbus.handlers.orchestrator.messages``); their reasons are what the
+sender reads after ``NAK``. A message carrying a
 ``Nats-Msg-Id`` header gets an event id derived from it, so a pipeline that re-sends the same
 message (after a timeout) is recorded once.
 """
@@ -21,10 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.client import Client as NATS
@@ -34,117 +34,44 @@ from nats.aio.subscription import Subscription
 from burstbus.bridges.nats.config import SubjectMapping
 from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.bridges.nats.outbound import MSG_ID, ORIGIN
-from burstbus.catalogue import NATS_REJECTED, PROCESS_REJECTED, PROCESS_STATUS
-from burstbus.events import Event, derived_event_id, new_event_id, normalise_time, utc_now
+from burstbus.catalogue import DATA_REJECTED, NATS_REJECTED, PROCESS_REJECTED
+from burstbus.events import Event, derived_event_id, new_event_id, utc_now
+from burstbus.handlers.notices.intake import NoticeIntake
+from burstbus.handlers.orchestrator import messages
+from burstbus.handlers.orchestrator.messages import (  # noqa: F401  (re-exported: the names NATS users import)
+    KNOWN_FIELDS,
+    MAX_LOG_CHARS,
+    InvalidAnnouncement,
+    InvalidProcessStatus,
+    ProcessStatus,
+    parse_data_announcement,
+    parse_process_status,
+)
 from burstbus.ingest import Ingest
 from burstbus.store.base import EventLog
-from burstbus.store.projections.processes import STATUSES
+from burstbus.untrusted import UntrustedJson, parse_json_object
 
 log = logging.getLogger(__name__)
 
-#: How much of a refused message is kept in its ``process.rejected`` event.
-EXCERPT_BYTES = 4096
-#: Longest log excerpt kept in a ``process.status`` event (its tail: the end says what failed).
-MAX_LOG_CHARS = 16_384
-MAX_ID_CHARS = 200
-
-_ID_FIELDS = ("process", "burst_id", "obs_id", "pass_id", "pipeline")
-KNOWN_FIELDS = frozenset({*_ID_FIELDS, "status", "log", "occurred_at"})
-
-
-class InvalidProcessStatus(ValueError):
-    """A ``process.status`` message that is refused; ``reason`` is one sentence for the sender."""
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessStatus:
-    """A validated status message: ``data`` is the event's data, ``occurred_at`` when given."""
-
-    data: dict[str, Any]
-    occurred_at: str | None
-
-    @property
-    def burst_id(self) -> str:
-        return str(self.data.get("burst_id") or "")
-
-
-def parse_process_status(raw: bytes, *, max_bytes: int = 1_048_576) -> ProcessStatus:
-    """Validate one ``<prefix>.in.process`` payload (pure); raise InvalidProcessStatus.
-
-    A JSON object with ``process`` (required), ``status`` (required, one of queued, running,
-    complete, failed, vanished), optional ``burst_id``, ``obs_id``, ``pass_id``, ``pipeline``
-    (strings; integer ids are taken as their decimal text), ``log`` (text; its last 16 KiB kept)
-    and ``occurred_at`` (ISO-8601; default: when recorded). Unknown keys are refused, so a
-    misspelt field is reported rather than silently lost.
-    """
-    if not raw.strip():
-        raise InvalidProcessStatus("empty message: expected a JSON object")
-    if len(raw) > max_bytes:
-        raise InvalidProcessStatus(f"message of {len(raw)} bytes exceeds the limit of {max_bytes}")
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InvalidProcessStatus(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidProcessStatus(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(value, dict):
-        raise InvalidProcessStatus(f"expected a JSON object, got {type(value).__name__}")
-    unknown = sorted(set(value) - KNOWN_FIELDS)
-    if unknown:
-        raise InvalidProcessStatus(f"unknown field(s) {', '.join(unknown)} (known: {', '.join(sorted(KNOWN_FIELDS))})")
-    data: dict[str, Any] = {}
-    for name in _ID_FIELDS:
-        item = value.get(name)
-        if item is None or item == "":
-            if name == "process":
-                raise InvalidProcessStatus("'process' is required (the process name)")
-            continue
-        if isinstance(item, bool) or not isinstance(item, str | int):
-            raise InvalidProcessStatus(f"'{name}' must be a string, not {type(item).__name__}")
-        text = str(item).strip()
-        if not text:
-            if name == "process":
-                raise InvalidProcessStatus("'process' is required (the process name)")
-            continue
-        if len(text) > MAX_ID_CHARS:
-            raise InvalidProcessStatus(f"'{name}' is longer than {MAX_ID_CHARS} characters")
-        if name != "pipeline" and ("/" in text or any(c in text for c in "\r\n\t")):
-            raise InvalidProcessStatus(f"'{name}' must not contain '/' or control characters: {text[:60]!r}")
-        data[name] = text
-    status = value.get("status")
-    if status is None:
-        raise InvalidProcessStatus(f"'status' is required (one of {', '.join(STATUSES)})")
-    if not isinstance(status, str) or status.strip().lower() not in STATUSES:
-        raise InvalidProcessStatus(f"'status' must be one of {', '.join(STATUSES)}, not {status!r}")
-    data["status"] = status.strip().lower()
-    text_log = value.get("log")
-    if text_log is not None:
-        if not isinstance(text_log, str):
-            raise InvalidProcessStatus(f"'log' must be text, not {type(text_log).__name__}")
-        if len(text_log) > MAX_LOG_CHARS:
-            data["log"] = text_log[-MAX_LOG_CHARS:]
-            data["log_truncated"] = len(text_log)
-        elif text_log:
-            data["log"] = text_log
-    occurred_at = None
-    if value.get("occurred_at") is not None:
-        stamp = value["occurred_at"]
-        try:
-            if not isinstance(stamp, str):
-                raise ValueError
-            occurred_at = normalise_time(stamp)
-        except ValueError:
-            raise InvalidProcessStatus(f"'occurred_at' must be an ISO-8601 time, not {stamp!r}") from None
-    return ProcessStatus(data, occurred_at)
+#: How much of a refused message is kept in its rejection event.
+EXCERPT_BYTES = messages.EXCERPT_BYTES
+MAX_ID_CHARS = messages.MAX_ID_CHARS
 
 
 def process_rejected_event(raw: bytes, reason: str, *, subject: str, msg_id: str | None) -> Event:
     """The record of a refused process message: why, and what was received (first 4 KiB)."""
     return rejected_event(PROCESS_REJECTED, raw, reason, subject=subject, msg_id=msg_id)
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching (pure): ``*`` one token, a final ``>`` one or more."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">":
+            return len(have) > i
+        if i >= len(have) or (token != "*" and token != have[i]):
+            return False
+    return len(have) == len(want)
 
 
 class InvalidMessage(ValueError):
@@ -155,27 +82,14 @@ class InvalidMessage(ValueError):
         self.reason = reason
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
 
 def parse_mapped(raw: bytes, mapping: SubjectMapping, *, max_bytes: int = 1_048_576) -> tuple[dict[str, Any], str]:
     """Validate one message on a mapped subject (pure): a JSON object (UTF-8, finite numbers),
     returned as the event's data with the event's stream (``stream_field``'s value, or "")."""
-    if not raw.strip():
-        raise InvalidMessage("empty message: expected a JSON object")
-    if len(raw) > max_bytes:
-        raise InvalidMessage(f"message of {len(raw)} bytes exceeds the limit of {max_bytes}")
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-    except UnicodeDecodeError as exc:
-        raise InvalidMessage(f"not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidMessage(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError as exc:
-        raise InvalidMessage(f"not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise InvalidMessage(f"expected a JSON object, got {type(value).__name__}")
+        value = parse_json_object(raw, max_bytes=max_bytes)
+    except UntrustedJson as exc:
+        raise InvalidMessage(str(exc)) from None
     stream = ""
     if mapping.stream_field and value.get(mapping.stream_field) not in (None, ""):
         item = value[mapping.stream_field]
@@ -225,6 +139,7 @@ class Inbound:
         max_bytes: int = 1_048_576,
         max_inflight: int = 64,
         mappings: tuple[SubjectMapping, ...] = (),
+        notices: Callable[[], NoticeIntake | None] | None = None,
     ):
         self.nc = nc
         self.log = event_log
@@ -234,6 +149,8 @@ class Inbound:
         self.queue = queue
         self.max_bytes = max_bytes
         self.mappings = mappings
+        #: The notice intake (the ``notices.intake`` port, asked per message: None = notices off).
+        self.notices = notices or (lambda: None)
         self._slots = asyncio.Semaphore(max_inflight)
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscriptions: list[Subscription] = []
@@ -250,9 +167,19 @@ class Inbound:
     def process_subject(self) -> str:
         return f"{self.prefix}.in.process"
 
+    @property
+    def data_subject(self) -> str:
+        return f"{self.prefix}.in.data"
+
+    @property
+    def notice_subject(self) -> str:
+        return f"{self.prefix}.in.notice"
+
     async def start(self) -> None:
         self._subscriptions.append(await self.nc.subscribe(self.voevent_subject, queue=self.queue, cb=self._on_voevent))
         self._subscriptions.append(await self.nc.subscribe(self.process_subject, queue=self.queue, cb=self._on_process))
+        self._subscriptions.append(await self.nc.subscribe(self.data_subject, queue=self.queue, cb=self._on_data))
+        self._subscriptions.append(await self.nc.subscribe(self.notice_subject, queue=self.queue, cb=self._on_notice))
         for mapping in self.mappings:
             self._subscriptions.append(await self.nc.subscribe(mapping.subject, queue=self.queue, cb=self._mapped_handler(mapping)))
         await confirm_sent(self.nc, 10.0)  # the server has the subscriptions before anyone is told we are up
@@ -275,11 +202,19 @@ class Inbound:
         """Published by a burstbus node (this one or another): never taken back in."""
         return bool(msg.headers) and bool((msg.headers or {}).get(ORIGIN))
 
+    def _is_input(self, subject: str) -> bool:
+        """One of the subjects burstbus takes in: a reply sent there would come back as a message."""
+        return subject.startswith(f"{self.prefix}.in.") or any(subject_matches(m.subject, subject) for m in self.mappings)
+
     async def _reply(self, msg: Msg, text: str) -> None:
         if not msg.reply:
             return
+        if self._is_input(msg.reply):  # a loop a sender built, by mistake or on purpose
+            log.warning("not replying on %s (from %s): it is one of burstbus's input subjects", msg.reply, msg.subject)
+            return
         try:
-            await self.nc.publish(msg.reply, text.encode("utf-8"))
+            # Marked as ours, like everything this node publishes: never taken back in.
+            await self.nc.publish(msg.reply, text.encode("utf-8"), headers={ORIGIN: self.origin})
         except Exception as exc:  # the requester will time out and retry; the log has it
             log.warning("could not reply on %s: %s", msg.subject, exc)
 
@@ -322,21 +257,70 @@ class Inbound:
             reply = f"NAK {exc.reason}"
             outcome = "rejected"
         else:
-            event_id = derived_event_id("nats", msg.subject, msg_id) if msg_id else new_event_id()
-            event = Event(PROCESS_STATUS, status.data, stream=status.burst_id, actor=f"nats:{msg.subject}", id=event_id)
-            if status.occurred_at:
-                event = Event(event.type, event.data, event.stream, event.actor, event.id, status.occurred_at)
+            event = messages.status_event(status, actor=f"nats:{msg.subject}",
+                                          event_id=messages.message_event_id("nats", msg.subject, msg_id))
             reply = "ACK"
             outcome = "accepted"
+        await self._record("process", msg, event, reply, outcome)
+
+    async def _record(self, kind: str, msg: Msg, event: Event, reply: str, outcome: str) -> None:
+        """Append, then answer: ``ACK`` (or the refusal's ``NAK``) only once it is durable."""
         try:
             await self.log.append([event])
         except Exception as exc:
-            log.error("NATS process message not recorded: %s", exc)
-            self._count("process", "error")
+            log.error("NATS %s message not recorded: %s", kind, exc)
+            self._count(kind, "error")
             await self._reply(msg, f"NAK not recorded: {exc}")
             return
-        self._count("process", outcome)
+        self._count(kind, outcome)
         await self._reply(msg, reply)
+
+    # -- data announcements ----------------------------------------------------------------
+
+    async def _on_data(self, msg: Msg) -> None:
+        """One at a time, in arrival order, like statuses: a product follows its run's status."""
+        if self._ours(msg):
+            self._count("data", "ignored_own")
+            return
+        msg_id = _msg_id(msg.headers)
+        try:
+            announced = parse_data_announcement(msg.data, max_bytes=self.max_bytes)
+        except InvalidAnnouncement as exc:
+            event = rejected_event(DATA_REJECTED, msg.data, exc.reason, subject=msg.subject, msg_id=msg_id,
+                                   extra={"via": "nats", "peer": msg.subject})
+            reply = f"NAK {exc.reason}"
+            outcome = "rejected"
+        else:
+            event = messages.data_event(announced, actor=f"nats:{msg.subject}",
+                                        event_id=messages.message_event_id("nats", msg.subject, msg_id))
+            reply = "ACK"
+            outcome = "accepted"
+        await self._record("data", msg, event, reply, outcome)
+
+    # -- notice requests (handlers/notices) ---------------------------------------------
+
+    async def _on_notice(self, msg: Msg) -> None:
+        """One at a time, in arrival order: a burst's wake-up before its refinement. Judged and
+        recorded by the notice intake; ``ACK <request id>`` once durable, else ``NAK <reason>``."""
+        if self._ours(msg):
+            self._count("notice", "ignored_own")
+            return
+        intake = self.notices()
+        if intake is None:
+            self._count("notice", "off")
+            await self._reply(msg, "NAK notices are off here ([notices] enabled = false)")
+            return
+        msg_id = _msg_id(msg.headers)
+        try:
+            result = await intake.submit(msg.data, via="nats", peer=msg.subject,
+                                         key=f"nats:{msg.subject}:{msg_id}" if msg_id else None)
+        except Exception as exc:
+            log.error("NATS notice request not recorded: %s", exc)
+            self._count("notice", "error")
+            await self._reply(msg, f"NAK not recorded: {exc}")
+            return
+        self._count("notice", result.outcome)
+        await self._reply(msg, result.reply())
 
     # -- operator mappings ----------------------------------------------------------------
 

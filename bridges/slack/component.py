@@ -5,7 +5,8 @@ from __future__ import annotations
 from burstbus.bridges.slack.config import SlackSection, check_slack
 from burstbus.bridges.slack.metrics import slack_metrics
 from burstbus.bridges.slack.outbox import SlackOutbox
-from burstbus.component import LINK_BASE, Component, ComponentPackage, Host, SectionSpec, Task
+from burstbus.chat import CHANNELS
+from burstbus.component import Component, ComponentPackage, Host, SectionSpec, Task, link_base
 
 
 def _build(host: Host) -> list[Component]:
@@ -14,8 +15,9 @@ def _build(host: Host) -> list[Component]:
         return []
     outbox = SlackOutbox(
         host.log, host.state, section, SlackOutbox.client_for(section),
-        link_base=host.ports.get(LINK_BASE) or "", burst_roles=tuple(host.config.bursts.roles),
+        link_base=link_base(host.ports, who="Slack"), burst_roles=tuple(host.config.bursts.roles),
     )
+    host.ports.offer(CHANNELS, outbox.post_text, by="slack")
     return [Task("slack", outbox.run, health=outbox.health, metrics=slack_metrics(outbox, host.log), owner=outbox)]
 
 

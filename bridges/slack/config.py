@@ -20,6 +20,7 @@ VALID_ROLES = ("observation", "prediction", "utility", "test")
 class SlackChannel:
     """A channel that gets notice summaries: its id (``C0123ABCD``) or name (``#grb-alerts``)."""
 
+    #: The channel id (``C0123ABCD``) or name (``#grb-alerts``); the bot must be a member.
     channel: str
     #: Which notices: VOEvent roles, and (if any) missions (``SVOM``, ``SWIFT``, ``LVK``…).
     roles: tuple[str, ...] = ("observation",)
@@ -28,11 +29,15 @@ class SlackChannel:
 
 @dataclass(frozen=True)
 class SlackSection:
+    """Slack: notice summaries into channels, one thread per burst (the Web API, slack-sdk)."""
+
+    #: Post to Slack at all.
     enabled: bool = False
     #: The bot token (``xoxb-…``); keep it out of the file: ``env:SLACK_TOKEN`` or ``file:/path``.
     token: str = ""
     #: Web API base URL, ending in ``/api/``. Empty: Slack's own (``https://slack.com/api/``).
     base_url: str = ""
+    #: ``[[slack.channels]]``: where summaries go, and which.
     channels: tuple[SlackChannel, ...] = ()
     #: Later notices of a burst go into the thread of its first message in each channel.
     thread_per_burst: bool = True

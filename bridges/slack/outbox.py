@@ -166,12 +166,12 @@ class SlackTemplates:
         self.template = jinja2.Environment(loader=loader, **options).get_template("notice.j2")
         self.builtin = jinja2.Environment(loader=jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)), **options).get_template("notice.j2")
 
-    def render(self, view: NoticeView, *, first: bool) -> str:
+    def render(self, view: NoticeView, *, first: bool, retracted: bool = False) -> str:
         try:
-            text = self.template.render(n=view, first=first)
+            text = self.template.render(n=view, first=first, retracted=retracted)
         except Exception:
             log.exception("Slack template notice.j2 failed for %s; using the built-in one", view.ivorn)
-            text = self.builtin.render(n=view, first=first)
+            text = self.builtin.render(n=view, first=first, retracted=retracted)
         return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
@@ -312,6 +312,8 @@ class SlackOutbox:
         view = notice_view(record.data, burst_id=burst, link_base=self.link_base, seq=record.seq, event_id=record.id)
         for channel in channels:
             await self._post(channel.channel, record.id, view)
+            if view.retraction and view.burst_id and self.section.thread_per_burst:
+                await self._mark_thread_retracted(channel.channel, record.id, view)
 
     async def _post(self, channel: str, event_id: str, view: NoticeView) -> None:
         """Post it to ``channel`` unless recorded; Slack's trouble is waited out here, with a
@@ -334,6 +336,17 @@ class SlackOutbox:
             self._delay = self.section.retry_delay  # Slack answered: the next outage starts from the first step
             return
 
+    async def post_text(self, channel: str, text: str, id: str) -> None:
+        """A plain message in ``channel`` (the ``chat.channels`` port: the witness's signed
+        checkpoints), paced with the notices posted there; a refusal raises (its caller, an
+        outbox of its own, retries). ``id``: the event's id, in the message metadata."""
+        await self._pace(channel)
+        try:
+            await self.client.chat_postMessage(channel=channel, text=text, unfurl_links=False, unfurl_media=False,
+                                               metadata={"event_type": "burstbus_checkpoint", "event_payload": {"event_id": id}})
+        finally:
+            self._last_done[channel] = asyncio.get_running_loop().time()
+
     def _options(self, channel: str, event_id: str, view: NoticeView, thread: Thread | None) -> dict[str, Any]:
         options: dict[str, Any] = {"channel": channel, "text": self.templates.render(view, first=thread is None),
                                    "unfurl_links": False, "unfurl_media": False,
@@ -343,6 +356,58 @@ class SlackOutbox:
             if self.section.broadcast_updates and (view.retraction or _improves(view.err, thread.best_err)):
                 options["reply_broadcast"] = True
         return options
+
+    # -- a retraction edits the thread's opening message -------------------------------------
+
+    async def _mark_thread_retracted(self, channel: str, event_id: str, view: NoticeView) -> None:
+        """Edit the message that opened the burst's thread (``chat.update``) so the channel
+        shows the burst retracted without opening the thread. Done once per retraction and
+        channel (recorded in ``slack_posts`` as ``<event id>:parent``); an edit Slack refuses
+        is logged and recorded, and Slack's trouble is waited out as for a post."""
+        key = f"{event_id}:parent"
+
+        def lookup(conn: sqlite3.Connection) -> tuple[bool, str | None, str | None]:
+            if conn.execute("SELECT 1 FROM slack_posts WHERE event_id = ? AND channel = ?", (key, channel)).fetchone():
+                return True, None, None
+            row = conn.execute("SELECT ts FROM slack_threads WHERE channel = ? AND burst_id = ?", (channel, view.burst_id)).fetchone()
+            if row is None:
+                return False, None, None
+            opened = conn.execute("SELECT event_id FROM slack_posts WHERE channel = ? AND ts = ? AND event_id != ?",
+                                  (channel, row[0], event_id)).fetchone()
+            return False, row[0], opened[0] if opened else None
+
+        done, thread_ts, opener = await self.state.run(lookup)
+        if done or thread_ts is None or opener is None:
+            return  # already edited, or the retraction itself opened the thread (it says so)
+        first = await self.log.find(opener)
+        if first is None:
+            return
+        opened = notice_view(first.data, burst_id=view.burst_id, link_base=self.link_base, seq=first.seq, event_id=first.id)
+        text = self.templates.render(opened, first=True, retracted=True)
+        while True:
+            error: str | None = None
+            try:
+                await self._pace(channel)
+                await self.client.chat_update(channel=self._channel_ids.get(channel, channel), ts=thread_ts, text=text)
+            except SlackApiError as exc:
+                error = _error_of(exc) or str(exc)
+                if error in FATAL_ERRORS - CANNOT_READ:
+                    raise self._refused(error) from None
+                if (retry := _transient(exc)) is not None:
+                    await self._back_off(channel, view, retry)
+                    continue
+                log.error("Slack refused to mark the thread of %s in %s retracted: %s", view.burst_id, channel, error)
+            except Exception as exc:
+                if (retry := _network(exc)) is None:
+                    raise
+                await self._back_off(channel, view, retry)  # an edit is idempotent: simply again
+                continue
+            finally:
+                self._last_done[channel] = asyncio.get_running_loop().time()
+            break
+        await self.state.transaction(lambda conn: conn.execute(
+            "INSERT OR REPLACE INTO slack_posts (event_id, channel, ts, error) VALUES (?, ?, ?, ?)",
+            (key, channel, thread_ts, error)))
 
     async def _back_off(self, channel: str, view: NoticeView, retry: _Retry) -> None:
         delay = self._delay

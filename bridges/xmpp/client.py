@@ -54,6 +54,7 @@ from burstbus.bridges.xmpp.quiet import quiet_slixmpp_logging
 from burstbus.bridges.xmpp.rooms import RoomMembership, room_passwords
 from burstbus.bridges.xmpp.stanzas import MessageType, Outgoing
 from burstbus.chat import ChatBot
+from burstbus.component import StartupError
 from burstbus.config import resolve_secret
 from burstbus.events import utc_now
 
@@ -61,6 +62,11 @@ __all__ = ["PLUGINS", "BotClient", "NotConnected", "Outgoing", "SessionLost", "X
 
 log = logging.getLogger(__name__)
 
+#: Seconds a connection that never had a session keeps trying before the configuration is
+#: reported as unable to work (StartupError: ``burstbus run`` exits at start with that line).
+START_WINDOW = 10.0
+#: Failures that are the configuration's at once: a wrong password, an untrusted certificate.
+FATAL_AT_START = ("xmpp.password", "xmpp.ca_file")
 #: xep_0313/xep_0059: the room archive, asked before a re-send (archive.py).
 PLUGINS = ("xep_0030", "xep_0045", "xep_0059", "xep_0198", "xep_0199", "xep_0280", "xep_0297", "xep_0203", "xep_0313")
 
@@ -106,6 +112,8 @@ class XmppConnection:
         self.up = asyncio.Event()
         self._down = asyncio.Event()
         self._failed = asyncio.Event()
+        #: The setting the last failure to get a session points at (for StartupError).
+        self._failed_setting = "xmpp.host"
         self.delivery = Delivery(self.client, self.up, ack_timeout=section.ack_timeout)
         self.membership = RoomMembership(self.client, self.rooms, passwords, self.up, retry_every=section.reconnect_max_delay)
         self.dispatcher = Dispatcher(self.client, self.rooms, section.nick, self.send, bot=bot, find_bot=find_bot, on_voevent=on_voevent)
@@ -189,16 +197,19 @@ class XmppConnection:
         self._down.set()
 
     def _connection_failed(self, reason: Any) -> None:
-        self.last_error = f"connection failed: {reason}"
+        self.last_error = f"connection to {self.section.host or self.section.domain}:{self.section.port} failed: {reason}"
+        self._failed_setting = "xmpp.host"
         self._failed.set()
 
     def _auth_failed(self, _: Any) -> None:
         self.last_error = "authentication failed (check xmpp.jid and xmpp.password)"
+        self._failed_setting = "xmpp.password"
         self._failed.set()
 
     def _untrusted(self, error: Any) -> None:
         """The server's certificate does not verify: never go on with it."""
         self.last_error = f"the server certificate is not trusted ({error}); check xmpp.ca_file"
+        self._failed_setting = "xmpp.ca_file"
         log.error("XMPP: %s", self.last_error)
         self._failed.set()
         self.client.abort()
@@ -233,6 +244,8 @@ class XmppConnection:
     async def _stay_connected(self) -> None:
         s = self.section
         delay = s.reconnect_delay
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + START_WINDOW
         while True:
             self._failed.clear()
             self._down.clear()
@@ -258,6 +271,9 @@ class XmppConnection:
                 self.client.abort()
             if self.last_error is None:
                 self.last_error = "the connection closed before a session started"
+            if self.connects == 0 and (self._failed_setting in FATAL_AT_START or loop.time() >= give_up_at):
+                # Never had a session: the configuration cannot work here (see StartupError).
+                raise StartupError(self._failed_setting, self.last_error)
             wait = delay * random.uniform(0.8, 1.2)
             log.warning("XMPP: %s; retrying in %.1fs", self.last_error or "not connected", wait)
             await asyncio.sleep(wait)

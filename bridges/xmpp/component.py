@@ -9,8 +9,8 @@ from __future__ import annotations
 from burstbus.bridges.xmpp.config import XmppSection, check_xmpp
 from burstbus.bridges.xmpp.metrics import xmpp_metrics
 from burstbus.bridges.xmpp.node import XmppNode
-from burstbus.chat import CHAT, CHATBOT
-from burstbus.component import LINK_BASE, Component, ComponentPackage, Host, SectionSpec, Task
+from burstbus.chat import CHAT, CHATBOT, ROOMS
+from burstbus.component import Component, ComponentPackage, Host, SectionSpec, Task, link_base
 
 
 def _build(host: Host) -> list[Component]:
@@ -19,9 +19,10 @@ def _build(host: Host) -> list[Component]:
         return []
     node = XmppNode(
         host.log, host.state, host.ingest, section, find_bot=lambda: host.ports.get(CHATBOT),
-        link_base=host.ports.get(LINK_BASE) or "", burst_roles=tuple(host.config.bursts.roles),
+        link_base=link_base(host.ports, who="XMPP"), burst_roles=tuple(host.config.bursts.roles),
     )
     host.ports.offer(CHAT, node, by="xmpp")
+    host.ports.offer(ROOMS, node.post_room, by="xmpp")
     return [Task("xmpp", node.run, health=node.health, metrics=xmpp_metrics(node, host.log), owner=node)]
 
 

@@ -42,6 +42,7 @@ _NICK = re.compile(r"^[^\s/:@][^/:@]{0,39}$")
 class RoomConfig:
     """A room the bot joins: alert summaries are posted there and commands taken from it."""
 
+    #: The room's bare JID (``ba@conference.fsc.example``).
     jid: str
     #: The bot's nickname there; empty: ``[xmpp] nick``.
     nick: str = ""
@@ -53,6 +54,7 @@ class RoomConfig:
 class ForwardRule:
     """Raw VOEvents to one JID (a telescope's account), when the filter selects them."""
 
+    #: The receiving account's bare JID.
     jid: str
     #: VOEvent roles forwarded (``observation``, ``prediction``, ``utility``, ``test``).
     roles: tuple[str, ...] = ("observation",)
@@ -64,6 +66,7 @@ class ForwardRule:
 class XmppSection:
     """XMPP: the bot account (slixmpp), BA rooms, pages, VOEvent forwarding and intake."""
 
+    #: Connect the bot at all.
     enabled: bool = False
     #: The bot's bare JID (``burstbus@fsc.example``).
     jid: str = ""
@@ -71,7 +74,7 @@ class XmppSection:
     password: str = ""
     #: Connect here instead of the JID's domain (DNS SRV is not used when set).
     host: str = ""
-    port: int = field(default=5222, metadata={"minimum": 1})
+    port: int = field(default=5222, metadata={"minimum": 1, "maximum": 65535})
     #: CA bundle (PEM) to verify the server certificate with (private servers); empty: the
     #: system's trust store. Certificates are always checked.
     ca_file: Path | None = None

@@ -19,7 +19,8 @@ from collections.abc import Callable, Mapping
 
 from burstbus.bridges.xmpp.client import XmppConnection
 from burstbus.bridges.xmpp.config import XmppSection
-from burstbus.bridges.xmpp.intake import Intake
+from burstbus.bridges.xmpp.delivery import NotConnected
+from burstbus.bridges.xmpp.intake import Intake, bare
 from burstbus.bridges.xmpp.notify import CONSUMER, Notifier
 from burstbus.bridges.xmpp.render import Templates, load_templates
 from burstbus.bridges.xmpp.voevents import VOEventIntake
@@ -101,6 +102,14 @@ class XmppNode:
 
     async def send_voevent(self, jid: str, xml: bytes, summary: str) -> None:
         await self.connection.send_voevent(jid, xml, summary)
+
+    async def post_room(self, room: str, text: str, id: str) -> None:
+        """A groupchat message in a room the bot has joined (the ``chat.rooms`` port: the
+        witness's checkpoints); ``id`` is the stanza id. Returns once the server has it."""
+        jid = bare(room)
+        if jid not in self.connection.joined_rooms():
+            raise NotConnected(f"not in the room {jid} (it must be among [[xmpp.rooms]], and joined)")
+        await self.connection.send(jid, text, type="groupchat", id=id)
 
     def health(self) -> Mapping[str, object]:
         state = dict(self.connection.health())

@@ -34,7 +34,7 @@ from burstbus.bridges.xmpp.delivery import NotConnected, SessionLost
 from burstbus.bridges.xmpp.render import Templates
 from burstbus.bridges.xmpp.stanzas import Outgoing
 from burstbus.events import RecordedEvent, parse_time
-from burstbus.notices import DECISIONS, NoticeView, decided_notices, notice_view
+from burstbus.notices import DECISIONS, NoticeView, decided_notices, is_voevent, notice_view
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
@@ -125,7 +125,8 @@ def plan(record: RecordedEvent, view: NoticeView, selection: Selection, template
     if pages:
         text = templates.render("page", view)
         out += [Outgoing(jid, "chat", text, record.id) for jid in pages]
-    forwards = selection.forwards_to(data, root)
+    # Forwards carry the raw VOEvent: a JSON notice (from Kafka) has none to forward.
+    forwards = selection.forwards_to(data, root) if is_voevent(data) else []
     if forwards:
         text = templates.render("forward", view)
         raw = xml_bytes(data)

@@ -17,12 +17,14 @@ from burstbus.config import ConfigError, resolve_secret
 _TELESCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 _SUBJECT_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _AUTHORITY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]*$")
+_PARAM = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 @dataclass(frozen=True)
 class Telescope:
     """A follow-up telescope that can be triggered, and how a trigger reaches it."""
 
+    #: The telescope's name in commands (``trigger GRB… colibri``) and in ``[acl]`` grants.
     name: str
     #: Approver must differ from the requester.
     two_person: bool = True
@@ -35,6 +37,14 @@ class Telescope:
     nats_subject: str = ""
     #: A jinja2 template replacing ``handlers/triggers/templates/trigger.xml.j2`` for this telescope.
     template: str = ""
+    #: Minutes after ``trigger.sent`` within which it must acknowledge (a packet citing the
+    #: trigger), else the BAs are told; 0: ``[triggers] ack_minutes``.
+    ack_minutes: float = field(default=0.0, metadata={"minimum": 0.0})
+    #: IVORN prefixes of the packets that speak for this telescope when they cite its trigger
+    #: (its own stream, e.g. ``ivo://colibri.example/``; with an ``[[authority.grants]]`` entry
+    #: binding that prefix to the telescope's address this is proof of who said it). Empty:
+    #: any packet citing the trigger counts, and its source is recorded.
+    reply_prefixes: tuple[str, ...] = ()
 
     def stream(self, authority: str) -> str:
         return self.vtp_stream.rstrip("/") if self.vtp_stream else f"ivo://{authority}/trigger"
@@ -56,12 +66,23 @@ class TriggersSection:
     author_name: str = "burstbus"
     #: Seconds a delivery channel (XMPP, NATS) may take before the trigger is marked failed.
     delivery_timeout: float = field(default=30.0, metadata={"minimum": 0.1})
+    #: Minutes a sent trigger may wait for the telescope's acknowledgement before the BAs are
+    #: told (``trigger.unacknowledged``); 0: never (a telescope may set its own).
+    ack_minutes: float = field(default=0.0, metadata={"minimum": 0.0})
+    #: The Param of a telescope's packet that says which step it reports (its value:
+    #: acknowledged, observation_started, observation_finished, data_uploaded and synonyms).
+    followup_param: str = "Status"
     telescopes: tuple[Telescope, ...] = ()
 
     def telescope(self, name: str) -> Telescope | None:
         """The telescope with this name, compared case-insensitively (typed on phones)."""
         wanted = name.strip().casefold()
         return next((t for t in self.telescopes if t.name.casefold() == wanted), None)
+
+    def ack_minutes_for(self, name: str) -> float:
+        """Minutes the telescope ``name`` has to acknowledge a trigger (0: no limit)."""
+        scope = self.telescope(name)
+        return scope.ack_minutes if scope is not None and scope.ack_minutes else self.ack_minutes
 
 
 def trigger_streams(triggers: TriggersSection) -> tuple[str, ...]:
@@ -91,6 +112,11 @@ def check_triggers(acl: AclSection, triggers: TriggersSection) -> None:
             raise ConfigError(f"{key}.nats_subject", f"not a NATS subject (tokens of letters, digits, _ -): {scope.nats_subject!r}")
         if scope.template and not Path(scope.template).expanduser().is_file():
             raise ConfigError(f"{key}.template", f"template file not found: {scope.template}")
+        for j, prefix in enumerate(scope.reply_prefixes):
+            if not prefix.startswith("ivo://") or len(prefix) <= len("ivo://"):
+                raise ConfigError(f"{key}.reply_prefixes[{j}]", f"must be an ivo:// prefix, not {prefix!r}")
+    if not _PARAM.match(triggers.followup_param):
+        raise ConfigError("triggers.followup_param", f"must be a Param name (letters, digits, _), not {triggers.followup_param!r}")
     if not _AUTHORITY.match(triggers.authority):
         raise ConfigError("triggers.authority", f"must be an IVORN authority like fsc.example, not {triggers.authority!r}")
     if triggers.code_secret:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from burstbus.authority import TRIGGER_PEER, TRIGGER_SOURCE, TRIGGER_VIA
-from burstbus.catalogue import TRIGGER_FAILED, TRIGGER_SENT
+from burstbus.catalogue import FAILED, TRIGGER_DELIVERED, TRIGGER_FAILED, TRIGGER_SENT
 from burstbus.chat import Messenger, Page
 from burstbus.events import Event, format_time
 from burstbus.ingest import Ingest, accepted_event_id
@@ -184,7 +184,8 @@ class Delivery:
 
 def already_delivered(request: Request) -> Outcome:
     """The answer when a delivery finds the request past ``approved`` (done by someone else)."""
-    return Outcome(request.state == "sent", f"Already {request.state}.", request_id=request.request_id)
+    delivered = request.state in TRIGGER_DELIVERED and request.state != FAILED  # sent, and what the telescope said since
+    return Outcome(delivered, f"Already {request.state}.", request_id=request.request_id)
 
 
 def request_id_param(data: Mapping[str, Any]) -> str | None:

@@ -52,6 +52,8 @@ def already_used(request: Request) -> str:
         "failed": f"was approved by {by} but could not be delivered",
         "denied": "was withdrawn by its requester" if request.withdrawn else f"was refused by {by}",
         "expired": "expired unapproved",
+        "unacknowledged": f"was approved by {by} and sent (not acknowledged yet)",
+        **{state: f"was approved by {by} and sent; the telescope {words}" for state, words in STEP_WORDS.items()},
     }.get(request.state, f"is {request.state}")
     return (
         f"Sorry, that code was already used: the {request.telescope} request on {request.burst_id} "
@@ -235,3 +237,26 @@ def delivery_failed_page(request: Request, reason: str) -> str:
 
 def delivery_failed(reason: str) -> str:
     return f"Sorry, delivery failed: {reason}"
+
+
+# -- after delivery: what the telescope says back ------------------------------------------
+
+STEP_WORDS = {
+    "acknowledged": "acknowledged the trigger",
+    "observing": "started observing",
+    "observed": "finished observing",
+    "data_uploaded": "uploaded its data",
+}
+
+
+def followup_page(telescope: str, burst_id: str, request_id: str, state: str, data_location: str | None,
+                  link: str) -> str:
+    """To the requester: the telescope's step (a packet citing the trigger)."""
+    where = f" at {data_location}" if data_location else ""
+    return f"{telescope} {STEP_WORDS.get(state, state)} on {burst_id} (trigger {request_id[:8]}){where}. {link}"
+
+
+def unacknowledged_page(telescope: str, burst_id: str, request_id: str, sent_at: str, minutes: float, link: str) -> str:
+    """To the requester and the telescope's approvers: the telescope said nothing in time."""
+    return (f"No acknowledgement from {telescope} for the trigger on {burst_id} (trigger {request_id[:8]}), "
+            f"sent {hhmm(sent_at)}, after {minutes:g} minutes: check the telescope. {link}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from burstbus.store.projections.base import Projection
 from burstbus.store.projections.bursts import BurstsProjection
+from burstbus.store.projections.jsonnotices import JsonNoticesProjection
 from burstbus.store.projections.processes import ProcessesProjection
 from burstbus.store.projections.triggers import TriggersProjection
 from burstbus.store.projections.voeventdb import VOEventDBProjection
@@ -11,4 +12,4 @@ from burstbus.store.projections.voeventdb import VOEventDBProjection
 
 def all_projections() -> list[Projection]:
     """Fresh instances of every projection, in a fixed order."""
-    return [VOEventDBProjection(), ProcessesProjection(), BurstsProjection(), TriggersProjection()]
+    return [VOEventDBProjection(), ProcessesProjection(), BurstsProjection(), TriggersProjection(), JsonNoticesProjection()]

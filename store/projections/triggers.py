@@ -3,8 +3,10 @@
 The workflow (``burstbus.handlers.triggers``) decides from the log itself; this table is the read
 model for listing (the bot's ``triggers`` command, the HTTP API, the web UI) and for finding
 requests whose code has expired. The first decision wins, as in the log: a request leaves
-``requested`` once (approved, denied or expired) and an approved one ends ``sent`` or
-``failed`` — later events for it change nothing, so a replay gives the same rows. The state
+``requested`` once (approved, denied or expired) and an approved one becomes ``sent`` or
+``failed``; after that the telescope's own packets move it forward only (acknowledged,
+observing, observed, data uploaded; ``unacknowledged`` when it said nothing in time) — events
+the table does not allow change nothing, so a replay gives the same rows. The state
 machine is the catalogue's table (:data:`burstbus.catalogue.TRIGGER_TRANSITIONS`), the one
 the workflow folds with too.
 """
@@ -17,15 +19,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from burstbus.catalogue import (
+    TRIGGER_ACKNOWLEDGED,
     TRIGGER_APPROVED,
+    TRIGGER_DATA_UPLOADED,
     TRIGGER_DENIED,
     TRIGGER_EXPIRED,
     TRIGGER_FAILED,
+    TRIGGER_OBSERVED,
+    TRIGGER_OBSERVING,
     TRIGGER_REQUESTED,
     TRIGGER_SENT,
     TRIGGER_STATES,
     TRIGGER_TRANSITIONS,
     TRIGGER_TYPES,
+    TRIGGER_UNACKNOWLEDGED,
 )
 from burstbus.events import RecordedEvent
 from burstbus.store.projections.base import Projection, run_ddl
@@ -49,6 +56,12 @@ _COLUMNS: dict[str, Callable[[RecordedEvent], dict[str, str | None]]] = {
     TRIGGER_EXPIRED: lambda r: {},
     TRIGGER_SENT: lambda r: {"sent_at": r.occurred_at, "voevent_ivorn": _text(r.data.get("voevent_ivorn"))},
     TRIGGER_FAILED: lambda r: {"reason": _text(r.data.get("reason")), "voevent_ivorn": _text(r.data.get("voevent_ivorn"))},
+    # after delivery: what the telescope said (a packet citing the trigger), or its silence
+    TRIGGER_UNACKNOWLEDGED: lambda r: {"unacknowledged_at": r.occurred_at},
+    TRIGGER_ACKNOWLEDGED: lambda r: {"acknowledged_at": r.occurred_at},
+    TRIGGER_OBSERVING: lambda r: {"observing_at": r.occurred_at},
+    TRIGGER_OBSERVED: lambda r: {"observed_at": r.occurred_at},
+    TRIGGER_DATA_UPLOADED: lambda r: {"data_uploaded_at": r.occurred_at, "data_location": _text(r.data.get("data_location"))},
 }
 #: Event type → the states it moves a request out of, and the state it moves it to.
 _SOURCES: dict[str, tuple[str, ...]] = {
@@ -59,7 +72,7 @@ _TARGET: dict[str, str] = {kind: target for (_, kind), target in TRIGGER_TRANSIT
 
 class TriggersProjection(Projection):
     name = "triggers"
-    version = 1
+    version = 2  # 2: the telescope's steps after delivery (acknowledged … data uploaded)
     tables = ("triggers",)
     event_types = frozenset(TRIGGER_TYPES)
 
@@ -83,7 +96,13 @@ class TriggersProjection(Projection):
                 sent_at       TEXT,
                 voevent_ivorn TEXT,
                 first_seq     INTEGER NOT NULL,
-                last_seq      INTEGER NOT NULL
+                last_seq      INTEGER NOT NULL,
+                unacknowledged_at TEXT,
+                acknowledged_at   TEXT,
+                observing_at      TEXT,
+                observed_at       TEXT,
+                data_uploaded_at  TEXT,
+                data_location     TEXT
             );
             CREATE INDEX IF NOT EXISTS triggers_burst ON triggers (burst_id);
             CREATE INDEX IF NOT EXISTS triggers_requested ON triggers (requested_at);

@@ -118,6 +118,12 @@ def undelivered(conn: sqlite3.Connection) -> list[TriggerRow]:
     return [TriggerRow.from_row(r) for r in conn.execute(f"{_TRIGGERS} WHERE state = 'approved' ORDER BY requested_at")]
 
 
+def awaiting_acknowledgement(conn: sqlite3.Connection, sent_before: str) -> list[TriggerRow]:
+    """Sent triggers no telescope packet answered yet, sent at or before ``sent_before``."""
+    sql = f"{_TRIGGERS} WHERE state = 'sent' AND sent_at <= ? ORDER BY sent_at, request_id"
+    return [TriggerRow.from_row(r) for r in conn.execute(sql, (sent_before,))]
+
+
 def pending_count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM triggers WHERE state = 'requested'").fetchone()[0])
 

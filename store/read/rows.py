@@ -95,7 +95,10 @@ class NoticeRow:
 
 @dataclass(frozen=True, slots=True)
 class ProcessRow:
-    """A ``processes`` row: one (process, burst, obs, pass) run and its latest status."""
+    """A ``processes`` row: one run and its latest status. ``run_id`` (its id), ``request_id``
+    (the current attempt), ``reason`` (why it idles, failed, is retried or was given up),
+    ``requested_by`` (a request by hand) and ``deadline`` (when the current attempt vanishes
+    without a sign of life) are set for runs the orchestrator started."""
 
     id: str
     date: str
@@ -111,6 +114,11 @@ class ProcessRow:
     updated_at: str
     retry_requested: int | None
     last_seq: int
+    run_id: str | None = None
+    request_id: str | None = None
+    reason: str | None = None
+    requested_by: str | None = None
+    deadline: str | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> ProcessRow:
@@ -140,6 +148,13 @@ class TriggerRow:
     voevent_ivorn: str | None
     first_seq: int = 0
     last_seq: int = 0
+    #: After delivery: the telescope's steps (packets citing the trigger), or its silence.
+    unacknowledged_at: str | None = None
+    acknowledged_at: str | None = None
+    observing_at: str | None = None
+    observed_at: str | None = None
+    data_uploaded_at: str | None = None
+    data_location: str | None = None
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> TriggerRow:

@@ -38,6 +38,7 @@ from burstbus.store.read.rows import (
     Synopsis,
     VOEventRow,
 )
+from burstbus.untrusted import parse_json
 
 #: Margin added to a cone's bounds (degrees): far below any position's precision, far above
 #: the rounding error of the trigonometry that sizes them.
@@ -235,12 +236,11 @@ class Filters:
         cone = self.cone
         if cone is not None and not isinstance(cone, Cone):
             if isinstance(cone, str):
+                text = cone
                 try:
-                    cone = json.loads(cone)
-                except ValueError:
-                    raise ValueError(
-                        f"cone must be [ra,dec,radius] in degrees (got {self.cone!r})"
-                    ) from None
+                    cone = parse_json(text, max_bytes=1000, max_depth=1)
+                except ValueError as exc:
+                    raise ValueError(f"cone must be [ra,dec,radius] in degrees: {exc} (got {text[:80]!r})") from None
             try:
                 ra, dec, radius = cone
             except (TypeError, ValueError):

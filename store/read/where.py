@@ -38,6 +38,14 @@ TRIGGER_ORDERS: dict[str, str] = {
 }
 
 
+#: Where a word of a process search is looked for.
+PROCESS_TEXT_COLUMNS = ("process", "pipeline", "burst_id", "obs_id", "pass_id", "status", "reason", "last_log",
+                        "requested_by")
+#: Columns a ``key:value`` term of a process search names, and how it matches.
+PROCESS_TERMS: dict[str, str] = {"process": "contains", "pipeline": "contains", "burst_id": "exact", "obs_id": "exact",
+                                 "pass_id": "exact", "status": "exact", "reason": "contains", "requested_by": "contains"}
+
+
 @dataclass
 class Where:
     """A conjunction of SQL conditions and their parameters."""
@@ -92,9 +100,21 @@ class ProcessFilter:
     status: Sequence[str] = ()
     pipeline: Sequence[str] = ()
     pipeline_contains: str | None = None
+    #: The custom filter's terms, each one more AND: ``("", word)`` = the word anywhere (any of
+    #: :data:`PROCESS_TEXT_COLUMNS`, case-insensitive); ``(column, value)`` = exactly that value
+    #: (ids, status) or containing it (names, reason, who asked) — :data:`PROCESS_TERMS`.
+    terms: Sequence[tuple[str, str]] = ()
 
     def where(self) -> Where:
         w = Where()
+        for column, value in self.terms:
+            if not column:
+                w.add("(" + " OR ".join(f"instr(lower(coalesce({c}, '')), ?) > 0" for c in PROCESS_TEXT_COLUMNS) + ")",
+                      *[value.lower()] * len(PROCESS_TEXT_COLUMNS))
+            elif PROCESS_TERMS[column] == "exact":
+                w.add(f"{column} = ?", value)
+            else:
+                w.add(f"instr(lower(coalesce({column}, '')), ?) > 0", value.lower())
         w.at_least("date", self.date_from)
         w.at_most("date", self.date_to)
         w.equals("date", self.date)

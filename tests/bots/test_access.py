@@ -23,9 +23,10 @@ def listed(reply_text: str) -> list[str]:
 async def test_help_lists_only_what_each_asker_may_run(world: World) -> None:
     assert listed((await world.say(VIC, "help")).text) == READ_ONLY
     assert listed((await world.say(MALLORY, "help")).text) == READ_ONLY  # default role: viewer
-    assert listed((await world.say(ALICE, "help")).text) == [*READ_ONLY, "trigger", "withdraw"]
-    assert listed((await world.say(BOB, "help")).text) == [*READ_ONLY, "trigger", "withdraw", "approve", "deny"]
-    assert listed((await world.say(DAVE, "HELP")).text) == [*READ_ONLY, "trigger", "withdraw", "approve", "deny"]
+    assert listed((await world.say(ALICE, "help")).text) == [*READ_ONLY, "trigger", "withdraw", "process"]
+    approver = [*READ_ONLY, "trigger", "withdraw", "approve", "deny", "process", "retract", "publish"]
+    assert listed((await world.say(BOB, "help")).text) == approver
+    assert listed((await world.say(DAVE, "HELP")).text) == [*approver, "checkpoint"]
     hidden = await world.say(None, "help", via="room", room="ba@conference.fsc.example", nick="bob")
     assert listed(hidden.text) == READ_ONLY
     assert "direct message" in hidden.text

@@ -161,13 +161,16 @@ async def test_the_bot_package_builds_the_bot_where_a_chat_transport_offers_mess
 
     service = Service(world.core)
     assert service.host is not None
-    assert PACKAGE.build(service.host) == []  # no chat transport: nobody could ask, no bot
+    followup = ["trigger-followup", "trigger-pages", "trigger-ack-watch"]
+    # no chat transport: nobody could ask, no bot; what follows a sent trigger runs anyway
+    assert [c.name for c in PACKAGE.build(service.host)] == followup
+    assert service.host.ports.get(CHATBOT) is None
     service.host.ports.offer(CHAT, world.messenger, by="test")
     for component in PACKAGE.build(service.host):
         service.add_component(component)
     bot = service.host.ports.get(CHATBOT)
     assert isinstance(bot, BurstBot) and service.part(BurstBot) is bot
-    assert [c.name for c in service.components] == ["bot-expiry"]
+    assert [c.name for c in service.components] == ["bot-expiry", *followup]
     assert bot.publish is None  # NATS not offered in this service
     try:
         text = (await world.say(VIC, "status", bot=bot)).text

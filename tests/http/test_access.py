@@ -290,6 +290,9 @@ async def test_burst_pages_without_credentials_show_no_trigger_details(world: Ar
     assert live is not None and set(live.group(1).split(",")) == {
         "burst.identified",
         "process.status",
+        "data.available",  # the orchestrator's public events (requests name who asked: not these)
+        "process.dispatched",
+        "process.gave_up",
     }
     # Signed in: the trigger table, and the trigger events followed live.
     _, _, html, _ = await answer(f"{world.url}/bursts/{BURST}", headers=AUTH)

@@ -217,6 +217,61 @@ async def test_slow_client_is_dropped_and_resumes(tmp_path: Path) -> None:
         await archive.close()
 
 
+async def slow_reader(archive, hub):  # type: ignore[no-untyped-def]
+    """A client that connects to the stream and then reads nothing (a tiny receive buffer)."""
+    host, port = archive.url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(f"GET /api/stream HTTP/1.1\r\nHost: {host}\r\nAuthorization: {AUTH['Authorization']}\r\n"
+                 "Connection: close\r\n\r\n".encode())  # fmt: skip
+    await writer.drain()
+    await wait_for(lambda: len(hub.clients) == 1, "the client to join")
+    return reader, writer
+
+
+async def test_a_stalled_client_holds_a_bounded_number_of_bytes_then_is_closed(tmp_path: Path) -> None:
+    """Few but large events: the count bound is never reached, the byte bound is, and the
+    server does not keep megabytes for a client that stopped reading."""
+    archive = await open_archive(tmp_path, [])
+    hub = archive.app[EVENT_HUB]
+    hub.queue_bytes = 256 * 1024
+    try:
+        reader, writer = await slow_reader(archive, hub)
+        [client] = hub.clients
+        big = "x" * 20_000
+        n = 0
+        while hub.dropped_total == 0 and n < 2000:
+            await archive.log.append([Event("test.big", {"n": n, "pad": big})])
+            n += 1
+            assert client.queued_bytes <= hub.queue_bytes
+            await asyncio.sleep(0.002)
+        assert hub.dropped_total == 1 and n < hub.queue_size  # the bytes, not the count
+        await wait_for(lambda: not hub.clients, "the stalled client to be gone")
+        writer.close()
+    finally:
+        await archive.close()
+
+
+async def test_a_client_that_stops_reading_is_closed_after_the_stall_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its queue never overflows (one large event), but its write cannot finish: closed."""
+    import burstbus.bridges.http.stream as stream_module
+
+    monkeypatch.setattr(stream_module, "STALL_SECONDS", 0.5)
+    archive = await open_archive(tmp_path, [])
+    hub = archive.app[EVENT_HUB]
+    hub.queue_bytes = 64 * 1024 * 1024  # the byte bound out of the way
+    try:
+        reader, writer = await slow_reader(archive, hub)
+        await archive.log.append([Event("test.big", {"pad": "x" * 12_000_000})])  # more than the kernel buffers hold
+        await wait_for(lambda: hub.dropped_total == 1 and not hub.clients, "the stalled client to be closed")
+        writer.close()
+    finally:
+        await archive.close()
+
+
 def complete_frames(received: bytes) -> list[int]:
     """Seqs of the frames that arrived whole (the connection may be cut mid-frame)."""
     seqs = []

@@ -156,3 +156,24 @@ async def test_messages_published_by_any_burstbus_node_are_never_taken_in(inboun
         ("process.status", "other"), ("voevent.accepted", "ivo://test.example/nats#after-echo")]
     assert inbound.counts[("process", "ignored_own")] == 2
     assert inbound.counts[("voevent", "ignored_own")] == 1
+
+
+async def test_a_reply_subject_that_is_one_of_our_inputs_gets_no_reply_and_makes_no_loop(inbound: Inbound, client: NATS, core: Core) -> None:
+    """A request asking to be answered on burstbus.in.process would have burstbus take its own
+    ACK/NAK in as a new (refused) message, and answer that, and so on."""
+    await client.publish("burstbus.in.process", status("running", process="looped"), reply="burstbus.in.process")
+    await client.publish("burstbus.in.process", b"{not json", reply="burstbus.in.data")
+    # Sent after them on the same connection: its ACK means both were handled.
+    assert await ask(client, "burstbus.in.process", status("running", process="after")) == "ACK"
+    records = await core.log.read()
+    assert [(r.type, r.data.get("process")) for r in records] == [
+        ("process.status", "looped"), ("process.rejected", None), ("process.status", "after")]
+
+
+async def test_deep_json_and_huge_integers_get_a_nak_not_silence(inbound: Inbound, client: NATS, core: Core) -> None:
+    """Issue 16's fuzz: these got no reply at all (a RecursionError escaped), the requester timed out."""
+    deep = await ask(client, "burstbus.in.process", b'{"process": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    assert deep.startswith("NAK ") and "nested more than" in deep
+    huge = await ask(client, "burstbus.in.process", b'{"process": "x", "obs_id": ' + b"9" * 5000 + b"}")
+    assert huge.startswith("NAK ") and "digits" in huge
+    assert len(await core.log.read(filter=ReadFilter.of(types=["process.rejected"]))) == 2

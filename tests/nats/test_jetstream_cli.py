@@ -96,6 +96,18 @@ def test_import_log_verify_rebuild_replay_on_the_jetstream_log(tmp_path: Path) -
     assert "state as of" in replay.stdout and "(log seq 1..4)" in replay.stdout
     assert marker(data) is None
 
+    # The stream's records leave as an export (hashes and all) and a SQLite log takes them as they are.
+    export = tmp_path / "stream.jsonl.gz"
+    assert f"exported {len(events)} records" in burstbus(data, "export", "-o", str(export)).stderr
+    moved = subprocess.run([sys.executable, "-m", "burstbus.cli", "--data-dir", str(tmp_path / "sqlite"), "import", str(export)],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert moved.returncode == 0, moved.stderr
+    head = subprocess.run([sys.executable, "-m", "burstbus.cli", "--data-dir", str(tmp_path / "sqlite"), "verify"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL).stdout
+    assert f"ok: {len(events)} events" in head and events[-1]["hash"] in head
+    backup = burstbus(data, "backup", str(tmp_path / "backup"))
+    assert "nats stream backup BURSTBUS_LOG" in backup.stdout  # the stream's own snapshot, said
+
 
 def test_a_command_beside_the_running_service_uses_its_server(tmp_path: Path) -> None:
     data = tmp_path / "data"

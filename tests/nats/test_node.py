@@ -17,6 +17,7 @@ from burstbus.bridges.nats.config import NatsSection, check_nats, connect_option
 from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.bridges.nats.node import NatsNode
 from burstbus.bridges.nats.server import EmbeddedNatsServer, NatsServerError, find_binary, free_port
+from burstbus.component import StartupError
 from burstbus.config import ConfigError, _build
 from tests.nats.conftest import Core, Servers
 from tests.waiting import wait_for
@@ -46,11 +47,19 @@ async def test_embedded_server_binds_loopback_with_jetstream_and_stops(servers: 
         os.kill(pid, 0)  # type: ignore[arg-type]
 
 
-async def test_a_busy_port_is_reported_with_the_servers_log(servers: Servers, tmp_path: Path) -> None:
+async def test_a_busy_port_is_a_startup_error_naming_the_setting(servers: Servers, tmp_path: Path) -> None:
+    """Found before the child starts (not after its start timeout), in the words of the setting."""
     first = await servers.start("first")
     second = servers.track(EmbeddedNatsServer(tmp_path / "second", port=first.port))
-    with pytest.raises(NatsServerError, match="exited"):
+    with pytest.raises(StartupError, match="already in use") as refused:
         await second.start(timeout=20)
+    assert refused.value.setting == "nats.embedded_port" and second.process is None
+
+
+async def test_a_server_that_exits_at_start_is_reported_with_its_log(servers: Servers, tmp_path: Path) -> None:
+    broken = servers.track(EmbeddedNatsServer(tmp_path / "broken", port=0, extra_args=("--no-such-option",)))
+    with pytest.raises(NatsServerError, match="exited"):
+        await broken.start(timeout=20)
 
 
 def test_config_section_defaults_and_checks(tmp_path: Path) -> None:

@@ -11,13 +11,16 @@ shapes, with odd data beside the good."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from burstbus.bridges.kafka.messages import KafkaMessage, notice_accepted
 from burstbus.catalogue import (
+    NOTICE_ACCEPTED,
     PROCESS_STATUS,
     TRIGGER_APPROVED,
     TRIGGER_DENIED,
@@ -33,9 +36,27 @@ from burstbus.store.projections.base import Projection
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite import SQLiteEventLog
+from tests.handlers.orchestrator.history import orchestrated_history
 from tests.packets import voevent
 
 PROJECTIONS = [p.name for p in all_projections()]
+
+
+def json_notices(rng: random.Random) -> list[tuple[str, bytes]]:
+    """(topic, bytes) of JSON notices as GCN Kafka carries them."""
+    out = []
+    for n, alert in enumerate(["PRELIMINARY", "INITIAL", "RETRACTION"]):
+        out.append(("igwn.gwalert", json.dumps({
+            "superevent_id": "S261201ab", "alert_type": alert, "time_created": f"2026-12-01T0{n}:00:00Z",
+            "event": None if alert == "RETRACTION" else {"time": "2026-12-01T00:00:00Z", "far": rng.random() * 1e-9,
+                                                         "significant": True, "instruments": ["H1", "L1"]}}).encode()))
+    out.append(("igwn.gwalert", json.dumps({"superevent_id": "MS261201x", "alert_type": "PRELIMINARY",
+                                            "time_created": "2026-12-01T00:00:00Z", "event": None}).encode()))
+    out.append(("gcn.notices.einstein_probe.wxt.alert", json.dumps({
+        "$schema": "https://gcn.nasa.gov/schema/v4.1.0/gcn/notices/einstein_probe/wxt/alert.schema.json",
+        "instrument": "WXT", "trigger_time": "2026-12-01T03:00:00Z", "id": ["01709000001"],
+        "ra": rng.uniform(0, 360), "dec": rng.uniform(-89, 89), "ra_dec_error": 0.05}).encode()))
+    return out
 
 
 def fresh(name: str) -> Projection:
@@ -47,6 +68,7 @@ async def fill(log: SQLiteEventLog, state: StateStore, rng: random.Random) -> No
     identifier's decisions, process statuses and trigger lives — and some odd data."""
     ingest = Ingest(log)
     try:
+        await orchestrated_history(log, rng)  # the orchestrator's decisions, workers' answers, late statuses
         for burst_no in range(6):
             burst = f"sb2612{burst_no:04d}"
             for n in range(rng.randint(1, 4)):
@@ -83,8 +105,15 @@ async def fill(log: SQLiteEventLog, state: StateStore, rng: random.Random) -> No
                 life += [Event(TRIGGER_EXPIRED, {**common, "expired_at": "2026-12-01T03:00:00.000000Z"}, stream=burst),
                          Event(TRIGGER_SENT, {**common, "voevent_ivorn": "never"}, stream=burst)]  # ignored: not approved
             await log.append(life)
+        # JSON notices from Kafka: LVK alerts (one joins its VOEvent's superevent), an EP alert
+        await ingest.submit(voevent("ivo://gwnet/LVC#S261201ab-1-Preliminary", params={"GraceID": "S261201ab"}),
+                            via="local", peer="contract")
+        for offset, value in enumerate(json_notices(rng)):
+            await log.append([notice_accepted(KafkaMessage("gcn", value[0], 0, offset, value[1], 1796200000000))])
         # odd data every projection must survive the same way incrementally and in a rebuild
         await log.append([
+            Event(NOTICE_ACCEPTED, {"topic": None, "position": "x"}, actor="kafka:odd"),
+            Event(NOTICE_ACCEPTED, {"topic": "odd.topic", "position": {"ra": "a", "dec": 95}, "size": True}, actor="kafka:odd"),
             Event(PROCESS_STATUS, {"process": 7, "status": None}, actor="nats:test"),
             Event(TRIGGER_APPROVED, {"request_id": "unknown-request"}),
             Event(TRIGGER_REQUESTED, {"request_id": ""}),

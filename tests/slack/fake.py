@@ -4,8 +4,9 @@ It behaves as Slack does where it matters: Bearer token check (``invalid_auth``)
 channels (``channel_not_found``), 429 with ``Retry-After`` when told to rate-limit (once per
 channel, or Slack's own way: a post sooner than ``rate_interval`` after the channel's last one),
 503 while "down", answers held back (``gate``, ``answer_delay``) after the message is posted,
-and message metadata read back through ``conversations.history`` (top-level messages and
-broadcast replies) and ``conversations.replies`` (one thread). slack-sdk talks to it through
+message metadata read back through ``conversations.history`` (top-level messages and
+broadcast replies) and ``conversations.replies`` (one thread), and ``chat.update`` (a
+message's text replaced; its earlier texts kept in ``edits``). slack-sdk talks to it through
 ``base_url``.
 """
 
@@ -80,6 +81,8 @@ class FakeSlack:
             return web.json_response({"ok": True, "user_id": "U0BURSTBUS", "team": "fsc"})
         if method in ("conversations.history", "conversations.replies"):
             return self._history(method, args)
+        if method == "chat.update":
+            return self._update(args)
         if method != "chat.postMessage":
             return web.json_response({"ok": False, "error": "unknown_method"})
         channel = str(args.get("channel"))
@@ -103,6 +106,16 @@ class FakeSlack:
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         return web.json_response({"ok": True, "channel": channel, "ts": ts, "message": {"text": args.get("text")}})
+
+    def _update(self, args: dict[str, Any]) -> web.Response:
+        """``chat.update``: the message's text replaced (its earlier texts kept in ``edits``)."""
+        channel, ts = str(args.get("channel")), str(args.get("ts"))
+        found = next((m for m in self.messages if m["channel"] == channel and m["ts"] == ts), None)
+        if found is None:
+            return web.json_response({"ok": False, "error": "message_not_found"})
+        found.setdefault("edits", []).append(found.get("text"))
+        found["text"] = args.get("text")
+        return web.json_response({"ok": True, "channel": channel, "ts": ts, "text": args.get("text")})
 
     def _history(self, method: str, args: dict[str, Any]) -> web.Response:
         self.history_calls += 1

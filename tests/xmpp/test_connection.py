@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from burstbus.bridges.xmpp.client import XmppConnection
+from burstbus.component import StartupError
 from burstbus.config import load_config
 from tests.waiting import wait_for
 from tests.xmpp.conftest import Clients, Rooms, jid, xmpp_options
@@ -38,7 +40,7 @@ class Running:
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, StartupError):
                 await task
 
 
@@ -57,6 +59,27 @@ async def test_an_untrusted_certificate_is_refused(prosody: Prosody, rooms: Room
     await wait_for(lambda: connection.last_error and "certificate" in connection.last_error, "the certificate to be refused")
     assert not connection.up.is_set() and connection.connects == 0
     assert connection.health()["up"] is False
+    # Never had a session: the configuration cannot work, so the run ends naming the setting
+    # (at the service's start, ``burstbus run`` exits with that line).
+    with pytest.raises(StartupError) as refused:
+        await running.tasks[-1]
+    assert refused.value.setting == "xmpp.ca_file"
+
+
+async def test_a_server_that_never_answers_at_start_is_a_startup_error(
+    prosody: Prosody, rooms: Rooms, running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import burstbus.bridges.xmpp.client as client
+
+    monkeypatch.setattr(client, "START_WINDOW", 0.5)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    connection = running.start(prosody, rooms, port=port)
+    with pytest.raises(StartupError) as refused:
+        await asyncio.wait_for(running.tasks[-1], 60)
+    assert refused.value.setting == "xmpp.host" and f":{port}" in refused.value.problem
+    assert connection.connects == 0
 
 
 async def test_two_instances_never_clash_and_a_cut_connection_resumes_its_session(

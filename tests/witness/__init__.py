@@ -1,0 +1,1 @@
+"""The witness: signed checkpoints, verify --against, evidence bundles."""
