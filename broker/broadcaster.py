@@ -41,7 +41,6 @@ from comet.protocol.base import ElementSender  # noqa: E402
 from comet.protocol.messages import authenticate, iamalive  # noqa: E402
 from comet.utility import ParseError, xml_document  # noqa: E402
 from lxml import etree  # noqa: E402
-from twisted.internet.error import CannotListenError  # noqa: E402
 from twisted.internet.interfaces import IHandshakeListener  # noqa: E402
 from twisted.internet.protocol import ServerFactory  # noqa: E402
 from zope.interface import implementer  # noqa: E402
@@ -50,9 +49,8 @@ from burstbus.broker import tls  # noqa: E402
 from burstbus.broker.catchup import CatchUp  # noqa: E402
 from burstbus.broker.config import SubscriberFilter  # noqa: E402
 from burstbus.broker.reactor import running_reactor, stop_listening, wait_until  # noqa: E402
-from burstbus.broker.receiver import Networks, allowed, parse_networks  # noqa: E402
+from burstbus.broker.receiver import Networks, allowed, listen_ports, parse_networks  # noqa: E402
 from burstbus.broker.stats import SubscriberStats  # noqa: E402
-from burstbus.component import bind_failure  # noqa: E402
 from burstbus.events import RecordedEvent, utc_now  # noqa: E402
 from burstbus.ingest import ACCEPTED  # noqa: E402
 from burstbus.payload import xml_bytes  # noqa: E402
@@ -495,24 +493,10 @@ class Broadcaster:
         out a log that is not answering yet, while subscribers may already connect."""
         if self.catch_up is not None:
             await self.catch_up.load()
-        reactor = running_reactor()
-        if self.requested_port is not None:
-            try:
-                self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)
-            except CannotListenError as exc:
-                raise bind_failure("vtp.broadcast_port", self.host, self.requested_port, exc.socketError) from exc
-            log.info("VTP broadcaster listening on %s:%d", self.host, self.port)
-        if self.requested_tls_port is not None:
-            try:
-                self.listening_tls = reactor.listenTCP(
-                    self.requested_tls_port, tls.server_factory(self.tls_options, self.factory), interface=self.host
-                )
-            except CannotListenError as exc:
-                if self.listening is not None:
-                    port, self.listening = self.listening, None
-                    await stop_listening(port)
-                raise bind_failure("vtp.broadcast_tls_port", self.host, self.requested_tls_port, exc.socketError) from exc
-            log.info("VTP broadcaster listening on %s:%d (TLS)", self.host, self.tls_port)
+        self.listening, self.listening_tls = await listen_ports(
+            self.factory, self.host, self.requested_port, self.requested_tls_port, self.tls_options,
+            setting="vtp.broadcast", what="VTP broadcaster",
+        )
 
     async def stop(self, grace: float = 2.0) -> None:
         """Close the port and every subscriber connection: gracefully (what was sent is

@@ -327,6 +327,30 @@ class VTPReceiverFactory(ServerFactory):
         task.add_done_callback(self.tasks.discard)
 
 
+async def listen_ports(factory: Any, host: str, port: int | None, tls_port: int | None, tls_options: Any, *,
+                       setting: str, what: str) -> tuple[Any, Any]:
+    """Listen on the plain port and the TLS port (each when requested) with one factory; a
+    port that cannot be bound is the :class:`StartupError` naming ``<setting>_port`` or
+    ``<setting>_tls_port``, and the plain port already opened is closed again."""
+    reactor = running_reactor()
+    plain = secure = None
+    if port is not None:
+        try:
+            plain = reactor.listenTCP(port, factory, interface=host)
+        except CannotListenError as exc:
+            raise bind_failure(f"{setting}_port", host, port, exc.socketError) from exc
+        log.info("%s listening on %s:%d", what, host, plain.getHost().port)
+    if tls_port is not None:
+        try:
+            secure = reactor.listenTCP(tls_port, tls.server_factory(tls_options, factory), interface=host)
+        except CannotListenError as exc:
+            if plain is not None:
+                await stop_listening(plain)
+            raise bind_failure(f"{setting}_tls_port", host, tls_port, exc.socketError) from exc
+        log.info("%s listening on %s:%d (TLS)", what, host, secure.getHost().port)
+    return plain, secure
+
+
 class Receiver:
     """The author port(s) as a service component: listen, serve until cancelled, then close.
 
@@ -359,24 +383,10 @@ class Receiver:
         return int(self.listening_tls.getHost().port)
 
     async def start(self) -> None:
-        reactor = running_reactor()
-        if self.requested_port is not None:
-            try:
-                self.listening = reactor.listenTCP(self.requested_port, self.factory, interface=self.host)
-            except CannotListenError as exc:
-                raise bind_failure("vtp.receive_port", self.host, self.requested_port, exc.socketError) from exc
-            log.info("VTP receiver listening on %s:%d", self.host, self.port)
-        if self.requested_tls_port is not None:
-            try:
-                self.listening_tls = reactor.listenTCP(
-                    self.requested_tls_port, tls.server_factory(self.tls_options, self.factory), interface=self.host
-                )
-            except CannotListenError as exc:
-                if self.listening is not None:
-                    port, self.listening = self.listening, None
-                    await stop_listening(port)
-                raise bind_failure("vtp.receive_tls_port", self.host, self.requested_tls_port, exc.socketError) from exc
-            log.info("VTP receiver listening on %s:%d (TLS)", self.host, self.tls_port)
+        self.listening, self.listening_tls = await listen_ports(
+            self.factory, self.host, self.requested_port, self.requested_tls_port, self.tls_options,
+            setting="vtp.receive", what="VTP receiver",
+        )
 
     async def stop(self) -> None:
         """Close the ports, let packets already read finish (they may be ACKed: durable), cut off
