@@ -250,12 +250,15 @@ def test_demo_feeds_the_log_then_a_served_demo_fills_the_pages(tmp_path: Path) -
         assert count == 6, "".join(output[-60:])
         # the orchestrator dispatches the round's data to the demo worker: the graph completes,
         # and the VT pipeline that fails its first attempt is retried
-        wanted = {("burst-summary", "complete", 1), ("vt-afterglow", "complete", 2)}
+        def finished(runs: set[tuple[str, str, int]]) -> bool:
+            return (any(p == "burst-summary" and s == "complete" for p, s, _ in runs)
+                    and any(p == "vt-afterglow" and s == "complete" and n >= 2 for p, s, n in runs))
+
         runs: set[tuple[str, str, int]] = set()
-        while time.monotonic() < deadline + 60 and proc.poll() is None and not wanted <= runs:
+        while time.monotonic() < deadline + 120 and proc.poll() is None and not finished(runs):
             runs = set(projections.execute("SELECT pipeline, status, attempts FROM processes").fetchall())
             time.sleep(0.2)
-        assert wanted <= runs, (runs, "".join(output[-60:]))
+        assert finished(runs), (runs, "".join(output[-60:]))
         # the audit log stays protected, and the demo says how to sign in to it
         assert any("/signin with the read token " in line for line in output), "".join(output[-60:])
         os.kill(proc.pid, signal.SIGTERM)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import nats
+import pytest
 
 from burstbus.broker.client import subscribe
 from tests.kafka.notices import einstein_probe, lvk
@@ -31,6 +32,10 @@ FERMI = "gcn.classic.voevent.FERMI_GBM_FLT_POS"
 LVK = "igwn.gwalert"
 EP = "gcn.notices.einstein_probe.wxt.alert"
 TOPICS = [SVOM, SWIFT, FERMI, LVK, EP]
+
+#: The VTP client imports Comet's messages, so it installs the Twisted reactor, which is bound
+#: to one loop for the process: the session's, as every other test touching the reactor.
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def alerts() -> dict[str, list[bytes]]:
@@ -97,7 +102,8 @@ async def test_alerts_from_kafka_reach_the_log_vtp_nats_and_the_web_pages(tansu:
                 state = await health()
                 components = state.get("components") or {}
                 kafka = components.get("kafka.in.tansu") or {}
-                return bool(kafka.get("assigned")) and bool(components.get("nats", {}).get("up"))
+                return (bool(kafka.get("assigned")) and bool(components.get("nats", {}).get("up"))
+                        and bool(components.get("vtp-broadcaster", {}).get("up")))
 
             await wait_for(up, "burstbus serving, reading Kafka and on NATS", timeout=120)
             nc = await nats.connect(f"nats://127.0.0.1:{ports['nats']}")
@@ -109,10 +115,12 @@ async def test_alerts_from_kafka_reach_the_log_vtp_nats_and_the_web_pages(tansu:
             await nc.subscribe("burstbus.voevent.>", cb=got)
             await nc.subscribe("burstbus.events.notice.accepted", cb=got)
             await nc.flush()
-            vtp_task = asyncio.create_task(subscribe("127.0.0.1", ports["broadcast"], local_ivo="ivo://test.example/sub",
+            vtp_task = asyncio.create_task(subscribe("127.0.0.1", ports["broadcast"], local_ivo="ivo://test.example/sub", max_delay=1.0,
                                                      on_event=lambda ivorn, raw: received_vtp.append(ivorn)))
 
             async def vtp_subscribed() -> bool:
+                if vtp_task is not None and vtp_task.done():
+                    vtp_task.result()  # the subscriber failed: say why, not "timed out"
                 state = await health()
                 return any(isinstance(c, dict) and c.get("subscribers") for c in (state.get("components") or {}).values())
 
@@ -179,3 +187,5 @@ async def test_alerts_from_kafka_reach_the_log_vtp_nats_and_the_web_pages(tansu:
                 child.kill()
                 child.wait(30)
         log_file.close()
+        lines = (tmp_path / "service.log").read_text(errors="replace").splitlines()
+        print("\n".join(line for line in lines if "aiohttp.access" not in line)[-12000:])  # shown when the test fails

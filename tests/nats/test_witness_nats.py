@@ -100,6 +100,8 @@ async def test_the_witness_signs_by_itself_every_interval_and_restarts_where_it_
     data = tmp_path / "data"
     config = witness_config(data, server.url, key, interval=0.2)
 
+    filed = tmp_path / "witnessed" / "checkpoints.jsonl"
+
     async def checkpoints(core: Core) -> list[int]:
         return [r.seq for r in await core.log.read(0) if r.type == "log.checkpoint_signed"]
 
@@ -109,15 +111,22 @@ async def test_the_witness_signs_by_itself_every_interval_and_restarts_where_it_
     try:
         await submit(core, notice(1, BURST))
         await wait_for(lambda: checkpoints(core), "a periodic checkpoint")
+
+        async def head_is_a_checkpoint() -> bool:  # what the notice leads to may land after the first one
+            head = await core.log.head()
+            newest = await core.log.get(head.seq)
+            return newest is not None and newest.type == "log.checkpoint_signed"
+
+        await wait_for(head_is_a_checkpoint, "a periodic checkpoint of everything")
         witness = service.part(Witness)
         assert witness is not None
         assert await witness.sign_if_new() is None  # nothing but the checkpoint since: nothing to sign
+        await wait_for(lambda: filed.is_file() and filed.read_text().strip(), "the checkpoint filed")
     finally:
         service.stop()
         await service.wait()
         await service.close()
         await core.close()
-    filed = tmp_path / "witnessed" / "checkpoints.jsonl"
     before = filed.read_text()
     # a restart: the file outbox resumes from its position (nothing filed twice), the timer goes on
     core = await Core.open(config)
