@@ -25,13 +25,13 @@ import dataclasses
 import hashlib
 import inspect
 import logging
-import re
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from burstbus.acl import Acl, AclSection, Grant, Role
+from burstbus.angles import position_words
 from burstbus.bots import render
 from burstbus.bots.commands import CommandSpec, Registry
 from burstbus.bots.parse import (
@@ -616,13 +616,6 @@ def _quote(word: str) -> str:
 
 
 def _position_words(args: list[str]) -> list[str] | None:
-    """RA, DEC and optional RADIUS from what was typed: ``1 2 3``, ``1, 2, 3``, ``1,2,3``, or
-    sexagesimal with spaces (``12 34 56 -12 30 00 [R]``)."""
-    text = re.sub(r",\s+", " ", " ".join(args)).strip()
-    words = text.split(" ")
-    if len(words) == 1 and text.count(",") >= 1:
-        words = text.split(",")
-    if len(words) in (6, 7):
-        words = [":".join(words[0:3]), ":".join(words[3:6]), *words[6:]]
-    words = [w.rstrip(",;") for w in words if w.strip(",;")]
-    return words if len(words) in (2, 3) else None
+    """RA, DEC and optional RADIUS from what was typed (:func:`burstbus.angles.position_words`:
+    the same reading as the notices page's cone filter)."""
+    return position_words(" ".join(args))

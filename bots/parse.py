@@ -9,12 +9,17 @@ is either read exactly or refused with a sentence saying what was expected.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+# The one reader of typed positions (the bot's ``near``, the notices page's cone): re-exported.
+from burstbus.angles import AngleError as AngleError
+from burstbus.angles import parse_angle as parse_angle
+from burstbus.angles import parse_dec as parse_dec
+from burstbus.angles import parse_ra as parse_ra
+from burstbus.angles import parse_radius as parse_radius
 from burstbus.handlers.triggers.codes import CODE_ALPHABET, CODE_LENGTH
 
 _QUOTES = {
@@ -105,95 +110,6 @@ def suggest(word: str, names: Iterable[str]) -> str | None:
     """The closest command name to a mistyped one, if any is close (difflib)."""
     found = difflib.get_close_matches(word.casefold(), list(names), n=1, cutoff=0.6)
     return found[0] if found else None
-
-
-# -- angles ----------------------------------------------------------------------------------
-
-
-class AngleError(ValueError):
-    """An angle that cannot be read; the message is one sentence for the user."""
-
-
-_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
-_DECIMAL = re.compile(rf"^([+-]?)({_NUMBER})(deg|d|°|h)?$")
-_SEXAGESIMAL = re.compile(
-    rf"^([+-]?)(\d+)(h|d|°|:)(\d+(?:\.\d*)?)(?:(m|′|'|:)(?:({_NUMBER})(s|″|\"|'')?)?)?$"
-)
-_UNIT = re.compile(rf"^({_NUMBER})(deg|d|°|arcmin|amin|m|′|'|arcsec|asec|s|″|\"|'')?$")
-
-
-def _number_text(text: str) -> str:
-    """``12,5`` (a European keyboard) → ``12.5``; spaces around signs/units dropped."""
-    text = text.strip().replace(" ", "")
-    if re.fullmatch(r"[+-]?\d+,\d+", text):
-        text = text.replace(",", ".")
-    return text
-
-
-def parse_angle(text: str, *, hours: bool) -> float:
-    """An angle in degrees from decimal or sexagesimal text.
-
-    ``hours=True`` (right ascension): ``12:34:56.7`` and ``12h34m56s`` are hours; a plain
-    number or ``188.7d`` is degrees. ``hours=False`` (declination): ``-12:34:56``,
-    ``-12d34m56s``, ``−12°34′56″`` and plain numbers are degrees.
-    """
-    value = _number_text(text)
-    match = _DECIMAL.match(value)
-    if match:
-        sign, number, unit = match.groups()
-        degrees = float(number) * (15.0 if unit == "h" else 1.0)
-        if unit == "h" and not hours:
-            raise AngleError(f"{text!r}: hours are for right ascension, not declination")
-        return -degrees if sign == "-" else degrees
-    match = _SEXAGESIMAL.match(value)
-    if not match:
-        raise AngleError(
-            f"cannot read {text!r} as an angle (try 188.73, 12:34:56.7 or 12h34m56s for RA, "
-            "-12.5 or -12d30m00s for Dec)"
-        )
-    sign, whole, first, minutes, second_sep, seconds, _ = match.groups()
-    if first == "h" and not hours:
-        raise AngleError(f"{text!r}: hours are for right ascension, not declination")
-    if first in ("d", "°") and second_sep == ":":
-        second_sep = None  # 12d34:56 is odd but unambiguous
-    minute_value = float(minutes)
-    second_value = float(seconds) if seconds else 0.0
-    if minute_value >= 60 or second_value >= 60:
-        raise AngleError(f"{text!r}: minutes and seconds must be below 60")
-    in_hours = first == "h" or (first == ":" and hours)
-    value_abs = int(whole) + minute_value / 60.0 + second_value / 3600.0
-    degrees = value_abs * (15.0 if in_hours else 1.0)
-    return -degrees if sign == "-" else degrees
-
-
-def parse_ra(text: str) -> float:
-    ra = parse_angle(text, hours=True)
-    if not (0.0 <= ra < 360.0) or not math.isfinite(ra):
-        raise AngleError(f"right ascension {text!r} is outside 0–360° (0–24h)")
-    return ra
-
-
-def parse_dec(text: str) -> float:
-    dec = parse_angle(text, hours=False)
-    if not -90.0 <= dec <= 90.0:
-        raise AngleError(f"declination {text!r} is outside −90…+90°")
-    return dec
-
-
-def parse_radius(text: str, *, maximum: float) -> float:
-    """A cone radius: degrees by default; ``30'``/``30m``/``30arcmin``, ``10"``/``10s``/``10arcsec``."""
-    value = _number_text(text)
-    match = _UNIT.match(value)
-    if not match:
-        raise AngleError(f"cannot read {text!r} as a radius (degrees, or 30' / 30arcmin / 10\")")
-    number, unit = float(match.group(1)), match.group(2)
-    if unit in ("arcmin", "amin", "m", "′", "'"):
-        number /= 60.0
-    elif unit in ("arcsec", "asec", "s", "″", '"', "''"):
-        number /= 3600.0
-    if not 0.0 < number <= maximum:
-        raise AngleError(f"the radius must be above 0 and at most {maximum:g}° (got {text!r})")
-    return number
 
 
 # -- approval codes --------------------------------------------------------------------------

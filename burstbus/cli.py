@@ -44,6 +44,7 @@ from burstbus.store.base import EventLog, LogError, ReadFilter
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite_thread import run_on_connection
+from burstbus.users import add_parsers as add_user_parsers
 from burstbus.witnessing import add_parsers as add_witness_parsers
 from burstbus.witnessing import add_verify_arguments, verify_against_command
 
@@ -129,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tls_options(p)
     COMMANDS.update(add_maintenance_parsers(commands))
     COMMANDS.update(add_witness_parsers(commands))
+    COMMANDS.update(add_user_parsers(commands))
     _global_options_after_the_command(parser)
     return parser
 

@@ -8,7 +8,7 @@ A bad key or value stops the start with a :class:`ConfigError` naming ``section.
 what is wrong: a typo in an ACL must never silently fall back to a default.
 
 Each section is a frozen dataclass; a field's ``metadata`` may carry ``choices`` and
-``minimum``. The core's own sections (data, log, ingest, bursts, authority) are here; every
+``minimum``. The core's own sections (data, log, ingest, bursts, authority, signatures) are here; every
 other section lives beside the package that reads it, which registers it with its checks
 (:class:`SectionSpec`, ``burstbus.component.ComponentPackage``): this module names no
 transport. Values of the form ``env:NAME`` or ``file:/path`` in secret fields are read from
@@ -33,6 +33,7 @@ from burstbus.authority import (
     check_authority,
 )
 from burstbus.catalogue import VOEVENT_ROLES
+from burstbus.signing.policy import SignaturesConfigError, SignaturesSection, check_signatures
 
 ENV_PREFIX = "BURSTBUS_"
 DEFAULT_CONFIG_FILE = Path("burstbus.toml")
@@ -184,6 +185,7 @@ class Config:
     ingest: IngestSection = IngestSection()
     bursts: BurstsSection = BurstsSection()
     authority: AuthoritySection = AuthoritySection()
+    signatures: SignaturesSection = SignaturesSection()
     #: The packages' sections, by section name.
     sections: Mapping[str, Any] = field(default_factory=dict)
     #: What the packages speak for (trigger streams, own IVORNs), for the authority rule.
@@ -237,7 +239,7 @@ class Config:
 
 
 VALID_ROLES = VOEVENT_ROLES
-_CORE_SECTIONS = ("data", "log", "ingest", "bursts", "authority")
+_CORE_SECTIONS = ("data", "log", "ingest", "bursts", "authority", "signatures")
 
 
 def load_config(
@@ -435,6 +437,10 @@ def _check(config: Config) -> None:
     try:
         check_authority(config.authority, config.trigger_streams)
     except AuthorityConfigError as exc:
+        raise ConfigError(exc.key, exc.problem) from None
+    try:
+        check_signatures(config.signatures)
+    except SignaturesConfigError as exc:
         raise ConfigError(exc.key, exc.problem) from None
 
 

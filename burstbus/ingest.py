@@ -14,6 +14,14 @@ module adds the log:
   IVORN and before anything is appended: a source publishing outside the IVORN prefixes it is
   granted (a trigger stream above all) is refused with code ``authority``, whatever transport
   brought the packet.
+* Signatures (:mod:`burstbus.signing`, when ``[signatures] enabled``): every accepted packet
+  records what its OpenPGP signature showed (``signature``: valid / invalid / untrusted /
+  none, and the key); a packet a ``require`` rule selects is refused with code ``signature``
+  unless validly signed. Packets of the centre's own sources (``local:triggers``,
+  ``local:notices``) are signed here, after the authority rule and before the append, so the
+  signed bytes are what the log keeps and every transport sends; re-submitting the same
+  unsigned render finds the signed packet already accepted (a duplicate, not a second
+  signature). gpg runs in this module's thread pool, never on the event loop.
 * The outcome is returned only after the append is durable, so a transport may ACK on it.
 """
 
@@ -25,17 +33,22 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from burstbus.authority import AUTHORITY_CODE, AuthorityPolicy
 from burstbus.catalogue import VOEVENT_ACCEPTED, VOEVENT_REJECTED
 from burstbus.events import Event, derived_event_id
-from burstbus.payload import xml_fields
+from burstbus.payload import xml_bytes, xml_fields
+from burstbus.signing.armour import without_signature
+from burstbus.signing.policy import SIGNATURE_CODE, Checked
 from burstbus.store.base import EventLog
 from burstbus.voevent.errors import VOEventRejected
 from burstbus.voevent.examine import Examined, examine
 from burstbus.voevent.extract import warm_up
+
+if TYPE_CHECKING:
+    from burstbus.signing.signatures import Signatures
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +58,8 @@ REJECTED = VOEVENT_REJECTED
 REJECTED_EXCERPT_BYTES = 4096
 
 Outcome = Literal["accepted", "duplicate", "rejected"]
+#: The examination (or its refusal) and what the signature showed (None: signatures off).
+_Examination = tuple[Examined | tuple[str, str], Checked | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +106,7 @@ def accepted_event_id(ivorn: str) -> str:
     return derived_event_id(ACCEPTED, ivorn)
 
 
-def accepted_event(item: Submission, examined: Examined) -> Event:
+def accepted_event(item: Submission, examined: Examined, signature: Mapping[str, Any] | None = None) -> Event:
     summary = examined.summary
     data: dict[str, Any] = dict(summary)
     data.update(xml_fields(item.raw))
@@ -100,6 +115,8 @@ def accepted_event(item: Submission, examined: Examined) -> Event:
         data.update({k: v for k, v in item.extra.items() if k not in data})
     if examined.tolerated:  # known quirks of real senders that the strict schema refuses
         data["tolerated"] = list(examined.tolerated)
+    if signature is not None:
+        data["signature"] = dict(signature)
     return Event(
         type=ACCEPTED,
         data=data,
@@ -114,7 +131,9 @@ def rejected_event_id(key: str) -> str:
     return derived_event_id(REJECTED, key)
 
 
-def rejected_event(item: Submission, reason: str, code: str, ivorn: str | None = None) -> Event:
+def rejected_event(
+    item: Submission, reason: str, code: str, ivorn: str | None = None, signature: Mapping[str, Any] | None = None
+) -> Event:
     excerpt = item.raw[:REJECTED_EXCERPT_BYTES]
     data: dict[str, Any] = {
         "reason": reason,
@@ -127,6 +146,8 @@ def rejected_event(item: Submission, reason: str, code: str, ivorn: str | None =
     }
     if ivorn:
         data["ivorn"] = ivorn
+    if signature is not None:
+        data["signature"] = dict(signature)
     data.update({f"excerpt_{k}": v for k, v in xml_fields(excerpt).items()})
     if item.extra:
         data.update({k: v for k, v in item.extra.items() if k not in data})
@@ -139,13 +160,16 @@ class Ingest:
     """The single entry point for VOEvents, whatever transport brought them."""
 
     def __init__(
-        self, log_: EventLog, *, max_bytes: int = 1_048_576, threads: int = 2, authority: AuthorityPolicy | None = None
+        self, log_: EventLog, *, max_bytes: int = 1_048_576, threads: int = 2, authority: AuthorityPolicy | None = None,
+        signatures: Signatures | None = None,
     ):
         self.log = log_
         self.max_bytes = max_bytes
         #: Who may publish under which IVORNs (:mod:`burstbus.authority`); the service passes the
         #: configured policy, a bare Ingest (unit tests, tools) reserves nothing.
         self.authority = authority or AuthorityPolicy.open()
+        #: Signature checks and our own signing (:mod:`burstbus.signing`); None: off.
+        self.signatures = signatures
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="burstbus-ingest")
         self.counts: Counter[tuple[str, Outcome]] = Counter()
 
@@ -157,9 +181,12 @@ class Ingest:
     async def submit_many(self, items: Sequence[Submission]) -> list[IngestResult]:
         """Examine several packets in parallel and record them with one append (bulk import)."""
         loop = asyncio.get_running_loop()
-        verdicts = await asyncio.gather(*[loop.run_in_executor(self._pool, self._examine, item.raw) for item in items])
+        examinations = await asyncio.gather(*[loop.run_in_executor(self._pool, self._examine_and_check, item.raw)
+                                              for item in items])
         events: list[Event] = []
-        for item, verdict in zip(items, verdicts, strict=True):
+        items = list(items)
+        for i, (verdict, checked) in enumerate(examinations):
+            item = items[i]
             if isinstance(verdict, tuple):
                 events.append(rejected_event(item, *verdict))
                 continue
@@ -169,11 +196,28 @@ class Ingest:
                 # Byte for byte a packet already accepted (our own notice coming back through a
                 # Kafka topic or a peer broker): it changes nothing, so it is a duplicate, not an
                 # attempt to speak for someone else. Not in a trigger stream (see _have_these_bytes).
-                events.append(accepted_event(item, verdict))
+                events.append(accepted_event(item, verdict, self._facts(item, verdict, checked)))
             elif refusal is not None:
                 events.append(rejected_event(item, refusal, AUTHORITY_CODE, ivorn))
-            else:
+            elif self.signatures is None or checked is None:
                 events.append(accepted_event(item, verdict))
+            else:
+                if checked.found == "none" and self.signatures.signs(item.via, item.peer):
+                    signed = await self._own_signed(item, ivorn)
+                    if isinstance(signed, str):
+                        events.append(rejected_event(item, signed, SIGNATURE_CODE, ivorn))
+                        continue
+                    item, (verdict, checked) = signed
+                    items[i] = item
+                    if isinstance(verdict, tuple) or checked is None:  # our own signed bytes refused: a bug
+                        reason = verdict[0] if isinstance(verdict, tuple) else "not checked"
+                        events.append(rejected_event(item, f"the signed packet was refused: {reason}", "internal", ivorn))
+                        continue
+                decided = self.signatures.decide(item.via, item.peer, ivorn, verdict.summary.get("author_ivorn"), checked)
+                if decided.refusal is not None:
+                    events.append(rejected_event(item, decided.refusal, SIGNATURE_CODE, ivorn, decided.facts))
+                else:
+                    events.append(accepted_event(item, verdict, decided.facts))
         appended = await self.log.append(events)
         results: list[IngestResult | None] = [None] * len(items)
         conflicts: list[tuple[int, Event]] = []
@@ -205,6 +249,32 @@ class Ingest:
                 log.info("refused %s packet from %s: %s", item.via, item.peer, result.reason)
         return final
 
+    def _facts(self, item: Submission, examined: Examined, checked: Checked | None) -> dict[str, Any] | None:
+        if self.signatures is None or checked is None:
+            return None
+        author = examined.summary.get("author_ivorn")
+        return self.signatures.decide(item.via, item.peer, str(examined.summary["ivorn"]), author, checked).facts
+
+    async def _own_signed(self, item: Submission, ivorn: str) -> tuple[Submission, _Examination] | str:
+        """Our own packet, signed: the one already accepted under ``ivorn`` if it is this render
+        signed before (a re-submission after a crash: signing again would give new bytes, a
+        conflict), else freshly signed. A string when it cannot be signed (the refusal)."""
+        assert self.signatures is not None
+        loop = asyncio.get_running_loop()
+        existing = await self.log.find(accepted_event_id(ivorn))
+        if existing is not None:
+            stored = xml_bytes(existing.data)
+            if stored != item.raw and without_signature(stored) == item.raw:
+                signed = replace(item, raw=stored)
+                return signed, await loop.run_in_executor(self._pool, self._examine_and_check, stored, True)
+        try:
+            raw = await loop.run_in_executor(self._pool, self.signatures.sign, item.raw)
+        except Exception as exc:  # SigningFailed, or gpg itself: never send it unsigned
+            log.error("could not sign %s from %s: %s", ivorn, item.actor, exc)
+            return f"could not sign the packet with [signatures] sign_with: {exc}"
+        signed = replace(item, raw=raw)
+        return signed, await loop.run_in_executor(self._pool, self._examine_and_check, raw, True)
+
     async def _have_these_bytes(self, ivorn: str, sha256: str) -> bool:
         """Whether the log already holds ``ivorn`` accepted with exactly these bytes (outside a
         trigger stream, where every other source's attempt is recorded as a refusal)."""
@@ -229,6 +299,21 @@ class Ingest:
         log.info("refused %s packet from %s: %s", via, peer, reason)
         return IngestResult("rejected", where.seq, None, reason, code)
 
+    def _examine_and_check(self, raw: bytes, signed_here: bool = False) -> _Examination:
+        """In a pool thread: the examination, then (if it passed and signatures are on) what the
+        signature shows. A broken signature is a fact (``invalid``), never a crash."""
+        verdict = self._examine(raw)
+        if isinstance(verdict, tuple) or self.signatures is None:
+            return verdict, None
+        try:
+            checked = self.signatures.check(raw)
+        except Exception as exc:
+            log.exception("unexpected error checking a signature")
+            checked = Checked("bad", detail=f"internal error while checking the signature: {exc}")
+        if signed_here:
+            checked = replace(checked, signed_here=True)
+        return verdict, checked
+
     def _examine(self, raw: bytes) -> Examined | tuple[str, str]:
         """The examined packet, or (reason, code) when it is refused."""
         try:
@@ -247,3 +332,5 @@ class Ingest:
         """Stop the examination threads and wait for them: a thread still tearing down its
         lxml schema while the interpreter exits can crash the process (seen: double free)."""
         await asyncio.get_running_loop().run_in_executor(None, lambda: self._pool.shutdown(wait=True, cancel_futures=True))
+        if self.signatures is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.signatures.close)

@@ -22,7 +22,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from burstbus.component import (
     Component,
@@ -42,6 +42,9 @@ from burstbus.store.base import EventLog
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
 from burstbus.store.sqlite import SQLiteEventLog
+
+if TYPE_CHECKING:
+    from burstbus.signing.signatures import Signatures
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,20 @@ async def open_log(config: Config) -> EventLog:
     return await SQLiteEventLog.open(config.log_path, synchronous=config.log.synchronous, poll_interval=config.log.poll_interval)
 
 
+async def open_signatures(config: Config) -> Signatures | None:
+    """The ingest's signature checks (``[signatures]``), or None when they are off. gpg runs
+    here once (off the loop) to check the program, the keyring and the signing key; a problem
+    is a :class:`StartupError` naming the setting (one line from the CLI, no traceback)."""
+    if not config.signatures.enabled:
+        return None
+    from burstbus.signing.signatures import KeyringError, Signatures
+
+    try:
+        return await asyncio.to_thread(Signatures.open, config.signatures, config.data_dir)
+    except KeyringError as exc:
+        raise StartupError(exc.setting, exc.problem) from None
+
+
 @dataclass
 class Core:
     """The pieces every command works with: the log, handler state, projections, ingest."""
@@ -124,15 +141,24 @@ class Core:
 
     @classmethod
     async def open(cls, config: Config) -> Core:
-        log_ = await open_log(config)
+        signatures = await open_signatures(config)  # first: a missing gpg stops the start before anything opens
+        try:
+            log_ = await open_log(config)
+        except BaseException:
+            if signatures is not None:
+                await asyncio.to_thread(signatures.close)
+            raise
         try:
             state = await StateStore.open(config.state_path)
             projections = await ProjectionRunner.open(config.projections_path, all_projections())
         except BaseException:
             await log_.close()  # and any server its backend owns
+            if signatures is not None:
+                await asyncio.to_thread(signatures.close)
             raise
         ingest = Ingest(
-            log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads, authority=config.authority_policy()
+            log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads, authority=config.authority_policy(),
+            signatures=signatures,
         )
         bursts = BurstIdentifier(log_, state, config.bursts.rules, config.bursts.roles)
         await bursts.start()

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 apt-get update
 DEBIAN_FRONTEND=noninteractive apt-get install -y prosody chromium chromium-driver
 pip install -e '.[test]'
+python -m burstbus.bridges.http.vendor   # Aladin Lite for the sky view (npm pack, pinned, integrity-checked)
 ruff check .
 mypy
 python tests/lint_imports.py   # import-linter: imports run one way (pyproject [tool.importlinter])

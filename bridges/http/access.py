@@ -19,13 +19,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from burstbus.acl import Role
 from burstbus.bridges.http.errors import ApiError
+from burstbus.bridges.http.identity import CSRF_HEADER, People, Person, csrf_ok, found
+from burstbus.bridges.http.permissions import PERMISSIONS, Action, role_may
+from burstbus.bridges.http.throttle import FailureThrottle, Forbidden, Throttled, Unauthorized
+
+__all__ = ["Access", "Forbidden", "Throttled", "Unauthorized", "Viewer", "Writer", "FailureThrottle", "PUBLIC_TYPES"]
 from burstbus.catalogue import (
     BURST_IDENTIFIED,
     BURST_NONE,
@@ -51,86 +57,6 @@ PUBLIC_TYPES_TEXT = ",".join(sorted(PUBLIC_TYPES))
 COOKIE = "burstbus_session"
 #: How long a sign-in lasts (a shift and then some).
 SESSION_SECONDS = 12 * 3600
-#: Failed token checks an address may make per window before it is refused.
-MAX_FAILURES = 10
-FAILURE_WINDOW = 60.0
-#: Addresses remembered at most (the oldest are forgotten first).
-MAX_ADDRESSES = 10_000
-
-
-class Unauthorized(ApiError):
-    """401: no credentials or wrong ones; says how to authenticate."""
-
-    status = 401
-    description = "Unauthorized"
-
-    def __init__(self, message: str, error: str = "invalid_request"):
-        super().__init__(
-            message, headers={"WWW-Authenticate": f'Bearer realm="burstbus", error="{error}"'}
-        )
-
-
-class Forbidden(ApiError):
-    status = 403
-    description = "Forbidden"
-
-
-class Throttled(ApiError):
-    status = 429
-    description = "Too many requests"
-
-    def __init__(self, retry_after: float):
-        seconds = max(1, int(retry_after + 0.999))
-        super().__init__(
-            f"too many wrong tokens from this address; try again in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-            retry_after=seconds,
-        )
-        self.seconds = seconds
-
-
-class FailureThrottle:
-    """Wrong tokens per client address in a sliding window; bounded memory."""
-
-    def __init__(
-        self,
-        max_failures: int = MAX_FAILURES,
-        window: float = FAILURE_WINDOW,
-        max_addresses: int = MAX_ADDRESSES,
-    ):
-        self.max_failures = max_failures
-        self.window = window
-        self.max_addresses = max_addresses
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def _recent(self, address: str, now: float) -> deque[float] | None:
-        times = self._failures.get(address)
-        if times is None:
-            return None
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[address]
-            return None
-        return times
-
-    def wait(self, address: str, now: float | None = None) -> float:
-        """Seconds before ``address`` may try a token again (0: now)."""
-        now = time.monotonic() if now is None else now
-        times = self._recent(address, now)
-        if times is None or len(times) < self.max_failures:
-            return 0.0
-        return times[-self.max_failures] + self.window - now
-
-    def failed(self, address: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        times = self._recent(address, now)
-        if times is None:
-            times = self._failures[address] = deque(maxlen=self.max_failures)
-        times.append(now)
-        self._failures.move_to_end(address)
-        while len(self._failures) > self.max_addresses:
-            self._failures.popitem(last=False)
 
 
 def _session_mac(token: str, expires: int) -> str:
@@ -141,10 +67,27 @@ def _session_mac(token: str, expires: int) -> str:
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is asking: ``full`` may read everything; ``by_cookie``: signed in through the form."""
+    """Who is asking: ``full`` may read everything; ``by_cookie``: signed in through the form;
+    ``person``: a signed-in person (session, API token or single sign-on), else None."""
 
     full: bool
     by_cookie: bool = False
+    person: Person | None = None
+
+    def may(self, action: Action) -> bool:
+        return self.person is not None and role_may(self.person.role, action)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """Who a state-changing request acts as: the log's actor and the role it acts with."""
+
+    actor: str
+    role: Role
+    person: Person | None
+    #: ``via``/``peer`` for the ingest and the intakes (``web``/the person, or ``http``/the address).
+    via: str
+    peer: str
 
 
 class Access:
@@ -164,6 +107,7 @@ class Access:
         cookie_path: str = "/",
         throttle: FailureThrottle | None = None,
         failures: Counter[str] | None = None,
+        people: People | None = None,
     ):
         self.tokens = tuple(dict.fromkeys(t.strip() for t in tokens if t and t.strip()))
         self.public_read = public_read
@@ -173,11 +117,18 @@ class Access:
         #: Wrong tokens by how they came (``bearer``, ``signin``) and refusals while throttled
         #: (``throttled``); the app passes its HTTP stats' counter, so /metrics shows them.
         self.failures: Counter[str] = failures if failures is not None else Counter()
+        #: People's own accounts, sessions and API tokens (None: only the shared tokens).
+        self.people = people
+
+    @property
+    def accounts(self) -> bool:
+        """People can sign in with their own accounts here."""
+        return self.people is not None and self.people.enabled
 
     @property
     def configured(self) -> bool:
-        """True when some token can open the protected reads (sign-in is possible)."""
-        return bool(self.tokens)
+        """True when some credential can open the protected reads (sign-in is possible)."""
+        return bool(self.tokens) or self.accounts
 
     def token_matches(self, given: str) -> bool:
         """Constant-time comparison against every token (all are compared, always)."""
@@ -249,6 +200,13 @@ class Access:
         view), a throttled address a 429; a stale or foreign cookie is simply not signed in.
         With no token configured no header can be right: it is ignored, and a refusal says
         that reads are closed until one is configured."""
+        finding = found(request)
+        if finding.error is not None:
+            raise finding.error
+        if finding.person is not None:
+            person = finding.person
+            return Viewer(self.public_read or role_may(person.role, Action.READ_PROTECTED),
+                          by_cookie=person.how == "session", person=person)
         header = request.headers.get("Authorization")
         if header is not None and self.tokens:
             scheme, _, given = header.partition(" ")
@@ -271,6 +229,36 @@ class Access:
             return viewer
         raise self.refusal(what)
 
+    def writer(self, request: web.Request, action: Action, what: str, token: str | None,
+               csrf: str | None = None) -> Writer:
+        """Who may make this write, or the refusal: a signed-in person whose role the
+        permission table allows (with the CSRF token when the credential is ambient: a
+        session or the proxy's header), or the shared write ``token`` (an operator: admin).
+        ``token`` None: the shared token does not open this write here. Checked before the
+        body is read (``csrf`` then comes from the ``X-CSRF-Token`` header; a form passes
+        its field)."""
+        finding = found(request)
+        if finding.error is not None:
+            raise finding.error
+        person = finding.person
+        if person is not None:
+            rule = PERMISSIONS[action]
+            if not role_may(person.role, action):
+                needed = rule.role.label if rule.role is not None else "none"
+                raise Forbidden(f"{what} needs the role {needed} or above in [acl]; {person.name} is {person.role.label}")
+            if not csrf_ok(person, csrf if csrf is not None else request.headers.get(CSRF_HEADER)):
+                raise Forbidden(f"{what}: the CSRF token is missing or wrong (reload the page and try again; "
+                                f"scripts send it as {CSRF_HEADER} or use an API token)")
+            return Writer(person.actor, person.role, person, "web", person.name)
+        if not token and self.accounts:
+            header = request.headers.get("Authorization")
+            if not header:
+                raise Unauthorized(f"{what} needs you signed in (/signin) or an API token "
+                                   "('Authorization: Bearer <token>')")
+        check_shared_token(request, token, self, what)
+        peer = request.remote or "unknown"
+        return Writer(f"http:{peer}", Role.ADMIN, None, "http", peer)
+
     def refusal(self, what: str, hint: str = "") -> ApiError:
         """403 when no token is configured (nothing the caller sends can help), else 401."""
         tail = f"; {hint}" if hint else ""
@@ -287,3 +275,22 @@ class Access:
 
 def _address(request: web.Request) -> str:
     return request.remote or "unknown"
+
+
+def check_shared_token(request: web.Request, token: str | None, access: Access | None, what: str) -> None:
+    """The shared write token (``Authorization: Bearer``) of a POST that appends: checked before
+    the body is read; wrong tokens count against the address (shared throttle)."""
+    if not token:
+        raise Forbidden(f"{what} is off: no write token is configured")
+    header = request.headers.get("Authorization")
+    if not header:
+        raise Unauthorized("this endpoint needs a token: send 'Authorization: Bearer <token>'")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    if access is not None:
+        access.check_throttle(request)
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogatepass"), token.encode()):
+        if access is not None:
+            access.record_failure(request, "bearer")
+        raise Unauthorized("the token is not valid", error="invalid_token")

@@ -25,10 +25,10 @@ from typing import Any
 
 from aiohttp import web
 
-from burstbus.bridges.http.access import Access
+from burstbus.bridges.http.access import Access, Forbidden
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
+from burstbus.bridges.http.permissions import Action
 from burstbus.bridges.http.spec import Route
-from burstbus.bridges.http.submit import check_write_token
 from burstbus.events import Event
 from burstbus.handlers.orchestrator import messages
 from burstbus.store.base import EventLog, LogError
@@ -92,10 +92,12 @@ class Announce:
         refused: Callable[..., Event],
         what: str,
     ) -> web.Response:
-        check_write_token(request, self.token if self.log is not None else None, self.access, what)
-        assert self.log is not None
+        access = self.access if self.access is not None else Access(())
+        writer = access.writer(request, Action.ANNOUNCE_DATA, what, self.token if self.log is not None else None)
+        if self.log is None:
+            raise Forbidden(f"{what} is off here")
         peer = request.remote or "unknown"
-        actor = f"http:{peer}"
+        actor = writer.actor
         key = request.headers.get(IDEMPOTENCY_KEY) or None
         extra: dict[str, Any] = {"via": "http", "peer": peer, "path": request.path}
         raw, complete = await self._body(request)

@@ -22,18 +22,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from burstbus.acl import Acl, AclSection
 from burstbus.bridges.http.access import Access
 from burstbus.bridges.http.announce import Announce
 from burstbus.bridges.http.api import Api
 from burstbus.bridges.http.apiv1 import DEFAULT_LIMIT, MAX_LIMIT, ApiV1, route_table
 from burstbus.bridges.http.errors import ApiError, error_body, json_response
+from burstbus.bridges.http.forms import Forms
+from burstbus.bridges.http.identity import People, identity_middleware
 from burstbus.bridges.http.jsonnotices import JsonNotices
 from burstbus.bridges.http.notices import NoticeRequests
 from burstbus.bridges.http.ops import Components, HttpStats, Ops
@@ -49,6 +52,7 @@ from burstbus.handlers.notices.intake import NoticeIntake
 from burstbus.handlers.orchestrator.config import PipelinesSection
 from burstbus.ingest import Ingest
 from burstbus.metrics import Metrics
+from burstbus.state import StateStore
 from burstbus.store.base import EventLog
 from burstbus.store.reader import ProjectionReader, ReadModelError
 
@@ -86,7 +90,7 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical
 
 
-def _middlewares(stats: HttpStats) -> list[Middleware]:
+def _middlewares(stats: HttpStats, people: People) -> list[Middleware]:
     @web.middleware
     async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -124,7 +128,7 @@ def _middlewares(stats: HttpStats) -> list[Middleware]:
         finally:
             stats.observe(request.method, _route_name(request), status, time.perf_counter() - started)
 
-    return [json_errors]
+    return [json_errors, identity_middleware(people)]
 
 
 def make_app(
@@ -147,6 +151,10 @@ def make_app(
     notices: Callable[[], NoticeIntake | None] | None = None,
     pipelines: PipelinesSection | None = None,
     orchestrator: Callable[[], Any] | None = None,
+    state: StateStore | None = None,
+    acl: AclSection | None = None,
+    sso_header: str = "",
+    sso_proxies: Sequence[str] = (),
 ) -> web.Application:
     """The HTTP application.
 
@@ -169,14 +177,18 @@ def make_app(
     reader = ProjectionReader(projections_path, threads=read_threads, timeout=query_timeout)
     hub = EventHub(log, reader, runner=projection_runner)
     providers["sse"] = stream_metrics(hub, log)  # this app's hub (a restarted app replaces it)
-    app = web.Application(middlewares=_middlewares(stats))
+    secure = public_url.startswith("https://")
+    people = People(state, Acl(acl or AclSection()), sso_header=sso_header, sso_proxies=sso_proxies,
+                    secure_cookie=secure, cookie_path=f"{base}/")
+    app = web.Application(middlewares=_middlewares(stats, people))
     app[COMPONENTS] = registry
     app[READER] = reader
     app[HTTP_STATS] = stats
     app[METRICS] = providers
     app[EVENT_HUB] = hub
-    access = Access((read_token, token), public_read=public_read, secure_cookie=public_url.startswith("https://"),
-                    cookie_path=f"{base}/", failures=stats.auth_failures)  # fmt: skip
+    access = Access((read_token, token), public_read=public_read, secure_cookie=secure,
+                    cookie_path=f"{base}/", failures=stats.auth_failures, people=people)  # fmt: skip
+    people.throttle = access.throttle  # wrong passwords, API tokens and shared tokens: one count per address
     app[ACCESS] = access
     if not access.configured and not public_read:
         logging.getLogger(__name__).info(  # (``log`` here is the event log)
@@ -210,7 +222,12 @@ def make_app(
         else:
             app.router.add_route(route.method, f"{base}{route.path}", route.handler)
     app[ROUTES] = routes
-    add_ui(app, reader, log, base, access=access)  # the web pages, sign-in and /static/ (:mod:`~.ui`)
+    pages = add_ui(app, reader, log, base, access=access)  # the web pages, sign-in and /static/ (:mod:`~.ui`)
+    for method, path, handler in Forms(pages, asked, notice_requests).routes():  # BA forms (:mod:`~.forms`)
+        if method == "GET":
+            app.router.add_get(f"{base}{path}", handler, allow_head=True)
+        else:
+            app.router.add_route(method, f"{base}{path}", handler)
 
     async def close_hub(_: web.Application) -> None:
         await hub.close()  # before aiohttp waits for handlers: live streams end now
@@ -219,6 +236,10 @@ def make_app(
         await hub.close()
         await asyncio.get_running_loop().run_in_executor(None, reader.close)
 
+    async def accounts_ready(_: web.Application) -> None:
+        await people.ready()
+
+    app.on_startup.append(accounts_ready)
     app.on_shutdown.append(close_hub)
     app.on_cleanup.append(close_reader)
     return app

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from typing import Any
 
+from burstbus.acl import AclSection
 from burstbus.bridges.http.app import make_app, serve
 from burstbus.bridges.http.config import HttpSection, check_http
 from burstbus.component import (
@@ -73,7 +74,9 @@ def _build(host: Host) -> list[Component]:
                         projection_runner=host.projections, read_token=read_token,
                         public_read=section.public_read, public_url=section.public_url,
                         notices=lambda: host.ports.get(NOTICE_INTAKE),
-                        pipelines=host.config.section(PipelinesSection), orchestrator=lambda: host.ports.get(ORCHESTRATOR))
+                        pipelines=host.config.section(PipelinesSection), orchestrator=lambda: host.ports.get(ORCHESTRATOR),
+                        state=host.state, acl=host.config.section(AclSection), sso_header=section.sso_header,
+                        sso_proxies=section.sso_proxies)
 
     def ready(addresses: list[tuple[str, int]]) -> None:
         for address, port in addresses:

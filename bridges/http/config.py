@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from burstbus.config import ConfigError, resolve_secret
@@ -32,6 +33,13 @@ class HttpSection:
     #: The web UI's address as users reach it (``https://fsc.example/burstbus``), for links in
     #: chat messages. Empty: ``http://host:port`` + base_path.
     public_url: str = ""
+    #: Single sign-on through the centre's reverse proxy: the request header in which the proxy
+    #: names the signed-in person by bare JID (``X-Remote-User``, ``X-Forwarded-Email``…), believed
+    #: only from ``sso_proxies``. Empty: off (people sign in with ``burstbus user`` accounts).
+    sso_header: str = ""
+    #: Addresses or networks of the reverse proxies whose ``sso_header`` is believed
+    #: (``["127.0.0.1/32"]``); a request from anywhere else is treated as if it had no such header.
+    sso_proxies: tuple[str, ...] = ()
 
     def link_base(self) -> str:
         """Where links in messages point: ``public_url``, else this server's own address."""
@@ -48,6 +56,14 @@ def check_http(http: HttpSection) -> None:
     """A base path that is a path; secrets that resolve (and a read token that is not empty)."""
     if http.base_path and (not http.base_path.startswith("/") or http.base_path.endswith("/")):
         raise ConfigError("http.base_path", f"must start with / and not end with one, like /burstbus (got {http.base_path!r})")
+    if http.sso_header and not http.sso_proxies:
+        raise ConfigError("http.sso_proxies", "sso_header is set but no proxy is trusted to set it: list the "
+                                               "reverse proxy's address, like [\"127.0.0.1/32\"]")
+    for proxy in http.sso_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError("http.sso_proxies", f"{proxy!r} is not an address or network (like 10.0.0.5 or 10.0.0.0/24)") from None
     if http.token:
         resolve_secret(http.token, "http.token")
     if http.read_token and not resolve_secret(http.read_token, "http.read_token").strip():

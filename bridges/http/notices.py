@@ -28,8 +28,8 @@ from aiohttp import web
 
 from burstbus.bridges.http.access import Access, Forbidden
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
+from burstbus.bridges.http.permissions import Action
 from burstbus.bridges.http.spec import Param, Route
-from burstbus.bridges.http.submit import check_write_token
 from burstbus.catalogue import (
     PUBLICATION_DECLINED,
     PUBLICATION_FAILED,
@@ -106,20 +106,21 @@ class NoticeRequests:
         ]  # fmt: skip
 
     async def post_notice(self, request: web.Request) -> web.Response:
-        check_write_token(request, self.token, self.access, "asking for notices over HTTP")
+        access = self.access if self.access is not None else Access(())
+        writer = access.writer(request, Action.ASK_NOTICE, "asking for notices over HTTP", self.token)
         intake = self.intake()
         if intake is None:
             raise Forbidden("notices are off here ([notices] enabled = false)")
-        peer = request.remote or "unknown"
+        via, peer = writer.via, writer.peer
         key = request.headers.get(IDEMPOTENCY_KEY) or None
-        key = f"http:{peer}:{key}" if key else None
+        key = f"{via}:{peer}:{key}" if key else None
         raw, complete = await self._body(request, intake.max_bytes)
         try:
             if not complete:
                 reason = f"the body has more than {intake.max_bytes:,} bytes, the limit ([notices] max_request_bytes)"
-                [where] = await self.log.append([refused_event(raw, reason, "too_large", via="http", peer=peer, key=key)])
+                [where] = await self.log.append([refused_event(raw, reason, "too_large", via=via, peer=peer, key=key)])
                 raise _TooLarge(reason, outcome="refused", seq=where.seq)
-            result = await intake.submit(raw, via="http", peer=peer, key=key)
+            result = await intake.submit(raw, via=via, peer=peer, key=key)
         except LogError as exc:
             raise Unavailable(f"the event log cannot take it now ({exc}); nothing was stored") from None
         body: dict[str, Any] = {"outcome": result.outcome, "request_id": result.request_id, "seq": result.seq}

@@ -2,9 +2,11 @@
 
 The same request as the bot's ``process PIPELINE BURST [key=value …]``, judged by the same
 rules (``burstbus.handlers.orchestrator.asking``) and recorded the same way: a
-``process.asked`` event (actor ``http:<address>``), which the orchestrator makes a run of its
-own. Until people sign in to the web pages with their own identity, the token stands for an
-operator: it may ask for any pipeline (role admin). The body is JSON:
+``process.asked`` event, which the orchestrator makes a run of its own. The shared write token
+stands for an operator (actor ``http:<address>``): it may ask for any pipeline (role admin); a
+signed-in person or a person's API token
+asks with the role ``[acl]`` gives them, recorded as ``web:<jid>`` (the form at
+``/processes/request`` uses the same :meth:`ProcessRequests.record`). The body is JSON:
 ``{"pipeline": "ecl-loc", "burst_id": "sb26112001", "obs_id": null, "parameters": {"threshold": "5"}}``.
 
 =====  ==========================================================
@@ -22,11 +24,10 @@ from typing import Any
 
 from aiohttp import web
 
-from burstbus.acl import Role
-from burstbus.bridges.http.access import Access
+from burstbus.bridges.http.access import Access, Writer
 from burstbus.bridges.http.errors import ApiError, Unavailable, json_response
+from burstbus.bridges.http.permissions import Action
 from burstbus.bridges.http.spec import Route
-from burstbus.bridges.http.submit import check_write_token
 from burstbus.handlers.orchestrator import asking
 from burstbus.handlers.orchestrator.config import PipelinesSection
 from burstbus.store.base import EventLog, LogError
@@ -68,7 +69,8 @@ class ProcessRequests:
                                  429: "too many wrong tokens from this address", 503: "the orchestrator is off"})]
 
     async def post(self, request: web.Request) -> web.Response:
-        check_write_token(request, self.token, self.access, "requesting processes over HTTP")
+        access = self.access if self.access is not None else Access(())
+        writer = access.writer(request, Action.REQUEST_PROCESS, "requesting processes over HTTP", self.token)
         raw = await request.content.read(MAX_BODY + 1)
         if len(raw) > MAX_BODY:
             raise _Refused(f"the body is over {MAX_BODY} bytes")
@@ -76,6 +78,11 @@ class ProcessRequests:
             value = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _Refused(f"not JSON: {exc}") from None
+        return json_response(await self.record(writer, value), status=202)
+
+    async def record(self, writer: Writer, value: Any) -> dict[str, Any]:
+        """Judge and record one request (the API's JSON, or the web form's fields): the answer's
+        body, or :class:`_Refused` / :class:`Unavailable`."""
         if not isinstance(value, dict) or not isinstance(value.get("pipeline"), str) or not isinstance(value.get("burst_id"), str):
             raise _Refused("expected a JSON object with 'pipeline' and 'burst_id' (strings)")
         parameters = value.get("parameters") or {}
@@ -90,11 +97,10 @@ class ProcessRequests:
         burst_id = await self.reader.run(known)
         if burst_id is None:
             raise _Refused(f"no burst {typed[:64]!r} is known here")
-        peer = request.remote or "unknown"
+        by = writer.actor if writer.person is not None else f"{writer.actor} (write token)"
         try:
-            asked = asking.ask(self.pipelines, value["pipeline"], burst_id, role=Role.ADMIN, actor=f"http:{peer}",
-                               requested_by=f"http:{peer} (write token)", via="http", parameters=parameters,
-                               obs_id=obs_id or None)
+            asked = asking.ask(self.pipelines, value["pipeline"], burst_id, role=writer.role, actor=writer.actor,
+                               requested_by=by, via=writer.via, parameters=parameters, obs_id=obs_id or None)
         except asking.Refused as refused:
             raise _Refused(refused.text, reason=refused.reason) from None
         orchestrator = self.orchestrator() if self.orchestrator is not None else None
@@ -105,5 +111,4 @@ class ProcessRequests:
             [where] = await self.log.append([asked.event])
         except LogError as exc:
             raise Unavailable(f"the event log cannot take it now ({exc}); nothing was stored") from None
-        return json_response({"asked_id": asked.event.id, "run_id": asked.run_id, "seq": where.seq,
-                              "text": asking.describe(asked)}, status=202)
+        return {"asked_id": asked.event.id, "run_id": asked.run_id, "seq": where.seq, "text": asking.describe(asked)}

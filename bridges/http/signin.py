@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from burstbus.bridges.http.access import Throttled, Unauthorized, Viewer
+from burstbus.bridges.http.identity import CSRF_FIELD, csrf_ok
 
 if TYPE_CHECKING:
     from burstbus.bridges.http.ui import Pages
@@ -124,14 +125,20 @@ class SignIn:
         except FormError as exc:
             return pages.signin_page(request, anonymous, exc.status, message=exc.message)
         next_ = safe_next(form.get("next", ""))
-        if not access.configured:
-            return pages.signin_page(
-                request,
-                anonymous,
-                403,
-                next_=next_,
-                message="signing in is off: no read token is configured on this server",
-            )
+        people = access.people
+        if not access.configured:  # nothing can be signed in to: say that first
+            return pages.signin_page(request, anonymous, 403, next_=next_,
+                                     message="signing in is off: no read token is configured on this server")
+        if people is not None and not people.form_csrf_ok(request, form.get(CSRF_FIELD)):
+            return pages.signin_page(request, anonymous, 403, next_=next_,
+                                     message="the form has expired or did not come from this site: try again")
+        if "name" in form and people is not None and people.enabled:
+            return await self._account(request, form, next_)
+        if not access.tokens:
+            message = ("signing in is off: no read token is configured on this server" if not access.accounts
+                       else "enter your name and password")
+            return pages.signin_page(request, anonymous, 403 if not access.accounts else 401, next_=next_,
+                                     message=message)
         try:
             access.check_throttle(request)
         except Throttled as exc:
@@ -152,9 +159,48 @@ class SignIn:
         access.set_session(response, token, secure=request.secure)
         return response
 
+    async def _account(self, request: web.Request, form: dict[str, str], next_: str) -> web.StreamResponse:
+        """Sign-in by name and password: a session of the person's own."""
+        pages, access = self.pages, self.access
+        people = access.people
+        assert people is not None
+        anonymous = Viewer(False)
+        try:
+            outcome = await people.sign_in(request, form.get("name", ""), form.get("password", ""))
+        except Throttled as exc:
+            access.failures["throttled"] += 1
+            return pages.signin_page(request, anonymous, 429, next_=next_, message=exc.message, headers=exc.headers)
+        if isinstance(outcome, str):
+            access.failures["password"] += 1
+            return pages.signin_page(request, anonymous, 401, next_=next_, message=outcome)
+        value, _ = outcome
+        response = web.Response(status=303, headers={"Location": self._home(next_), "Cache-Control": "no-store"})
+        people.set_cookie(response, value, secure=request.secure)
+        return response
+
     async def signout(self, request: web.Request) -> web.StreamResponse:
+        try:
+            form = await read_form(request)
+        except FormError as exc:
+            return self.pages.signin_page(request, Viewer(False), exc.status, message=exc.message)
+        viewer = self._viewer(request)
+        people = self.access.people
+        given = form.get(CSRF_FIELD)
+        person = viewer.person
+        expected_ok = (csrf_ok(person, given) if person is not None and person.csrf is not None
+                       else people is None or people.form_csrf_ok(request, given))
+        if not expected_ok:
+            return self.pages.signin_page(request, viewer, 403, message="sign-out refused: the form has expired "
+                                                                         "or did not come from this site")
+        if people is not None and person is not None and person.how == "proxy":
+            return self.pages.signin_page(request, viewer, 409, message="you are signed in through the centre's "
+                                                                         "single sign-on: sign out there")
+        if people is not None:
+            await people.sign_out(request)
         response = web.Response(
             status=303, headers={"Location": self._home(""), "Cache-Control": "no-store"}
         )
         self.access.clear_session(response, secure=request.secure)
+        if people is not None:
+            people.clear_cookie(response, secure=request.secure)
         return response

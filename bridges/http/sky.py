@@ -16,10 +16,12 @@ Everything here is pure: numbers in, SVG text out. Text that reaches the SVG is 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 
 # -- spherical geometry ------------------------------------------------------------------
 
@@ -416,3 +418,47 @@ def dec_dms(dec: float) -> str:
     d, rem = divmod(total, 3600)
     m, s = divmod(rem, 60)
     return f"{sign}{int(d):02d}:{int(m):02d}:{int(s):02d}"
+
+
+# -- the interactive view (Aladin Lite) -----------------------------------------------------
+#
+# On the notices and burst pages ``static/skyview.js`` replaces the SVG chart by CDS's Aladin
+# Lite widget, with the same error circles over a real survey, when three things hold: the
+# widget's code was vendored (``python -m burstbus.bridges.http.vendor``: served from our own
+# ``/static/``, no CDN), the browser can run it (WebGL2), and the survey's tiles answer. Any of
+# them missing, the SVG stays: it is in the HTML, drawn here.
+
+ALADIN_DIR = Path(__file__).parent / "static" / "vendor" / "aladin"
+ALADIN_ENTRY = "aladin.js"
+#: The survey behind the circles (CDS's DSS2 colour HiPS), as a URL: no name resolution at
+#: run time. Its ``properties`` file is what the page probes before showing the widget.
+SURVEY = "https://alasky.cds.unistra.fr/DSS/DSS2Merged"
+#: Where survey tiles and CDS's services live (the widget's images and requests).
+CDS_ORIGINS = "https://*.unistra.fr https://*.u-strasbg.fr"
+#: The pages' policy, widened for the widget only where it is served: WebAssembly compiled
+#: from its inlined module (fetched as a ``data:`` URL), its injected stylesheet, its workers
+#: and images from ``blob:``, survey tiles from CDS. Scripts still come from ``'self'`` only.
+ALADIN_CSP = (
+    f"default-src 'self'; img-src 'self' data: blob: {CDS_ORIGINS}; style-src 'self' 'unsafe-inline'; "
+    f"script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; connect-src 'self' data: {CDS_ORIGINS}; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def aladin_version() -> str | None:
+    """The vendored Aladin Lite's version, or None when it is not there (the SVG charts stay)."""
+    if not (ALADIN_DIR / ALADIN_ENTRY).is_file():
+        return None
+    try:
+        stamp = json.loads((ALADIN_DIR / "VERSION.json").read_text())
+    except (OSError, ValueError):
+        return "0"
+    return str(stamp.get("version") or "0")
+
+
+def view_markers(markers: Iterable[Marker]) -> str:
+    """The circles as JSON for the widget (``<script type="application/json">``: data, not
+    code; ``<`` escaped so no text can close the element)."""
+    items = [{"ra": round(m.ra, 6), "dec": round(m.dec, 6), "err": m.err if m.err and m.err > 0 else None,
+              "label": m.label[:200], "best": m.best} for m in markers]  # fmt: skip
+    return json.dumps(items, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

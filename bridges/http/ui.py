@@ -1,8 +1,9 @@
 """The web pages: notices, processes, bursts, one burst, and the audit log.
 
-Server-side rendering with jinja2 (autoescape on) from ``templates/``, one CSS file and one
-small script from ``static/`` (no build, no CDN): pages work without JavaScript, and with it
-they follow the log live through ``{base}/api/stream`` (see ``static/live.js``).
+Server-side rendering with jinja2 (autoescape on) from ``templates/``, one CSS file and small
+scripts from ``static/`` (no build, no CDN: the Aladin Lite sky view is vendored at build time,
+``vendor.py``): pages work without JavaScript, and with it they follow the log live through
+``{base}/api/stream`` (see ``static/live.js``).
 
 * Every link is relative (``./notices``, ``../bursts/x``), so the pages work under any base
   path a reverse proxy puts them at, and never name the host.
@@ -135,9 +136,10 @@ def make_environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(utc=utc, deg=degrees, err=error_text, q=quote_all, hms=sky.ra_hms, dms=sky.dec_dms)
+    env.filters.update(utc=utc, deg=degrees, err=error_text, q=quote_all, hms=sky.ra_hms, dms=sky.dec_dms,
+                       ago=q.relative_time)  # fmt: skip
     env.globals.update(STATUSES=TABLE_STATUSES, ROLES=ROLES,
-                       assets={name: asset_version(name) for name in ("burstbus.css", "live.js")})  # fmt: skip
+                       assets={name: asset_version(name) for name in ("burstbus.css", "live.js", "skyview.js")})  # fmt: skip
     return env
 
 
@@ -220,7 +222,7 @@ class Pages:
             next_ = self.here(request) if needed or message else ""
         response = self.render(request, viewer, "signin.html", status, page="signin", title="Sign in",
                                needed=needed, message=message, next=next_, problem=None,
-                               configured=self.access.configured)  # fmt: skip
+                               configured=self.access.configured, tokens_configured=bool(self.access.tokens))  # fmt: skip
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Bearer realm="burstbus"'
         for key, value in (headers or {}).items():
@@ -255,16 +257,24 @@ class Pages:
             "error": None,
             "form": {},
             "viewer": viewer,
-            "can_sign_in": self.access.configured and not self.access.public_read,
+            "can_sign_in": self.access.configured and (not self.access.public_read or self.access.accounts),
             "here": self.here(request),
+            "accounts": self.access.accounts,
             **context,
         }
+        people = self.access.people
+        seed, new_seed = people.form_seed(request) if people is not None else ("", False)
+        person = viewer.person
+        values["csrf"] = (person.csrf if person is not None and person.csrf is not None
+                          else people.form_csrf(seed) if people is not None else "")
         name = template.replace(".html", "_results.html") if fragment else template
         try:
             text = self.env.get_template(name).render(values)
         except jinja2.TemplateNotFound:
             text = self.env.get_template(template).render(values)
         response = web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+        if new_seed and people is not None:
+            people.set_seed(response, seed, secure=request.secure)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "same-origin"
@@ -311,16 +321,26 @@ class Pages:
                            live=Live(LIVE_TYPES["overview"], data["projected"]))  # fmt: skip
 
     async def notices(self, request: web.Request, viewer: Viewer) -> web.Response:
+        """SVOM's columns, each sortable (``sort``, validated: an unknown key is the form with a
+        message, 400), the event time newest first by default; the page's error circles on the
+        sky (Aladin Lite when vendored and reachable, else the SVG chart)."""
         try:
             query = q.NoticeQuery.from_items(list(request.query.items()))
         except q.FilterError as exc:
             return self.render(request, viewer, "notices.html", 400, page="notices", title="Notices",
-                               error=exc, form=_form(request), data=None, problem=None, cone=None)  # fmt: skip
+                               error=exc, form=_form(request), data=None, problem=None, cone=None,
+                               sort=q.DEFAULT_NOTICE_SORT, sky_view=None)  # fmt: skip
         data, problem, status = await self._read(q.notices, query)
         cone = query.filters.cone
-        return self.render(request, viewer, "notices.html", status, page="notices", title="Notices",
-                           form=query.form, data=data, problem=problem, cone=cone, paging=query.paging,
-                           live=_live(LIVE_TYPES["notices"], data, query.paging.offset == 0))  # fmt: skip
+        markers = [sky.Marker(n["ra"], n["dec"], n["err"], n["ivorn"]) for n in (data or {}).get("rows", ())
+                   if n["ra"] is not None and n["dec"] is not None]  # fmt: skip
+        chart = Markup(sky.allsky_svg(markers, title=f"The {len(markers)} positioned notices of this page")) if markers else None  # noqa: S704 - built and escaped by sky
+        view = _sky_view(relative_root(self.base, request.path), markers, chart) if data else None
+        response = self.render(request, viewer, "notices.html", status, page="notices", title="Notices",
+                               form=query.form, data=data, problem=problem, cone=cone, paging=query.paging,
+                               sort=query.sort, sky_view=view,
+                               live=_live(LIVE_TYPES["notices"], data, query.paging.offset == 0))  # fmt: skip
+        return _sky_policy(response, view)
 
     async def processes(self, request: web.Request, viewer: Viewer) -> web.Response:
         try:
@@ -334,16 +354,17 @@ class Pages:
                            live=_live(LIVE_TYPES["processes"], data, query.paging.offset == 0))  # fmt: skip
 
     async def bursts(self, request: web.Request, viewer: Viewer) -> web.Response:
+        """Newest trigger first (``sort`` changes it), with times relative to now beside UTC."""
         try:
             query = q.BurstQuery.from_items(list(request.query.items()))
         except q.FilterError as exc:
             return self.render(request, viewer, "bursts.html", 400, page="bursts", title="Bursts", error=exc,
-                               form=_form(request), data=None, problem=None)  # fmt: skip
+                               form=_form(request), data=None, problem=None, sort=q.DEFAULT_BURST_SORT)  # fmt: skip
         data, problem, status = await self._read(q.bursts, query)
         if data:
             _hide_trigger_counts(data["rows"], viewer)
         return self.render(request, viewer, "bursts.html", status, page="bursts", title="Bursts", form=query.form,
-                           data=data, problem=problem, paging=query.paging,
+                           data=data, problem=problem, paging=query.paging, sort=query.sort,
                            live=_live(LIVE_TYPES["bursts"], data, query.paging.offset == 0))  # fmt: skip
 
     async def burst(self, request: web.Request, viewer: Viewer) -> web.Response:
@@ -356,10 +377,12 @@ class Pages:
         charts = _charts(data) if data else None
         if charts is not None:
             charts["flow"] = await self._flow(burst_id, relative_root(self.base, request.path) + "api/provenance/")
+        view = _sky_view(relative_root(self.base, request.path), _burst_markers(data), None) if data else None
         live_after = data["projected"] if data else 0
-        return self.render(request, viewer, "burst.html", status, page="bursts", title=burst_id, burst_id=burst_id,
-                           data=data, problem=problem, charts=charts,
-                           live=Live(LIVE_TYPES["burst"], live_after, match={"burst_id": burst_id}))  # fmt: skip
+        response = self.render(request, viewer, "burst.html", status, page="bursts", title=burst_id,
+                               burst_id=burst_id, data=data, problem=problem, charts=charts, sky_view=view,
+                               live=Live(LIVE_TYPES["burst"], live_after, match={"burst_id": burst_id}))  # fmt: skip
+        return _sky_policy(response, view)
 
     async def _flow(self, burst_id: str, link: str) -> Markup | None:
         """The burst's processing graph (inputs → runs → products) from its orchestrator events."""
@@ -413,8 +436,8 @@ def _live(types: tuple[str, ...], data: Mapping[str, Any] | None, enabled: bool)
     return Live(types, int(data.get("projected") or 0), enabled=enabled)
 
 
-def _charts(data: Mapping[str, Any]) -> dict[str, Markup | None]:
-    """The burst's all-sky chart and zoom, from its best position and its notices' positions."""
+def _burst_markers(data: Mapping[str, Any]) -> list[sky.Marker]:
+    """The burst's notices' positions, its best one last (drawn on top)."""
     best = data["burst"]
     others = [
         sky.Marker(n["ra"], n["dec"], n["err"], f"{n['instrument'] or ''} {n['ivorn']}".strip())
@@ -422,12 +445,36 @@ def _charts(data: Mapping[str, Any]) -> dict[str, Markup | None]:
         if n["ra"] is not None and n["dec"] is not None and n["ivorn"] != best["best_ivorn"]
     ]
     if best["ra"] is None or best["dec"] is None:
+        return others
+    return [*others, sky.Marker(best["ra"], best["dec"], best["err"], f"best: {best['best_ivorn'] or ''}", best=True)]
+
+
+def _charts(data: Mapping[str, Any]) -> dict[str, Markup | None]:
+    """The burst's all-sky chart and zoom, from its best position and its notices' positions."""
+    best = data["burst"]
+    if best["ra"] is None or best["dec"] is None:
         return {"allsky": None, "inset": None}
-    main = sky.Marker(best["ra"], best["dec"], best["err"], f"best: {best['best_ivorn'] or ''}", best=True)
+    *others, main = _burst_markers(data)
     title = f"{best['burst_id']}: RA {best['ra']:.3f}°, Dec {best['dec']:+.3f}°"
     allsky = sky.allsky_svg([*others, main], title=title)
     inset = sky.inset_svg(main, others)
     return {"allsky": Markup(allsky), "inset": Markup(inset) if inset else None}  # noqa: S704 - built and escaped by sky
+
+
+def _sky_view(root: str, markers: Sequence[sky.Marker], chart: Markup | None) -> dict[str, Any]:
+    """What ``static/skyview.js`` needs: the vendored widget's URL ("" when not vendored: the
+    SVG chart stays), the survey, and the circles."""
+    version = sky.aladin_version()
+    aladin = f"{root}static/vendor/aladin/{sky.ALADIN_ENTRY}?v={quote(version)}" if version else ""
+    return {"aladin": aladin, "survey": sky.SURVEY, "markers": Markup(sky.view_markers(markers)),  # noqa: S704 - JSON escaped by sky
+            "count": len(markers), "chart": chart}  # fmt: skip
+
+
+def _sky_policy(response: web.Response, view: Mapping[str, Any] | None) -> web.Response:
+    """A page that serves the widget needs its wider policy (:data:`~.sky.ALADIN_CSP`)."""
+    if view is not None and view["aladin"] and view["count"]:
+        response.headers["Content-Security-Policy"] = sky.ALADIN_CSP
+    return response
 
 
 # -- the log -------------------------------------------------------------------------------

@@ -12,14 +12,14 @@ value raises :class:`FilterError` naming the key, which the page shows above its
 
 from __future__ import annotations
 
-import math
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
+from burstbus import angles
 from burstbus.bridges.http.queries import custom_filter
 from burstbus.store.projections.processes import TABLE_STATUSES
 from burstbus.store.read import archive
@@ -117,47 +117,81 @@ PAGING = ("limit", "offset")
 # -- notices -------------------------------------------------------------------------------
 
 NOTICE_KEYS = ("authored_since", "authored_until", "ivorn_contains", "ivorn_prefix", "role",
-               "stream", "ra", "dec", "radius", "cone")  # fmt: skip
+               "stream", "ra", "dec", "radius", "cone", "pattern", "sort")  # fmt: skip
+#: The notices page's sort keys (a column, ``-`` for descending) and the default: the event
+#: time, newest first (after a bulk import every row has the same *received* time).
+NOTICE_SORTS = tuple(archive.NOTICE_ORDERS)
+DEFAULT_NOTICE_SORT = archive.DEFAULT_NOTICE_ORDER
+#: A cone typed without a radius (``12h30m +45d``) is this wide, as the bot's ``near``.
+CONE_RADIUS = 1.0
+#: The widest cone (degrees): half the sky.
+MAX_CONE_RADIUS = 180.0
+
+
+def _sort(value: str | None, known: Sequence[str], default: str) -> str:
+    if value is None:
+        return default
+    if value not in known:
+        raise FilterError(f"sort: {value!r} is not a column to sort by (one of {', '.join(known)})", "sort")
+    return value
+
+
+def _typed_cone(values: dict[str, str]) -> tuple[float, float, float]:
+    """The cone from the form: one text (``cone``: ``RA DEC [RADIUS]``) or three fields, read
+    as the bot reads ``near`` (:mod:`burstbus.angles`): degrees, sexagesimal, units."""
+    if "cone" in values:
+        try:
+            typed = angles.parse_cone(values["cone"], default_radius=CONE_RADIUS, maximum=MAX_CONE_RADIUS)
+        except angles.AngleError as exc:
+            raise FilterError(f"cone: {exc}", "cone") from None
+        return typed.ra, typed.dec, typed.radius
+    missing = [k for k in ("ra", "dec", "radius") if k not in values]
+    if missing:
+        raise FilterError(f"a cone search needs ra, dec and radius (missing: {', '.join(missing)})", missing[0])
+    readers = {"ra": angles.parse_ra, "dec": angles.parse_dec,
+               "radius": lambda text: angles.parse_radius(text, maximum=MAX_CONE_RADIUS)}  # fmt: skip
+    numbers = []
+    for key in ("ra", "dec", "radius"):
+        try:
+            numbers.append(readers[key](angles.plain(values[key])))
+        except angles.AngleError as exc:
+            raise FilterError(f"{key}: {exc}", key) from None
+    return numbers[0], numbers[1], numbers[2]
 
 
 @dataclass(frozen=True, slots=True)
 class NoticeQuery:
-    """The notices page's filters: the voeventdb API's (same names, same checks) plus the cone
-    as three form fields (``ra``, ``dec``, ``radius`` in degrees) for a form on a phone."""
+    """The notices page's filters: the voeventdb API's (same names, same checks; ``cone`` as
+    ``[ra,dec,radius]`` in degrees as there), plus what a person types: the cone as one text
+    or three fields in any notation the bot reads, a case-insensitive ``pattern`` (IVORN or
+    instrument), and ``sort`` (a column of :data:`NOTICE_SORTS`)."""
 
     filters: vdb.Filters
     paging: Paging
     form: dict[str, str] = field(default_factory=dict)  # what to show back in the form
+    sort: str = DEFAULT_NOTICE_SORT
+    pattern: str | None = None
 
     @classmethod
     def from_items(cls, items: Items) -> NoticeQuery:
         given = _given(items, NOTICE_KEYS, PAGING)
-        form = dict(given)
+        form = dict(reversed(given))  # the first value of a key, as below
         values: dict[str, Any] = {}
-        cone_parts = {k: v for k, v in given if k in ("ra", "dec", "radius")}
+        typed = {k: v for k, v in reversed(given) if k in ("ra", "dec", "radius")}
         for key, value in given:
-            if key in ("ra", "dec", "radius"):
+            if key in ("ra", "dec", "radius", "pattern", "sort"):
+                continue
+            if key == "cone" and not value.startswith("["):
+                typed.setdefault("cone", value)  # typed text, not the API's JSON spelling
                 continue
             if key in vdb.Filters.MULTI:
                 values.setdefault(key, []).append(value)
             else:
                 values.setdefault(key, value)
-        if cone_parts:
-            missing = [k for k in ("ra", "dec", "radius") if k not in cone_parts]
-            if missing:
-                raise FilterError(f"a cone search needs ra, dec and radius (missing: {', '.join(missing)})", missing[0])
-            if "cone" in values:
-                raise FilterError("give the cone either as ra/dec/radius or as cone=[ra,dec,radius], not both", "cone")
-            numbers = []
-            for key in ("ra", "dec", "radius"):
-                try:
-                    number = float(cone_parts[key])
-                except ValueError:
-                    raise FilterError(f"{key}: a number of degrees (got {cone_parts[key]!r})", key) from None
-                if not math.isfinite(number):
-                    raise FilterError(f"{key}: a finite number of degrees", key)
-                numbers.append(number)
-            values["cone"] = tuple(numbers)
+        if ("cone" in typed and len(typed) > 1) or (typed and "cone" in values):
+            raise FilterError("give the cone either as one text or as ra/dec/radius, not both", "cone")
+        if typed:
+            values["cone"] = _typed_cone(typed)
         until = values.get("authored_until")
         if isinstance(until, str) and _DAY.fullmatch(until):
             values["authored_until"] = until + "T23:59:59.999999"  # a day given: the whole day
@@ -169,12 +203,10 @@ class NoticeQuery:
                 try:
                     vdb.Filters(**{key: value})
                 except (ValueError, TypeError, OverflowError):
-                    blamed = "radius" if key == "cone" and cone_parts and "radius" in reason else key
-                    if key == "cone" and cone_parts and "declination" in reason:
-                        blamed = "dec"
-                    raise FilterError(reason, blamed) from None
+                    raise FilterError(reason, key) from None
             raise FilterError(reason) from None
-        return cls(filters, Paging.from_items(items), form)
+        sort = _sort(form.get("sort"), NOTICE_SORTS, DEFAULT_NOTICE_SORT)
+        return cls(filters, Paging.from_items(items), form, sort, form.get("pattern"))
 
 
 def _projected(conn: sqlite3.Connection) -> int:
@@ -182,8 +214,9 @@ def _projected(conn: sqlite3.Connection) -> int:
 
 
 def notices(conn: sqlite3.Connection, query: NoticeQuery) -> dict[str, Any]:
-    """A page of notices, newest first, with position, burst and (for a cone) the distance."""
-    page = archive.notices(conn, query.filters, query.paging.limit, query.paging.offset)
+    """A page of notices in the query's order (event time, newest first, by default), with
+    position, event time, burst and (for a cone) the distance."""
+    page = archive.notices(conn, query.filters, query.paging.limit, query.paging.offset, query.sort, query.pattern)
     rows = []
     for notice in page.rows:
         row = asdict(notice)
@@ -254,24 +287,31 @@ def processes(conn: sqlite3.Connection, query: ProcessQuery) -> dict[str, Any]:
 
 # -- bursts --------------------------------------------------------------------------------
 
-BURST_KEYS = ("burst_id", "since")
+BURST_KEYS = ("burst_id", "since", "sort")
+#: The bursts page's sort keys → the read side's orders; by default the trigger time, newest
+#: first (an older burst with a late refinement stays below a new trigger).
+BURST_SORTS = {"-trigger": "-event_time", "trigger": "event_time", "-last_notice": "-last_notice_at",
+               "last_notice": "last_notice_at", "burst": "burst_id", "-burst": "-burst_id"}  # fmt: skip
+DEFAULT_BURST_SORT = "-trigger"
 
 
 @dataclass(frozen=True, slots=True)
 class BurstQuery:
     """``burst_id`` matches anywhere in the id; ``since`` keeps bursts with a notice on or
-    after that day (UTC)."""
+    after that day (UTC); ``sort`` is a key of :data:`BURST_SORTS`."""
 
     burst_id: str | None = None
     since: str | None = None
     paging: Paging = Paging()
     form: dict[str, str] = field(default_factory=dict)
+    sort: str = DEFAULT_BURST_SORT
 
     @classmethod
     def from_items(cls, items: Items) -> BurstQuery:
         single = {k: v for k, v in reversed(_given(items, BURST_KEYS, PAGING))}
         since = _day("since", single["since"]) if "since" in single else None
-        return cls(single.get("burst_id"), since, Paging.from_items(items), single)
+        sort = _sort(single.get("sort"), tuple(BURST_SORTS), DEFAULT_BURST_SORT)
+        return cls(single.get("burst_id"), since, Paging.from_items(items), single, sort)
 
 
 def _burst(row: BurstRow) -> dict[str, Any]:
@@ -281,9 +321,10 @@ def _burst(row: BurstRow) -> dict[str, Any]:
 
 
 def bursts(conn: sqlite3.Connection, query: BurstQuery) -> dict[str, Any]:
-    """A page of bursts, latest notice first, with their processes and triggers counted."""
+    """A page of bursts, newest trigger first unless sorted otherwise, with their processes
+    and triggers counted."""
     filters = BurstFilter(burst_id_contains=query.burst_id, since=query.since)
-    page = read_lists.bursts(conn, filters, "-last_notice_at", query.paging.limit, query.paging.offset)
+    page = read_lists.bursts(conn, filters, BURST_SORTS[query.sort], query.paging.limit, query.paging.offset)
     rows = [_burst(r) for r in page.rows]
     statuses, triggers = read_lists.burst_counts(conn, [r.burst_id for r in page.rows])
     for row in rows:
@@ -321,6 +362,8 @@ def overview(conn: sqlite3.Connection) -> dict[str, Any]:
 # -- the log -------------------------------------------------------------------------------
 
 LOG_KEYS = ("type", "stream", "after", "before")
+#: Events per audit page: 50 short rows, so a phone's page stays a few screens long.
+LOG_ROWS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,7 +375,7 @@ class LogQuery:
     stream: str | None = None
     after: int | None = None
     before: int | None = None
-    limit: int = 100
+    limit: int = LOG_ROWS
     form: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -353,8 +396,36 @@ class LogQuery:
         if after is not None and before is not None:
             raise FilterError("give after or before, not both", "before")
         values = dict(items)
-        limit = _count("limit", values["limit"], 1000) if values.get("limit") else 100
+        limit = _count("limit", values["limit"], 1000) if values.get("limit") else LOG_ROWS
         if limit == 0:
             raise FilterError("limit: at least 1", "limit")
         form = {**single, "type": ", ".join(dict.fromkeys(types))}
         return cls(tuple(dict.fromkeys(types)), single.get("stream"), after, before, limit, form)
+
+
+# -- relative times ------------------------------------------------------------------------
+
+
+def relative_time(value: Any, now: datetime | None = None) -> str:
+    """``12 min ago`` (or ``in 3 min``) for a UTC time text; "" when it cannot be read. The
+    same wording as ``static/live.js``, which keeps it current between refreshes."""
+    if not value:
+        return ""
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
+    ahead, seconds = seconds < 0, abs(seconds)
+    if seconds < 60:
+        return "just now"
+    minutes = int(seconds // 60)
+    if minutes < 90:
+        text = f"{minutes} min"
+    elif minutes < 48 * 60:
+        text = f"{minutes // 60} h {minutes % 60:02d} min" if minutes < 6 * 60 else f"{minutes // 60} h"
+    else:
+        text = f"{minutes // 1440} d"
+    return f"in {text}" if ahead else f"{text} ago"

@@ -92,6 +92,9 @@ class Delivery:
             except ForeignPacket as exc:
                 log.error("trigger %s NOT delivered: %s", request.request_id, exc)
                 return await self._record_failure(request, str(exc), None, {})
+        accepted = await self.log.get(result.seq)
+        if accepted is not None:  # what the log keeps and VTP sends: signed by the ingest ([signatures] sign_with)
+            xml = xml_bytes(accepted.data)
         channels: dict[str, Any] = {"vtp": {"ivorn": ivorn, "stream": stream, "seq": result.seq}}
         problems: list[str] = []
         if scope and scope.jids:

@@ -84,6 +84,8 @@ _SCHEMA = (
         cz         REAL    NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS coord_zone ON coord (zone, ra)",
+    # The notices pages' default order, by event time (store/read/archive.py).
+    "CREATE INDEX IF NOT EXISTS coord_time ON coord (time)",
 )
 
 _INSERT_VOEVENT = (

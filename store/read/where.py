@@ -25,6 +25,10 @@ PROCESS_ORDERS: dict[str, str] = {
     "status": "status, updated_at DESC, id",
 }
 BURST_ORDERS: dict[str, str] = {
+    # The trigger time: the event time its notices give, else its first notice (a burst of
+    # positionless notices has no event time).
+    "-event_time": "coalesce(event_time, first_notice_at) DESC, burst_id",
+    "event_time": "coalesce(event_time, first_notice_at), burst_id",
     "-last_notice_at": "last_notice_at DESC, burst_id",
     "last_notice_at": "last_notice_at, burst_id",
     "-first_notice_at": "first_notice_at DESC, burst_id",

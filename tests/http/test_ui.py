@@ -39,6 +39,8 @@ BURST = "sb26112001"
 #: anonymous view, refusals and the sign-in form are in ``test_access.py``).
 READ_TOKEN = "ui-read-token"
 AUTH = {"Authorization": f"Bearer {READ_TOKEN}"}
+#: The SVOM burst's event (trigger) time: WhereWhen's ISOTime of its notices.
+TRIGGER = "2026-11-20T03:04:05.67"
 
 
 
@@ -48,17 +50,20 @@ def packets() -> list[bytes]:
     burst near RA 0h, a wide circle over the RA seam, notices without a position, every role."""
     return [
         voevent(f"{SVOM}#{BURST}_eclairs-wakeup", ra=123.4, dec=-45.0, err=0.2, params={"Burst_Id": BURST},
-                authored="2026-11-20T03:05:00"),
+                authored="2026-11-20T03:05:00", time=TRIGGER),
         voevent(f"{SVOM}#{BURST}_vt-position", ra=123.41, dec=-45.01, err=0.0005, params={"Burst_Id": BURST},
-                authored="2026-11-20T03:25:00", cites=[(f"{SVOM}#{BURST}_eclairs-wakeup", "followup")]),
+                authored="2026-11-20T03:25:00", cites=[(f"{SVOM}#{BURST}_eclairs-wakeup", "followup")], time=TRIGGER),
         voevent(f"{SVOM}#{BURST}_grm-alert", ra=None, dec=None, params={"Burst_Id": BURST},
                 authored="2026-11-20T03:06:00"),
-        voevent(f"{SWIFT}#BAT_GRB_Pos_700001-1", ra=0.5, dec=20.0, err=0.05, authored="2026-11-19T10:00:00"),
-        voevent("ivo://test.example/gbm#wide-1", ra=359.0, dec=5.0, err=12.0, authored="2026-11-18T10:00:00"),
+        voevent(f"{SWIFT}#BAT_GRB_Pos_700001-1", ra=0.5, dec=20.0, err=0.05, authored="2026-11-19T10:00:00",
+                time="2026-11-19T09:59:00"),
+        voevent("ivo://test.example/gbm#wide-1", ra=359.0, dec=5.0, err=12.0, authored="2026-11-18T10:00:00",
+                time="2026-11-18T09:58:00"),
         voevent("ivo://test.example/tests#ping-1", role="test", ra=None, dec=None, authored="2026-11-18T11:00:00"),
         voevent("ivo://test.example/pred#p-1", role="prediction", ra=200.0, dec=-30.0, err=1.0,
-                authored="2026-11-17T11:00:00"),
-        voevent("ivo://test.example/odd#<b>&'quote\"", ra=1.0, dec=2.0, err=0.1, authored="2026-11-16T11:00:00"),
+                authored="2026-11-17T11:00:00", time="2026-11-21T00:00:00"),  # predicted: authored before
+        voevent("ivo://test.example/odd#<b>&'quote\"", ra=1.0, dec=2.0, err=0.1, authored="2026-11-16T11:00:00",
+                time="2026-11-16T10:00:00"),
     ]
 
 
@@ -213,18 +218,142 @@ async def test_base_path_root_redirects_and_static_is_served(site: Site) -> None
 # -- notices ------------------------------------------------------------------------------
 
 
-async def test_notices_newest_first_with_position_and_burst(site: Site) -> None:
+def ivorns(html: str) -> list[str]:
+    """The notices table's IVORNs, in page order."""
+    section = html[html.index('id="results"'):]
+    return [unescape(i) for i in re.findall(r'<tr data-key="[^"]*" data-ivorn="([^"]*)"', section)]
+
+
+#: Every notice of ``packets()`` by its event time, newest first, then those without one
+#: (no position: no WhereWhen time in the archive) by authored time; ties by authored time.
+BY_EVENT_TIME = ["p-1", "vt-position", "eclairs-wakeup", "BAT_GRB_Pos_700001-1", "wide-1", "odd#", "grm-alert",
+                 "ping-1"]  # fmt: skip
+
+
+def short(found: list[str]) -> list[str]:
+    return [next(k for k in BY_EVENT_TIME if k in ivorn) for ivorn in found]
+
+
+async def test_notices_by_event_time_with_svom_columns(site: Site) -> None:
     status, html = await site.get("/notices")
     assert status == 200
     body = text(html)
-    assert "8 notices" in body
+    assert "8 notices" in body and "by event time, newest first" in body
     assert f"{BURST}_vt-position" in body
     assert 'href="./bursts/sb26112001"' in html
-    keys = [int(k) for k in rows(html)]
-    assert keys == sorted(keys, reverse=True) and len(keys) == 8
+    # SVOM's columns, each its own and sortable: authored, IVORN, role, RA, Dec, error, time,
+    # instrument, burst; the received time stays.
+    head = html[html.index('id="notice-table"'):html.index("</thead>")]
+    assert re.findall(r'data-sort-key="([a-z]+)"', head) == ["authored", "ivorn", "role", "ra", "dec", "err", "time",
+                                                             "instrument", "burst", "received"]  # fmt: skip
+    assert 'data-sort-key="time" aria-sort="descending"' in head
+    # Every row arrived within a second (as after an archive import): the event time orders them.
+    assert short(ivorns(html)) == BY_EVENT_TIME
+    row = html[html.index(f'data-ivorn="{SVOM}#{BURST}_vt-position"'):]
+    row = row[:row.index("</tr>")]
+    assert '<td data-label="Time" data-col="time"><time datetime="2026-11-20T03:04:05.670000Z">2026-11-20 03:04:05</time>' in row
+    assert '<td data-label="Authored" data-col="authored"><time datetime="2026-11-20T03:25:00.000000Z">' in row
+    assert 'data-col="ra" class="half num" data-value="123.4' in row and "123.410°" in row  # FK5 → ICRS
+    assert "-45.010°" in row and "1.8&#34;" in row and 'class="ago" data-ago="2026-11-20T03:04:05.670000Z"' in row
     # The odd IVORN is escaped, not markup.
     assert "<b>&" not in html
     assert "ivo://test.example/odd#&lt;b&gt;&amp;" in html
+
+
+@pytest.mark.parametrize(
+    "sort, expected",
+    [
+        ("time", ["odd#", "wide-1", "BAT_GRB_Pos_700001-1", "eclairs-wakeup", "vt-position", "p-1", "ping-1", "grm-alert"]),
+        ("-authored", ["vt-position", "grm-alert", "eclairs-wakeup", "BAT_GRB_Pos_700001-1", "ping-1", "wide-1", "p-1", "odd#"]),
+        ("authored", ["odd#", "p-1", "wide-1", "ping-1", "BAT_GRB_Pos_700001-1", "eclairs-wakeup", "grm-alert", "vt-position"]),
+        ("ra", ["BAT_GRB_Pos_700001-1", "odd#", "eclairs-wakeup", "vt-position", "p-1", "wide-1", "grm-alert", "ping-1"]),
+        ("-dec", ["BAT_GRB_Pos_700001-1", "wide-1", "odd#", "p-1", "eclairs-wakeup", "vt-position", "grm-alert", "ping-1"]),
+        ("err", ["vt-position", "BAT_GRB_Pos_700001-1", "odd#", "eclairs-wakeup", "p-1", "wide-1", "grm-alert", "ping-1"]),
+        ("-err", ["wide-1", "p-1", "eclairs-wakeup", "odd#", "BAT_GRB_Pos_700001-1", "vt-position", "grm-alert", "ping-1"]),
+    ],
+)
+async def test_notices_sort_by_any_column(site: Site, sort: str, expected: list[str]) -> None:
+    status, html = await site.get(f"/notices?sort={quote(sort)}")
+    assert status == 200
+    assert short(ivorns(html)) == expected
+    key = sort.lstrip("-")
+    assert f'data-sort-key="{key}" aria-sort="{"descending" if sort.startswith("-") else "ascending"}"' in html
+    # The header links flip the order of the sorted column and keep the other filters.
+    _, html = await site.get(f"/notices?role=observation&sort={quote(sort)}")
+    head = html[html.index('id="notice-table"'):html.index("</thead>")]
+    flipped = key if sort.startswith("-") else "-" + key
+    assert f'href="?role=observation&amp;sort={quote(flipped)}"' in head
+    assert f'<input type="hidden" name="sort" value="{sort}">' in html  # applying a filter keeps the order
+
+
+async def test_notices_sort_by_text_columns_and_received(site: Site) -> None:
+    _, html = await site.get("/notices?sort=ivorn")
+    assert ivorns(html) == sorted(ivorns(html))
+    _, html = await site.get("/notices?sort=-burst")
+    assert short(ivorns(html))[:3] == ["vt-position", "grm-alert", "eclairs-wakeup"]  # the burst's, newest authored first
+    _, html = await site.get("/notices?sort=role")
+    assert short(ivorns(html))[-2:] == ["ping-1", "p-1"][::-1] or "prediction" in text(html)
+    _, html = await site.get("/notices?sort=-received")
+    assert len(ivorns(html)) == 8
+
+
+@pytest.mark.parametrize("sort", ["random()", "time;drop", "--time", "seq", "-"])
+async def test_unknown_sort_key_is_a_400_page(site: Site, sort: str) -> None:
+    status, html = await site.get(f"/notices?sort={quote(sort)}")
+    assert status == 400 and 'id="filter-error"' in html
+    assert "is not a column to sort by" in text(html)
+    assert '<input type="hidden" name="sort" value="-time">' in html  # the form does not keep the bad one
+    status, html = await site.get(f"/bursts?sort={quote(sort)}")
+    assert status == 400 and "is not a column to sort by" in text(html)
+
+
+async def test_notices_pattern_is_case_insensitive(site: Site) -> None:
+    for pattern in ("ECLAIRS", "eclairs", "EcLaIrS-wake"):
+        _, html = await site.get(f"/notices?pattern={quote(pattern)}")
+        assert short(ivorns(html)) == ["eclairs-wakeup"], pattern
+    _, html = await site.get("/notices?pattern=bat_grb")  # "_" is a letter here, not LIKE's wildcard
+    assert short(ivorns(html)) == ["BAT_GRB_Pos_700001-1"]
+    _, html = await site.get("/notices?pattern=" + quote("%"))
+    assert "No notices match" in text(html)
+    _, html = await site.get("/notices?pattern=svom&role=observation&sort=authored")
+    assert short(ivorns(html)) == ["eclairs-wakeup", "grm-alert", "vt-position"]
+    assert "3 notices matching the filters" in text(html)
+
+
+@pytest.mark.parametrize(
+    "cone, count",
+    [
+        ("123.4 -45 1", 2),
+        ("8h13m36s -45d00m00s 1deg", 2),  # 123.4° = 8h13m36s
+        ("08:13:36 -45:00:00 60'", 2),
+        ("08 13 36 -45 00 00 60arcmin", 2),
+        ("123.4, -45, 0.5", 2),
+        ("123.4 \u221245 1", 2),  # a phone's minus sign
+        ("123.4 -45", 2),  # the radius defaults to 1°, as the bot's near
+        ("123.41 -45.01 3.6arcsec", 1),
+        ("0h02m00s +20d00m00s 10'", 1),  # 0.5° = 0h02m00s
+    ],
+)
+async def test_notices_cone_accepts_what_the_bot_accepts(site: Site, cone: str, count: int) -> None:
+    status, html = await site.get("/notices?cone=" + quote(cone))
+    assert status == 200, text(html)
+    assert f"{count} notice{'' if count == 1 else 's'} within" in text(html)
+
+
+@pytest.mark.parametrize(
+    "query, says",
+    [
+        ("cone=400+0+1", "cone: right ascension '400' is outside 0–360°"),
+        ("cone=10+95+1", "cone: declination '95' is outside −90…+90°"),
+        ("cone=banana", "cone: cannot read 'banana' as RA DEC [RADIUS]"),
+        ("cone=10+5+200deg", "cone: the radius must be above 0 and at most 180°"),
+        ("ra=400&dec=0&radius=1", "ra: right ascension '400' is outside 0–360°"),
+        ("cone=10+5+1&ra=1&dec=2&radius=3", "not both"),
+    ],
+)
+async def test_notices_cone_refusals_say_why(site: Site, query: str, says: str) -> None:
+    status, html = await site.get("/notices?" + query)
+    assert status == 400 and says in text(html), text(html)
 
 
 async def test_notices_cone_filter(site: Site) -> None:
@@ -262,16 +391,17 @@ async def test_notices_other_filters(site: Site) -> None:
 @pytest.mark.parametrize(
     "query, says",
     [
-        ("ra=10&dec=95&radius=1", "invalid declination value"),
+        ("ra=10&dec=95&radius=1", "dec: declination '95' is outside"),
         ("ra=10&dec=5", "needs ra, dec and radius"),
-        ("ra=ten&dec=5&radius=1", "ra: a number of degrees"),
-        ("ra=10&dec=5&radius=-1", "must not be negative"),
+        ("ra=ten&dec=5&radius=1", "ra: cannot read 'ten' as an angle"),
+        ("ra=10&dec=5&radius=-1", "radius: cannot read '-1' as a radius"),
         ("role=boss", "role must be one of"),
         ("authored_since=yesterday", "authored_since: cannot read"),
         ("colour=red", "unknown filter 'colour'"),
         ("limit=100000", "limit: at most 500"),
         ("cone=" + quote("[1,2]"), "cone must be [ra,dec,radius]"),
-        ("ra=nan&dec=1&radius=1", "finite"),
+        ("ra=nan&dec=1&radius=1", "ra: cannot read 'nan' as an angle"),
+        ("cone=" + quote("[0,95,1]"), "invalid declination value"),  # the API's spelling: the API's checks
     ],
 )
 async def test_notices_bad_filters_are_messages(site: Site, query: str, says: str) -> None:
@@ -334,6 +464,47 @@ async def test_bursts_list(site: Site) -> None:
     assert rows(html) and all(k.startswith(BURST) for k in rows(html))
     status, html = await site.get("/bursts?since=31-12-2026")
     assert status == 400 and "since: a date" in text(html)
+
+
+async def test_bursts_ordered_by_trigger_time_not_by_last_notice(tmp_path: Path) -> None:
+    """An older burst with a late refinement stays below a newer trigger; times relative to
+    now stand beside UTC."""
+    core = await open_core(tmp_path / "data")
+    try:
+        late, new, bare = "sb26111801", "sb26112099", "sb26111999"
+        for raw in (
+            voevent(f"{SVOM}#{late}_eclairs", ra=10.0, dec=10.0, err=0.2, params={"Burst_Id": late},
+                    authored="2026-11-18T01:00:00", time="2026-11-18T00:59:00"),
+            voevent(f"{SVOM}#{new}_eclairs", ra=20.0, dec=20.0, err=0.2, params={"Burst_Id": new},
+                    authored="2026-11-20T05:00:00", time="2026-11-20T04:59:00"),
+            voevent(f"{SVOM}#{bare}_grm", ra=None, dec=None, params={"Burst_Id": bare}, authored="2026-11-19T12:00:00",
+                    time="2026-11-20T03:04:05"),  # no position, but an event time
+            # The old burst's refinement arrives last (and is authored last).
+            voevent(f"{SVOM}#{late}_vt", ra=10.01, dec=10.01, err=0.001, params={"Burst_Id": late},
+                    authored="2026-11-21T09:00:00", time="2026-11-18T00:59:00"),
+        ):
+            assert (await core.ingest.submit(raw, via="local", peer="test")).outcome == "accepted"
+        await core.catch_up()
+        runner, app, url = await serve_app(core, "")
+        site = Site(core, runner, app, url, "")
+        try:
+            status, html = await site.get("/bursts")
+            assert status == 200
+            assert [k.split(":")[0] for k in rows(html)] == [new, bare, late]
+            assert "newest trigger first" in text(html)
+            head = html[html.index("<thead>"):html.index("</thead>")]
+            assert 'data-sort-key="trigger" aria-sort="descending"' in head
+            assert re.search(r'data-ago="2026-11-20T04:59:00.000000Z">\d+ d ago<', html)
+            _, html = await site.get("/bursts?sort=-last_notice")
+            assert [k.split(":")[0] for k in rows(html)] == [late, new, bare]
+            _, html = await site.get("/bursts?sort=trigger")
+            assert [k.split(":")[0] for k in rows(html)] == [late, bare, new]
+            _, html = await site.get("/")  # the overview's latest bursts: the same order
+            assert html.index(f">{new}<") < html.index(f">{late}<")
+        finally:
+            await runner.cleanup()
+    finally:
+        await core.close()
 
 
 async def test_burst_page(site: Site) -> None:
@@ -491,3 +662,33 @@ async def test_live_attributes(site: Site) -> None:
     # An older page of results is a fixed window: not live.
     _, html = await site.get("/notices?limit=2&offset=2")
     assert "data-live" not in html
+
+
+async def test_sky_view_markup_and_policy(site: Site, tmp_path: Path, monkeypatch: Any) -> None:
+    """Not vendored: the SVG chart and the pages' strict policy. Vendored: the widget's local URL
+    and, on the pages that serve it only, the policy it needs (WebAssembly, CDS tiles)."""
+    async def page(path: str) -> tuple[str, str]:
+        async with aiohttp.ClientSession(headers=AUTH) as session, session.get(site.home + path) as response:
+            assert response.status == 200
+            return await response.text(), response.headers["Content-Security-Policy"]
+
+    monkeypatch.setattr(sky, "ALADIN_DIR", tmp_path / "absent")
+    for path in ("/notices", f"/bursts/{BURST}"):
+        html, policy = await page(path)
+        assert 'data-aladin=""' in html and '<svg class="sky allsky"' in html and "wasm" not in policy
+        assert 'class="sky-markers">[{"ra":' in html and "static/skyview.js?v=" in html
+    vendored = tmp_path / "vendor" / "aladin"
+    vendored.mkdir(parents=True)
+    (vendored / "aladin.js").write_text("export default {};")
+    (vendored / "VERSION.json").write_text('{"version": "3.8.2"}')
+    monkeypatch.setattr(sky, "ALADIN_DIR", vendored)
+    html, policy = await page("/notices")
+    assert 'data-aladin="./static/vendor/aladin/aladin.js?v=3.8.2"' in html
+    assert "'wasm-unsafe-eval'" in policy and "https://*.unistra.fr" in policy and "script-src 'self' 'wasm-unsafe-eval';" in policy
+    html, policy = await page(f"/bursts/{BURST}")
+    assert 'data-aladin="../static/vendor/aladin/aladin.js?v=3.8.2"' in html and "'wasm-unsafe-eval'" in policy
+    for path in ("/", "/processes", "/bursts"):  # no sky view: the strict policy
+        _, policy = await page(path)
+        assert "wasm" not in policy and "unistra" not in policy
+    _, policy = await page("/notices?role=test")  # no positioned notice: nothing to show, nothing widened
+    assert "wasm" not in policy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -138,3 +139,93 @@ def test_process_and_log_query_validation() -> None:
     assert log_query.types == ("voevent.accepted", "trigger.sent", "ba.command")
     with pytest.raises(q.FilterError):
         q.LogQuery.from_items([("type", "a;b")])
+
+
+# -- issue 16: typed cones, relative times, sort keys, the vendored sky view -----------------
+
+
+def test_typed_cones_are_read_as_the_bot_reads_them() -> None:
+    from burstbus import angles
+    from burstbus.bots import parse
+
+    assert parse.parse_ra is angles.parse_ra and parse.AngleError is angles.AngleError  # one parser
+    for text, expected in [("12h30m00s +45d00m00s 5arcmin", (187.5, 45.0, 5 / 60)),
+                           ("187.5 45 0.1deg", (187.5, 45.0, 0.1)),
+                           ("12:30:00 -45:00:00 30'", (187.5, -45.0, 0.5)),
+                           ("12 30 00 \u221245 00 00 10\"", (187.5, -45.0, 10 / 3600)),
+                           ("187,5 45", (187.5, 45.0, 1.0))]:  # fmt: skip
+        cone = angles.parse_cone(text, default_radius=1.0, maximum=180.0)
+        assert (cone.ra, cone.dec) == pytest.approx(expected[:2]) and cone.radius == pytest.approx(expected[2]), text
+    query = q.NoticeQuery.from_items([("cone", "12h30m00s +45d00m00s 5arcmin")])
+    assert query.filters.cone == q.vdb.Cone(187.5, 45.0, 5 / 60)
+    query = q.NoticeQuery.from_items([("ra", "12:30:00"), ("dec", "+45d"), ("radius", "30'")])
+    assert query.filters.cone == q.vdb.Cone(187.5, 45.0, 0.5)
+    for items, key in [([("cone", "400 0 1")], "cone"), ([("ra", "400"), ("dec", "0"), ("radius", "1")], "ra"),
+                       ([("ra", "1"), ("dec", "-91"), ("radius", "1")], "dec")]:  # fmt: skip
+        with pytest.raises(q.FilterError) as caught:
+            q.NoticeQuery.from_items(items)
+        assert caught.value.key == key and "outside" in str(caught.value)
+
+
+def test_sort_keys_are_checked() -> None:
+    assert q.NoticeQuery.from_items([]).sort == "-time"
+    assert q.NoticeQuery.from_items([("sort", "ra")]).sort == "ra"
+    for bad in ("RA", "ra desc", "v.id", "-"):
+        with pytest.raises(q.FilterError) as caught:
+            q.NoticeQuery.from_items([("sort", bad)])
+        assert caught.value.key == "sort"
+    assert q.BurstQuery.from_items([]).sort == "-trigger"
+    with pytest.raises(q.FilterError):
+        q.BurstQuery.from_items([("sort", "random()")])
+    assert q.LogQuery.from_items([]).limit == q.LOG_ROWS == 50
+
+
+def test_relative_time() -> None:
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 20, 3, 16, 30, tzinfo=UTC)
+    assert q.relative_time("2026-11-20T03:04:05.670000Z", now) == "12 min ago"
+    assert q.relative_time("2026-11-20T03:16:00Z", now) == "just now"
+    assert q.relative_time("2026-11-20T00:10:00Z", now) == "3 h 06 min ago"
+    assert q.relative_time("2026-11-19T12:00:00Z", now) == "15 h ago"
+    assert q.relative_time("2026-11-10T00:00:00Z", now) == "10 d ago"
+    assert q.relative_time("2026-11-20T03:30:00Z", now) == "in 13 min"
+    assert q.relative_time("yesterday", now) == "" and q.relative_time(None, now) == ""
+
+
+def test_sky_view_markers_are_inert_json() -> None:
+    text = sky.view_markers([sky.Marker(1.0, 2.0, 0.5, "</script><b>&"), sky.Marker(3.0, 4.0, None, "x", best=True)])
+    assert "<" not in text and ">" not in text and "&" not in text
+    import json
+
+    assert json.loads(text) == [{"ra": 1.0, "dec": 2.0, "err": 0.5, "label": "</script><b>&", "best": False},
+                                {"ra": 3.0, "dec": 4.0, "err": None, "label": "x", "best": True}]  # fmt: skip
+
+
+def test_vendor_unpacks_only_the_dist_files(tmp_path: Any) -> None:
+    import io
+    import tarfile
+
+    from burstbus.bridges.http import vendor
+
+    tarball = tmp_path / "aladin-lite-9.9.9.tgz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        for name, data in [("package/dist/aladin.js", b"export default {};"), ("package/LICENSE", b"GPL"),
+                           ("package/package.json", b"{}"), ("package/../evil.js", b"x")]:  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    target = tmp_path / "static" / "vendor" / "aladin"
+    assert vendor.installed(target) is None
+    assert vendor.unpack(tarball, target, "9.9.9") == ["LICENSE", "aladin.js", "aladin.js.gz"]
+    import gzip
+
+    assert gzip.decompress((target / "aladin.js.gz").read_bytes()) == b"export default {};"  # served to gzip clients
+    assert vendor.installed(target) == "9.9.9"
+    assert not (tmp_path / "static" / "vendor" / "evil.js").exists() and not (target / "package.json").exists()
+    assert vendor.main(["--check", "--target", str(target)]) == 1  # not the pinned version
+    with tarfile.open(tmp_path / "empty.tgz", "w:gz"):
+        pass
+    with pytest.raises(vendor.VendorError, match="no dist/aladin.js"):
+        vendor.unpack(tmp_path / "empty.tgz", tmp_path / "other")
+    assert vendor.integrity_of(b"") == "sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg=="

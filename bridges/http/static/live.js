@@ -11,7 +11,54 @@
  *   data-match      optional JSON {"burst_id": id}: only events of that burst
  * On a relevant event it re-fetches the same URL (same filters) with fragment=results and
  * swaps the #results section, marking rows that were not there before. No framework.
+ * When the stream is lost for more than a few seconds the page says so (#stale-banner) and
+ * greys its data (main.stale) until it is back. It also keeps "12 min ago" texts current and
+ * folds the filter forms on a phone.
  */
+(function () {
+  "use strict";
+  /* Relative times ("12 min ago", beside the UTC time): rendered by the server, kept current
+   * here, with the server's wording (ui_queries.relative_time). */
+  function ago(text) {
+    var when = Date.parse(text);
+    if (isNaN(when)) return null;
+    var seconds = (Date.now() - when) / 1000;
+    var ahead = seconds < 0;
+    seconds = Math.abs(seconds);
+    if (seconds < 60) return "just now";
+    var minutes = Math.floor(seconds / 60), out;
+    if (minutes < 90) out = minutes + " min";
+    else if (minutes < 6 * 60) out = Math.floor(minutes / 60) + " h " + String(minutes % 60).padStart(2, "0") + " min";
+    else if (minutes < 48 * 60) out = Math.floor(minutes / 60) + " h";
+    else out = Math.floor(minutes / 1440) + " d";
+    return ahead ? "in " + out : out + " ago";
+  }
+  function tick() {
+    var nodes = document.querySelectorAll("[data-ago]");
+    for (var i = 0; i < nodes.length; i++) {
+      var text = ago(nodes[i].getAttribute("data-ago"));
+      if (text !== null && nodes[i].textContent !== text) nodes[i].textContent = text;
+    }
+  }
+  tick();
+  setInterval(tick, 20000);
+  document.addEventListener("burstbus:refreshed", tick);
+
+  /* On a phone the results come first: fold the filters (left open after a mistake), also
+   * when a window narrows to a phone's width. */
+  function fold() {
+    var folds = document.querySelectorAll("details.fold[open]");
+    for (var f = 0; f < folds.length; f++) {
+      if (!folds[f].hasAttribute("data-keep-open")) folds[f].open = false;
+    }
+  }
+  if (window.matchMedia) {
+    var phone = window.matchMedia("(max-width: 720px)");
+    if (phone.matches) fold();
+    if (phone.addEventListener) phone.addEventListener("change", function (e) { if (e.matches) fold(); });
+  }
+})();
+
 (function () {
   "use strict";
   var main = document.getElementById("main");
@@ -31,11 +78,35 @@
   var fallback = null;
   var resync = false;  // re-fetch once the stream is back (events may have been missed)
 
+  var staleTimer = null;
+  var everLive = false;
+
   function setState(on, text) {
-    if (!badge) return;
-    badge.hidden = false;
-    badge.className = "live-state " + (on ? "on" : "off");
-    badge.textContent = text;
+    if (badge) {
+      badge.hidden = false;
+      badge.className = "live-state " + (on ? "on" : "off");
+      badge.textContent = text;
+    }
+    if (on) {
+      everLive = true;
+      if (staleTimer) { clearTimeout(staleTimer); staleTimer = null; }
+      setStale(false);
+    } else if (!staleTimer && !main.classList.contains("stale")) {
+      // A blip is not news; a stream gone for seconds is: grey the data and say so.
+      staleTimer = setTimeout(function () { staleTimer = null; setStale(true); }, everLive ? 2500 : 8000);
+    }
+  }
+
+  /* The stale banner (base.html): the page's data greyed, and why, until the stream is back. */
+  function setStale(on) {
+    var banner = document.getElementById("stale-banner");
+    if (on === main.classList.contains("stale")) return;
+    main.classList.toggle("stale", on);
+    document.body.classList.toggle("is-stale", on);
+    if (!banner) return;
+    banner.hidden = !on;
+    var since = banner.querySelector(".stale-since");
+    if (on && since) since.textContent = "Since " + new Date().toISOString().slice(11, 19) + " UTC; reconnecting.";
   }
 
   function relevant(ev) {
@@ -150,6 +221,7 @@
   // connections per host over HTTP/1.1, and six cached pages would block every request.
   window.addEventListener("pagehide", function () {
     if (source) { source.close(); source = null; }
+    if (staleTimer) { clearTimeout(staleTimer); staleTimer = null; }
   });
   window.addEventListener("pageshow", function (event) {
     if (event.persisted) { setState(false, "connecting"); connect(); }

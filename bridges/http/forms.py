@@ -1,0 +1,182 @@
+"""The Burst Advocate's web forms: Request Process and the Notice Creator.
+
+The science centre's own pages let a BA ask for a pipeline run and draft a notice from the
+browser; these do the same through exactly the code the API uses (``ProcessRequests.record``,
+the notice intake), so a request from the form, the API, NATS or the bot is judged by one set
+of rules and recorded with its person as actor (``web:alice@fsc.example``).
+
+Who may: the permission table (:mod:`~.permissions`) through ``Access.writer``, which also
+checks the form's CSRF token. Nobody signed in gets the sign-in form (401); a person without
+the role gets a page saying which role is needed and which they have (403), never the form
+and never a stack trace. A shared read token is no person: it cannot use the forms.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from burstbus.bridges.http.access import Forbidden, Throttled, Unauthorized, Viewer
+from burstbus.bridges.http.errors import ApiError
+from burstbus.bridges.http.identity import CSRF_FIELD
+from burstbus.bridges.http.permissions import PERMISSIONS, Action
+from burstbus.bridges.http.signin import FormError, read_form
+from burstbus.handlers.notices.kinds import kind_names
+from burstbus.store.base import LogError
+
+if TYPE_CHECKING:
+    from burstbus.bridges.http.notices import NoticeRequests
+    from burstbus.bridges.http.process_request import ProcessRequests
+    from burstbus.bridges.http.ui import Pages
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PARAM_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]{0,63})\s*=\s*(.{0,500}?)\s*$")
+
+
+class Forms:
+    def __init__(self, pages: Pages, processes: ProcessRequests, notices: NoticeRequests):
+        self.pages = pages
+        self.access = pages.access
+        self.processes = processes
+        self.notices = notices
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [
+            ("GET", "/processes/request", self.process_form),
+            ("POST", "/processes/request", self.process_submit),
+            ("GET", "/notices/new", self.notice_form),
+            ("POST", "/notices/new", self.notice_submit),
+        ]
+
+    # -- who may --
+
+    def _gate(self, request: web.Request, action: Action, what: str) -> Viewer | web.Response:
+        """The viewer when they may ``action``; else the page that says why not."""
+        try:
+            viewer = self.access.viewer(request)
+        except (Unauthorized, Throttled) as exc:
+            return self.pages.signin_page(request, Viewer(False), exc.status, message=exc.message, headers=exc.headers)
+        if viewer.person is None:
+            return self.pages.signin_page(request, viewer, 401 if self.access.configured else 403, needed=what)
+        if not viewer.may(action):
+            rule = PERMISSIONS[action]
+            needed = rule.role.label if rule.role is not None else "none"
+            return self.pages.render(request, viewer, "refused.html", 403, page="refused", title=f"{what}: not allowed",
+                                     what=what, needed=needed, person=viewer.person, problem=None)
+        return viewer
+
+    # -- Request Process --
+
+    def _pipelines(self) -> list[Any]:
+        return list(self.processes.pipelines.pipelines)
+
+    def _process_page(self, request: web.Request, viewer: Viewer, status: int = 200, **context: Any) -> web.Response:
+        values = {"pipelines": self._pipelines(), "fields": dict(request.query), "message": None, "outcome": None,
+                  "problem": None}
+        values.update(context)
+        return self.pages.render(request, viewer, "process_request.html", status, page="process-request",
+                                 title="Request process", **values)
+
+    async def process_form(self, request: web.Request) -> web.StreamResponse:
+        gate = self._gate(request, Action.REQUEST_PROCESS, "Request process")
+        if isinstance(gate, web.Response):
+            return gate
+        return self._process_page(request, gate)
+
+    async def process_submit(self, request: web.Request) -> web.StreamResponse:
+        gate = self._gate(request, Action.REQUEST_PROCESS, "Request process")
+        if isinstance(gate, web.Response):
+            return gate
+        try:
+            form = await read_form(request)
+        except FormError as exc:
+            return self._process_page(request, gate, exc.status, message=exc.message)
+        try:
+            writer = self.access.writer(request, Action.REQUEST_PROCESS, "requesting a process", None,
+                                        csrf=form.get(CSRF_FIELD, ""))
+            parameters = _parameters(form.get("parameters", ""))
+            value = {"pipeline": form.get("pipeline", ""), "burst_id": form.get("burst_id", ""),
+                     "obs_id": form.get("obs_id") or None, "parameters": parameters}
+            answer = await self.processes.record(writer, value)
+        except ApiError as exc:
+            return self._process_page(request, gate, exc.status, message=exc.message, fields=form)
+        except ValueError as exc:
+            return self._process_page(request, gate, 422, message=str(exc), fields=form)
+        return self._process_page(request, gate, 202, outcome=answer, fields={})
+
+    # -- Notice Creator --
+
+    def _notice_page(self, request: web.Request, viewer: Viewer, status: int = 200, **context: Any) -> web.Response:
+        intake = self.notices.intake()
+        instruments = sorted(intake.instruments) if intake is not None else []
+        values = {"instruments": instruments, "kinds": kind_names(), "fields": dict(request.query),
+                  "message": None, "outcome": None, "notices_on": intake is not None, "problem": None}
+        values.update(context)
+        return self.pages.render(request, viewer, "notice_new.html", status, page="notice-new", title="New notice",
+                                 **values)
+
+    async def notice_form(self, request: web.Request) -> web.StreamResponse:
+        gate = self._gate(request, Action.ASK_NOTICE, "New notice")
+        if isinstance(gate, web.Response):
+            return gate
+        return self._notice_page(request, gate)
+
+    async def notice_submit(self, request: web.Request) -> web.StreamResponse:
+        gate = self._gate(request, Action.ASK_NOTICE, "New notice")
+        if isinstance(gate, web.Response):
+            return gate
+        try:
+            form = await read_form(request)
+        except FormError as exc:
+            return self._notice_page(request, gate, exc.status, message=exc.message)
+        try:
+            writer = self.access.writer(request, Action.ASK_NOTICE, "drafting a notice", None, csrf=form.get(CSRF_FIELD, ""))
+            intake = self.notices.intake()
+            if intake is None:
+                raise Forbidden("notices are off here ([notices] enabled = false)")
+            value = _notice_request(form)
+            result = await intake.submit(json.dumps(value).encode("utf-8"), via=writer.via, peer=writer.peer)
+        except ApiError as exc:
+            return self._notice_page(request, gate, exc.status, message=exc.message, fields=form)
+        except ValueError as exc:
+            return self._notice_page(request, gate, 422, message=str(exc), fields=form)
+        except LogError as exc:
+            return self._notice_page(request, gate, 503, message=f"the event log cannot take it now ({exc}); "
+                                                                   "nothing was stored: send it again", fields=form)
+        if result.outcome == "refused":
+            return self._notice_page(request, gate, 422, message=result.reason or "refused", fields=form)
+        return self._notice_page(request, gate, 202, outcome=result, fields={})
+
+
+def _parameters(text: str) -> dict[str, str]:
+    """``key=value`` per line (the bot's ``process`` takes the same pairs)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines()[:50]:
+        if not line.strip():
+            continue
+        match = _PARAM_LINE.match(line)
+        if match is None:
+            raise ValueError(f"a parameter is 'name=value' on its own line, not {line.strip()[:60]!r}")
+        out[match.group(1)] = match.group(2)
+    return out
+
+
+def _notice_request(form: dict[str, str]) -> dict[str, Any]:
+    """The form's fields as a notice request (the API's JSON); numbers must be numbers."""
+    value: dict[str, Any] = {}
+    for name in ("burst_id", "instrument", "type", "time", "qualifier", "reason", "role"):
+        text = form.get(name, "").strip()
+        if text:
+            value[name] = text
+    for name in ("ra", "dec", "err"):
+        text = form.get(name, "").strip()
+        if text:
+            try:
+                value[name] = float(text)
+            except ValueError:
+                raise ValueError(f"'{name}' must be a number in degrees, not {text[:40]!r}") from None
+    return value
