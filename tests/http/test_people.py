@@ -26,8 +26,6 @@ from burstbus.handlers.notices.intake import NoticeIntake
 from burstbus.state import StateStore
 from tests.http.conftest import TOKEN, Archive, open_archive
 
-pytestmark = pytest.mark.asyncio(loop_scope="function")
-
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "a long enough passphrase"
 ACL = AclSection(users=(AclUser("alice@fsc.example", ("ba",), ("*",)), AclUser("victor@fsc.example", ("viewer",)),
