@@ -116,27 +116,34 @@ def authority_of(ivo: str) -> str:
     return f"ivo://{rest.split('/', 1)[0].split('#', 1)[0]}/"
 
 
-def _covers(prefix: str, ivorn: str) -> bool:
+def covers(prefix: str, ivorn: str) -> bool:
     """True when ``ivorn`` (raw or canonical) lies under the normalised ``prefix``."""
     return canonical(ivorn).startswith(prefix) or ivorn.casefold().startswith(prefix)
 
 
 @dataclass(frozen=True)
-class _SourcePattern:
+class SourcePattern:
+    """``<via>:<peer>`` with shell-style wildcards in the peer, or a network (CIDR) for the
+    address transports. ``local``: whether it may match burstbus's own components
+    (``local:triggers``): never for an authority grant, which ``local`` cannot be given;
+    the signature rules select them (to sign the centre's own packets)."""
+
     via: str
     peer: str
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+    local: bool = False
 
     @staticmethod
-    def parse(text: str) -> _SourcePattern:
+    def parse(text: str, *, vias: Sequence[str] | None = GRANTABLE_VIAS, local: bool = False) -> SourcePattern:
+        """``vias``: the transports it may name (None: any)."""
         via, sep, peer = text.strip().partition(":")
         if not sep:
-            if via == "*":
-                return _SourcePattern("*", "*", None)
-            raise ValueError(f"must be <transport>:<peer> (e.g. vtp:192.0.2.0/24), not {text!r}")
+            if via.strip() == "*":
+                return SourcePattern("*", "*", None, local)
+            raise ValueError(f"must be <transport>:<peer> (e.g. vtp:192.0.2.0/24 or xmpp:*), not {text!r}")
         via = via.strip().casefold()
-        if via not in GRANTABLE_VIAS:
-            raise ValueError(f"unknown transport {via!r} (one of {', '.join(GRANTABLE_VIAS)})")
+        if vias is not None and via not in vias:
+            raise ValueError(f"unknown transport {via!r} (one of {', '.join(vias)})")
         peer = peer.strip() or "*"
         network = None
         if via in _ADDRESS_VIAS and not any(c in peer for c in "*?["):
@@ -144,10 +151,10 @@ class _SourcePattern:
                 network = ipaddress.ip_network(peer, strict=False)
             except ValueError:
                 raise ValueError(f"{via} sources are addresses or networks (CIDR), not {peer!r}") from None
-        return _SourcePattern(via, peer.casefold(), network)
+        return SourcePattern(via, peer.casefold(), network, local)
 
     def matches(self, via: str, peer: str) -> bool:
-        if via == LOCAL_VIA or (self.via != "*" and self.via != via):
+        if (via == LOCAL_VIA and not self.local) or not fnmatch.fnmatchcase(via.casefold(), self.via):
             return False
         if self.network is not None:
             try:
@@ -159,7 +166,7 @@ class _SourcePattern:
 
 @dataclass(frozen=True)
 class _Grant:
-    source: _SourcePattern
+    source: SourcePattern
     text: str
     prefixes: tuple[str, ...]
 
@@ -179,7 +186,7 @@ class AuthorityPolicy:
         self.reserved = tuple(sorted({normal_prefix(p) for p in reserved}))
         self.default = default
         self._grants = tuple(
-            _Grant(_SourcePattern.parse(g.source), g.source, tuple(normal_prefix(p) for p in g.prefixes)) for g in grants
+            _Grant(SourcePattern.parse(g.source), g.source, tuple(normal_prefix(p) for p in g.prefixes)) for g in grants
         )
 
     @classmethod
@@ -218,7 +225,7 @@ class AuthorityPolicy:
             return None
         grants = [g for g in self._grants if g.source.matches(via, peer)]
         if grants:
-            if any(_covers(p, ivorn) for g in grants for p in g.prefixes):
+            if any(covers(p, ivorn) for g in grants for p in g.prefixes):
                 return None
             allowed = ", ".join(sorted({p for g in grants for p in g.prefixes})) or "nothing"
             return f"{source} may publish only under {allowed} ([authority] grants), not {ivorn}"
@@ -238,7 +245,7 @@ class AuthorityPolicy:
 
     @staticmethod
     def _first(prefixes: Sequence[str], ivorn: str) -> str | None:
-        return next((p for p in prefixes if _covers(p, ivorn)), None)
+        return next((p for p in prefixes if covers(p, ivorn)), None)
 
     # -- for people: who may publish what (``burstbus authority``, docs, audits) -------------
 
@@ -265,7 +272,7 @@ def check_authority(section: AuthoritySection, trigger_streams: Iterable[str]) -
     for i, grant in enumerate(section.grants):
         key = f"authority.grants[{i}]"
         try:
-            _SourcePattern.parse(grant.source)
+            SourcePattern.parse(grant.source)
         except ValueError as exc:
             raise AuthorityConfigError(f"{key}.source", str(exc)) from None
         if not grant.prefixes:

@@ -24,15 +24,13 @@ an authority alone covers all of it and nothing longer).
 
 from __future__ import annotations
 
-import fnmatch
-import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from burstbus.authority import canonical, normal_prefix
+from burstbus.authority import SourcePattern, covers, normal_prefix
 
 #: The refusal code in ``voevent.rejected`` and NAKs.
 SIGNATURE_CODE = "signature"
@@ -42,7 +40,6 @@ STATUSES: tuple[str, ...] = ("valid", "invalid", "untrusted", "none")
 #: What gpg found, before the policy says whether the key is trusted.
 Found = Literal["good", "bad", "unknown_key", "none"]
 _FINGERPRINT = re.compile(r"(?:[0-9A-F]{40}|[0-9A-F]{64})")
-_ADDRESS_VIAS = ("vtp", "http")
 
 
 @dataclass(frozen=True)
@@ -117,39 +114,9 @@ def fingerprint(text: str) -> str:
     return compact
 
 
-@dataclass(frozen=True)
-class SourcePattern:
-    """``<via>:<peer>`` with shell-style wildcards, or a network for address transports."""
-
-    via: str
-    peer: str
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
-
-    @staticmethod
-    def parse(text: str) -> SourcePattern:
-        via, sep, peer = text.strip().partition(":")
-        if not sep:
-            if via.strip() == "*":
-                return SourcePattern("*", "*")
-            raise ValueError(f"must be <transport>:<peer> (e.g. xmpp:*), not {text!r}")
-        via, peer = via.strip().casefold(), peer.strip() or "*"
-        network = None
-        if via in _ADDRESS_VIAS and not any(c in peer for c in "*?["):
-            try:
-                network = ipaddress.ip_network(peer, strict=False)
-            except ValueError:
-                raise ValueError(f"{via} sources are addresses or networks (CIDR), not {peer!r}") from None
-        return SourcePattern(via, peer.casefold(), network)
-
-    def matches(self, via: str, peer: str) -> bool:
-        if self.via != "*" and not fnmatch.fnmatchcase(via.casefold(), self.via):
-            return False
-        if self.network is not None:
-            try:
-                return ipaddress.ip_address(peer) in self.network
-            except ValueError:
-                return False
-        return fnmatch.fnmatchcase(peer.casefold(), self.peer)
+def _source(text: str) -> SourcePattern:
+    """A rule's or ``sign_sources``' source: any transport, burstbus's own components included."""
+    return SourcePattern.parse(text, vias=None, local=True)
 
 
 def check_signatures(section: SignaturesSection) -> None:
@@ -167,7 +134,7 @@ def check_signatures(section: SignaturesSection) -> None:
             raise SignaturesConfigError("signatures.sign_with", str(exc)) from None
     for i, source in enumerate(section.sign_sources):
         try:
-            SourcePattern.parse(source)
+            _source(source)
         except ValueError as exc:
             raise SignaturesConfigError(f"signatures.sign_sources[{i}]", str(exc)) from None
     names: set[str] = set()
@@ -186,7 +153,7 @@ def check_signatures(section: SignaturesSection) -> None:
                     raise SignaturesConfigError(f"{key}.{what}[{j}]", f"must start with ivo://, not {prefix!r}")
         for j, source in enumerate(rule.sources):
             try:
-                SourcePattern.parse(source)
+                _source(source)
             except ValueError as exc:
                 raise SignaturesConfigError(f"{key}.sources[{j}]", str(exc)) from None
         for j, text in enumerate(rule.keys):
@@ -240,9 +207,9 @@ class _Rule:
     keys: frozenset[str]
 
     def matches(self, via: str, peer: str, ivorn: str, author: str | None) -> bool:
-        if self.ivorns and not any(_covers(p, ivorn) for p in self.ivorns):
+        if self.ivorns and not any(covers(p, ivorn) for p in self.ivorns):
             return False
-        if self.authors and not (author and any(_covers(p, author) for p in self.authors)):
+        if self.authors and not (author and any(covers(p, author) for p in self.authors)):
             return False
         if self.sources and not any(s.matches(via, peer) for s in self.sources):
             return False
@@ -250,10 +217,6 @@ class _Rule:
 
     def trusts(self, checked: Checked) -> bool:
         return checked.found == "good" and (not self.keys or any(f in self.keys for f in checked.fingerprints))
-
-
-def _covers(prefix: str, ivorn: str) -> bool:
-    return canonical(ivorn).startswith(prefix) or ivorn.casefold().startswith(prefix)
 
 
 class SignaturePolicy:
@@ -264,11 +227,11 @@ class SignaturePolicy:
             _Rule(
                 r.name, r.action == "require",
                 tuple(normal_prefix(p) for p in r.ivorns), tuple(normal_prefix(p) for p in r.authors),
-                tuple(SourcePattern.parse(s) for s in r.sources), frozenset(fingerprint(k) for k in r.keys),
+                tuple(_source(s) for s in r.sources), frozenset(fingerprint(k) for k in r.keys),
             )
             for r in rules
         )
-        self._signers = tuple(SourcePattern.parse(s) for s in sign_sources)
+        self._signers = tuple(_source(s) for s in sign_sources)
 
     @classmethod
     def of(cls, section: SignaturesSection) -> SignaturePolicy:
