@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from burstbus.bridges.http.access import Forbidden, Throttled, Unauthorized, Viewer
+from burstbus.bridges.http.access import Forbidden, Throttled, Unauthorized, Viewer, Writer
 from burstbus.bridges.http.errors import ApiError
 from burstbus.bridges.http.identity import CSRF_FIELD
 from burstbus.bridges.http.permissions import PERMISSIONS, Action
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from burstbus.bridges.http.ui import Pages
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: A form's page: the viewer, a status, and what to show (message, outcome, fields).
+FormPage = Callable[..., web.Response]
 _PARAM_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]{0,63})\s*=\s*(.{0,500}?)\s*$")
 
 
@@ -82,31 +84,16 @@ class Forms:
                                  title="Request process", **values)
 
     async def process_form(self, request: web.Request) -> web.StreamResponse:
-        gate = self._gate(request, Action.REQUEST_PROCESS, "Request process")
-        if isinstance(gate, web.Response):
-            return gate
-        return self._process_page(request, gate)
+        return await self._show(request, Action.REQUEST_PROCESS, "Request process", self._process_page)
 
     async def process_submit(self, request: web.Request) -> web.StreamResponse:
-        gate = self._gate(request, Action.REQUEST_PROCESS, "Request process")
-        if isinstance(gate, web.Response):
-            return gate
-        try:
-            form = await read_form(request)
-        except FormError as exc:
-            return self._process_page(request, gate, exc.status, message=exc.message)
-        try:
-            writer = self.access.writer(request, Action.REQUEST_PROCESS, "requesting a process", None,
-                                        csrf=form.get(CSRF_FIELD, ""))
-            parameters = _parameters(form.get("parameters", ""))
+        async def record(writer: Writer, form: dict[str, str]) -> Any:
             value = {"pipeline": form.get("pipeline", ""), "burst_id": form.get("burst_id", ""),
-                     "obs_id": form.get("obs_id") or None, "parameters": parameters}
-            answer = await self.processes.record(writer, value)
-        except ApiError as exc:
-            return self._process_page(request, gate, exc.status, message=exc.message, fields=form)
-        except ValueError as exc:
-            return self._process_page(request, gate, 422, message=str(exc), fields=form)
-        return self._process_page(request, gate, 202, outcome=answer, fields={})
+                     "obs_id": form.get("obs_id") or None, "parameters": _parameters(form.get("parameters", ""))}
+            return await self.processes.record(writer, value)
+
+        return await self._submit(request, Action.REQUEST_PROCESS, "Request process", "requesting a process",
+                                  self._process_page, record)
 
     # -- Notice Creator --
 
@@ -120,36 +107,49 @@ class Forms:
                                  **values)
 
     async def notice_form(self, request: web.Request) -> web.StreamResponse:
-        gate = self._gate(request, Action.ASK_NOTICE, "New notice")
-        if isinstance(gate, web.Response):
-            return gate
-        return self._notice_page(request, gate)
+        return await self._show(request, Action.ASK_NOTICE, "New notice", self._notice_page)
 
     async def notice_submit(self, request: web.Request) -> web.StreamResponse:
-        gate = self._gate(request, Action.ASK_NOTICE, "New notice")
-        if isinstance(gate, web.Response):
-            return gate
-        try:
-            form = await read_form(request)
-        except FormError as exc:
-            return self._notice_page(request, gate, exc.status, message=exc.message)
-        try:
-            writer = self.access.writer(request, Action.ASK_NOTICE, "drafting a notice", None, csrf=form.get(CSRF_FIELD, ""))
+        async def record(writer: Writer, form: dict[str, str]) -> Any:
             intake = self.notices.intake()
             if intake is None:
                 raise Forbidden("notices are off here ([notices] enabled = false)")
             value = _notice_request(form)
             result = await intake.submit(json.dumps(value).encode("utf-8"), via=writer.via, peer=writer.peer)
+            if result.outcome == "refused":
+                raise ApiError(result.reason or "refused", status=422, description="Refused")
+            return result
+
+        return await self._submit(request, Action.ASK_NOTICE, "New notice", "drafting a notice", self._notice_page, record)
+
+    # -- both forms --
+
+    async def _show(self, request: web.Request, action: Action, title: str, page: FormPage) -> web.StreamResponse:
+        gate = self._gate(request, action, title)
+        return gate if isinstance(gate, web.Response) else page(request, gate)
+
+    async def _submit(self, request: web.Request, action: Action, title: str, doing: str, page: FormPage,
+                      record: Callable[[Writer, dict[str, str]], Awaitable[Any]]) -> web.StreamResponse:
+        """The form's POST: who may (role and CSRF token), then ``record``; every refusal is the
+        form again with the reason and the fields as typed, never a JSON error or a 500."""
+        gate = self._gate(request, action, title)
+        if isinstance(gate, web.Response):
+            return gate
+        try:
+            form = await read_form(request)
+        except FormError as exc:
+            return page(request, gate, exc.status, message=exc.message)
+        try:
+            writer = self.access.writer(request, action, doing, None, csrf=form.get(CSRF_FIELD, ""))
+            outcome = await record(writer, form)
         except ApiError as exc:
-            return self._notice_page(request, gate, exc.status, message=exc.message, fields=form)
+            return page(request, gate, exc.status, message=exc.message, fields=form)
         except ValueError as exc:
-            return self._notice_page(request, gate, 422, message=str(exc), fields=form)
+            return page(request, gate, 422, message=str(exc), fields=form)
         except LogError as exc:
-            return self._notice_page(request, gate, 503, message=f"the event log cannot take it now ({exc}); "
-                                                                   "nothing was stored: send it again", fields=form)
-        if result.outcome == "refused":
-            return self._notice_page(request, gate, 422, message=result.reason or "refused", fields=form)
-        return self._notice_page(request, gate, 202, outcome=result, fields={})
+            return page(request, gate, 503, message=f"the event log cannot take it now ({exc}); nothing was stored: "
+                                                    "send it again", fields=form)
+        return page(request, gate, 202, outcome=outcome, fields={})
 
 
 def _parameters(text: str) -> dict[str, str]:
