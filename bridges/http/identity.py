@@ -171,7 +171,6 @@ class People:
                 name = accounts.account_name(proxied)
             except accounts.AccountError:
                 return Found(error=Unauthorized(f"the single sign-on name {proxied[:80]!r} is not a bare JID"))
-            await self._run(lambda conn: None)  # the key for its CSRF token
             return Found(self.person(name, "proxy", self.proxy_csrf(name)))
         cookie = request.cookies.get(PERSON_COOKIE)
         if cookie:
