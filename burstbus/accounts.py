@@ -25,6 +25,7 @@ the CLI beside a running service: SQLite WAL lets both write).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -83,8 +84,13 @@ MAX_TOKEN_DAYS = 366
 _SEEN_EVERY = 60.0  # a session's idle clock is written at most once a minute
 
 _hasher = PasswordHasher()
-#: Verified against when the account does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so a wrong name costs as long as a
+    wrong password (made on the first sign-in, not at import: hashing is slow on purpose)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AccountError(ValueError):
@@ -153,7 +159,7 @@ def hash_password(password: str) -> str:
 def password_matches(stored: str | None, password: str) -> bool:
     """Constant work whether or not the account exists (``stored`` None): no name oracle."""
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password[:MAX_PASSWORD]) and stored is not None
+        return _hasher.verify(stored or _dummy_hash(), password[:MAX_PASSWORD]) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
