@@ -34,6 +34,7 @@ from burstbus.authority import (
 )
 from burstbus.catalogue import VOEVENT_ROLES
 from burstbus.signing.policy import SignaturesConfigError, SignaturesSection, check_signatures
+from burstbus.voevent.kinds import KINDS as NOTICE_KINDS
 
 ENV_PREFIX = "BURSTBUS_"
 DEFAULT_CONFIG_FILE = Path("burstbus.toml")
@@ -108,6 +109,21 @@ class BurstsSection:
     roles: tuple[str, ...] = ("observation",)
     #: Operator rules, tried before the built-in ones.
     rules: tuple[BurstRule, ...] = ()
+    #: Kinds of notice that may open a new burst by their GCN trigger number (TrigID):
+    #: grb, gw, counterpart, neutrino, microlensing, transient, pointing, other (a packet no
+    #: table classifies). Other kinds still join a burst by citation or a known id; a
+    #: Burst_Id or GraceID (the burst's own name) opens its burst whatever the kind.
+    kinds: tuple[str, ...] = ("grb", "gw", "other")
+    #: Kinds that take part in the cross-mission coincidence rule, on both sides (empty: off).
+    coincidence_kinds: tuple[str, ...] = ("grb",)
+    #: Coincidence: largest difference of event times, in seconds, between notices of two
+    #: missions that make them one burst (SVOM/Fermi pairs of the archive: 0.0–6.5 s).
+    coincidence_window: float = field(default=10.0, metadata={"minimum": 0.0, "maximum": 600.0})
+    #: Coincidence: when both have a position with a known error, the separation allowed, in
+    #: combined errors (sqrt(err1^2 + err2^2)).
+    coincidence_sigma: float = field(default=3.0, metadata={"minimum": 0.0})
+    #: Coincidence: the allowed separation never exceeds this many degrees.
+    coincidence_max_separation: float = field(default=30.0, metadata={"minimum": 0.0, "maximum": 180.0})
 
 
 @dataclass(frozen=True)
@@ -423,6 +439,10 @@ def _check(config: Config) -> None:
     for i, role in enumerate(config.bursts.roles):
         if role not in VALID_ROLES:
             raise ConfigError(f"bursts.roles[{i}]", f"must be one of {', '.join(VALID_ROLES)}, not {role!r}")
+    for name in ("kinds", "coincidence_kinds"):
+        for i, kind in enumerate(getattr(config.bursts, name)):
+            if kind not in NOTICE_KINDS:
+                raise ConfigError(f"bursts.{name}[{i}]", f"must be one of {', '.join(NOTICE_KINDS)}, not {kind!r}")
     from lxml import etree
 
     names = set()

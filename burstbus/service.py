@@ -160,7 +160,7 @@ class Core:
             log_, max_bytes=config.ingest.max_bytes, threads=config.ingest.threads, authority=config.authority_policy(),
             signatures=signatures,
         )
-        bursts = BurstIdentifier(log_, state, config.bursts.rules, config.bursts.roles)
+        bursts = BurstIdentifier.of(log_, state, config.bursts)
         await bursts.start()
         return cls(config, log_, state, projections, ingest, bursts)
 

@@ -10,21 +10,48 @@ Rules, first match wins:
 2. a citation (followup / supersedes / retraction) of a notice already tied to a burst;
    or, the other way round, an earlier notice in a burst that cites this one (packets can
    arrive, or be imported, out of order);
-3. SVOM's ``Burst_Id`` parameter (``sb26021102``);
-4. LVK's ``GraceID`` (``S190518bb``);
-5. a GCN trigger number ``TrigID`` with its mission (``swift-532871``, ``fermi-792135758``).
+3. the notice's own identifier: SVOM's ``Burst_Id`` (``sb26021102``), else LVK's ``GraceID``
+   (``S190518bb``), else a GCN trigger number ``TrigID`` with its mission (``swift-532871``,
+   ``fermi-792135758``; never a placeholder or negative number). If that id was recorded as
+   an *alias* of another burst (rule 4 below merged it), the notice joins that burst (rule
+   ``alias``); if a burst of that id exists, it joins it (``param:Burst_Id`` …);
+4. ``coincidence`` — only for a notice that would otherwise open a new burst (its own id is
+   new, or it has none): a burst with a notice of *another* mission within ``[bursts]
+   coincidence_window`` seconds of its event time, and no notice of the same mission, whose
+   localisations (when both sides have one with a known error) are compatible: separation ≤
+   ``coincidence_sigma`` × √(err₁² + err₂²), capped at ``coincidence_max_separation`` degrees
+   (:mod:`burstbus.handlers.coincidence`). The notice joins that burst, and its own id becomes
+   an alias of it, so the mission's later packets (same TrigID, same Burst_Id) follow without
+   another coincidence. Both sides must be of a kind in ``[bursts] coincidence_kinds``
+   (gamma-ray bursts by default: a neutrino 5 s after a GRB is news, not the same burst);
+5. the notice's own id opens a new burst. A name the mission gives the burst (``Burst_Id``,
+   ``GraceID``) always does; a trigger number only if the notice's kind
+   (:func:`burstbus.voevent.kinds.notice_kind`) is one of ``[bursts] kinds`` (GRB, GW and
+   unclassified packets by default): microlensing, counterpart, neutrino, known-source and
+   pointing packets join bursts by citation or a known identifier, never open one by TrigID.
+
+Why coincidence is tried only after the identifiers: an identifier is the mission's own word,
+and coincidence is inference; and why it merges into an *existing* burst only (never renames
+one): decisions are recorded and folded as they are, so the first notice's burst id stands
+(a Fermi burst an SVOM notice joins stays ``fermi-…``; its ``sb…`` id is an alias).
 
 Only roles listed in ``[bursts] roles`` (default: observation) take part, so GCN's test and
 utility packets never open bursts.
 
 Every notice gets exactly one decision in the log: ``burst.identified`` (the burst and the
-rule), or ``burst.none`` (the reason: a role not in ``[bursts] roles``, or no rule matched).
+rule; a coincidence also records the matched notice, time difference, separation and the
+allowed separation), or ``burst.none`` (the reason: a role not in ``[bursts] roles``, a kind
+that opens no burst, or no rule matched).
 Both carry the same derived event id (from the notice's), so a redo after a crash, a second
 node or a changed rule set can never record a second, different decision. Chat outboxes
 follow these decisions: a notice is posted once its burst is known, with no waiting.
 
 :func:`identify` is pure; :class:`BurstIdentifier` is the log follower around it, keeping
-its IVORN → burst index in ``state.sqlite`` in the same transaction as its checkpoint.
+its index (IVORN → burst, citations, aliases, and the sightings the coincidence rule searches:
+event time, position, error, mission, kind of every identified notice) in ``state.sqlite`` in
+the same transaction as its checkpoint. The index is written from the decisions *as the log
+holds them*, so a lost state rebuilt by a replay is the same index, and reaches the same
+answers.
 """
 
 from __future__ import annotations
@@ -32,19 +59,27 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lxml import etree
 
-from burstbus.config import BurstRule
+from burstbus.config import BurstRule, BurstsSection
 from burstbus.events import Event, RecordedEvent
+from burstbus.handlers.coincidence import (
+    CoincidencePolicy,
+    Match,
+    Sighting,
+    best_match,
+    sighting_of,
+)
 from burstbus.notices import IDENTIFIED, NO_BURST, NOTICES, decision_id, is_voevent, notice_key
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
 from burstbus.store.consumer import Batch, Follower
+from burstbus.voevent.kinds import notice_kind
 from burstbus.voevent.parse import parse_xml
 
 log = logging.getLogger(__name__)
@@ -54,7 +89,8 @@ CONSUMER = "handler.bursts"
 #: would otherwise cost a single author one more fsync per notice (bench/vtp.py).
 DECISION_LINGER = 0.01
 
-#: Trigger numbers GCN uses as placeholders, which must never merge unrelated packets.
+#: Trigger numbers GCN uses as placeholders, which must never merge unrelated packets
+#: (negative numbers too: IPN's ``-00001``, BAT known sources' ``-1355732300``).
 PLACEHOLDER_TRIGGERS = {0, -1, 99999, 999999}
 
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.:+-]+")
@@ -72,16 +108,46 @@ class CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
+class BurstPolicy:
+    """Which kinds open bursts, and the coincidence rule's settings (``[bursts]``)."""
+
+    open_kinds: tuple[str, ...] = ("grb", "gw", "other")
+    coincidence: CoincidencePolicy = CoincidencePolicy()
+
+    @staticmethod
+    def of(section: BurstsSection) -> BurstPolicy:
+        return BurstPolicy(tuple(section.kinds), CoincidencePolicy(
+            tuple(section.coincidence_kinds), section.coincidence_window, section.coincidence_sigma,
+            section.coincidence_max_separation))
+
+
+DEFAULT_POLICY = BurstPolicy()
+
+
+@dataclass(frozen=True, slots=True)
 class Identification:
     burst_id: str
     rule: str
     detail: str
+    #: The notice's own id when it names another burst (rules ``alias`` and ``coincidence``).
+    alias: str | None = None
+    #: Why a ``coincidence`` matched (:meth:`Match.as_data`).
+    coincidence: Mapping[str, Any] | None = None
 
 
 def clean_burst_id(value: str) -> str | None:
     """A burst id usable in commands and URLs: no spaces or odd characters, bounded length."""
     cleaned = _SAFE_ID.sub("-", value.strip()).strip("-")[:64]
     return cleaned or None
+
+
+def trigger_number(value: Any) -> int | None:
+    """A GCN ``TrigID`` that identifies a trigger: a positive integer that is no placeholder."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        return None
+    return None if number <= 0 or number in PLACEHOLDER_TRIGGERS else number
 
 
 class BurstIndex(Protocol):
@@ -93,6 +159,22 @@ class BurstIndex(Protocol):
     def cited_by(self, ivorn: str) -> tuple[str, str] | None:
         """(burst, citing IVORN) of an identified notice that cites ``ivorn``."""
 
+    def known(self, burst_id: str) -> bool:
+        """Does a burst of this id exist (has a notice been identified into it)?"""
+
+    def alias_of(self, burst_id: str) -> str | None:
+        """The burst an id was merged into by coincidence, if it was."""
+
+    def near(self, time: float, window: float) -> Iterable[Sighting]:
+        """Sightings with an event time within ``window`` seconds of ``time``."""
+
+    def sightings_of(self, burst_id: str) -> Iterable[Sighting]:
+        """Every sighting of a burst."""
+
+
+#: Width of the time buckets a :class:`MemoryIndex` files sightings in (seconds).
+_BUCKET = 64.0
+
 
 @dataclass
 class MemoryIndex:
@@ -100,6 +182,11 @@ class MemoryIndex:
 
     bursts: dict[str, str] = field(default_factory=dict)
     citing: dict[str, tuple[str, str]] = field(default_factory=dict)
+    ids: set[str] = field(default_factory=set)
+    aliases: dict[str, str] = field(default_factory=dict)
+    _sightings: dict[str, Sighting] = field(default_factory=dict)
+    _by_time: dict[int, list[Sighting]] = field(default_factory=dict)
+    _by_burst: dict[str, list[Sighting]] = field(default_factory=dict)
 
     def burst_of(self, ivorn: str) -> str | None:
         return self.bursts.get(ivorn)
@@ -107,11 +194,64 @@ class MemoryIndex:
     def cited_by(self, ivorn: str) -> tuple[str, str] | None:
         return self.citing.get(ivorn)
 
-    def record(self, data: Mapping[str, Any], burst_id: str) -> None:
+    def known(self, burst_id: str) -> bool:
+        return burst_id in self.ids
+
+    def alias_of(self, burst_id: str) -> str | None:
+        return self.aliases.get(burst_id)
+
+    def near(self, time: float, window: float) -> Iterable[Sighting]:
+        first, last = int((time - window) // _BUCKET), int((time + window) // _BUCKET)
+        return [s for b in range(first, last + 1) for s in self._by_time.get(b, ()) if abs(s.time - time) <= window]
+
+    def sightings_of(self, burst_id: str) -> Iterable[Sighting]:
+        return list(self._by_burst.get(burst_id, ()))
+
+    @property
+    def sightings(self) -> Mapping[str, Sighting]:
+        """Every sighting by IVORN (what is saved)."""
+        return self._sightings
+
+    def add_sighting(self, seen: Sighting) -> None:
+        """File a sighting (the first for an IVORN stands: a notice is in one burst)."""
+        if seen.ivorn in self._sightings:
+            return
+        self._sightings[seen.ivorn] = seen
+        self._by_time.setdefault(int(seen.time // _BUCKET), []).append(seen)
+        self._by_burst.setdefault(seen.burst_id, []).append(seen)
+
+    def record(self, data: Mapping[str, Any], burst_id: str, alias: str | None = None) -> None:
+        """A decision taken: the notice is in ``burst_id`` (and its own id ``alias`` names it)."""
         key = notice_key(data)
         self.bursts[key] = burst_id
+        self.ids.add(burst_id)
         for citation in data.get("citations") or ():
             self.citing.setdefault(str(citation.get("ivorn", "")), (burst_id, key))
+        if alias and alias != burst_id:
+            self.aliases.setdefault(alias, burst_id)
+        seen = sighting_of(data, key, burst_id)
+        if seen is not None:
+            self.add_sighting(seen)
+
+
+def own_identifier(data: Mapping[str, Any]) -> Identification | None:
+    """The burst id a notice names itself (``Burst_Id``, else ``GraceID``, else mission +
+    ``TrigID``), whether or not such a burst exists yet."""
+    params = data.get("params") or {}
+    burst_id = clean_burst_id(str(params.get("Burst_Id") or ""))
+    if burst_id:
+        return Identification(burst_id, "param:Burst_Id", str(params["Burst_Id"]))
+    grace_id = clean_burst_id(str(params.get("GraceID") or ""))
+    if grace_id:
+        return Identification(grace_id, "param:GraceID", str(params["GraceID"]))
+    trig = str(params.get("TrigID") or "").strip()
+    mission = str(data.get("mission") or "").strip()
+    number = trigger_number(trig) if trig and mission else None
+    if number is not None:
+        burst = clean_burst_id(f"{mission.lower()}-{number}")
+        if burst:
+            return Identification(burst, "param:TrigID", f"{mission} {trig}")
+    return None
 
 
 def identify(
@@ -119,6 +259,7 @@ def identify(
     index: BurstIndex,
     rules: Sequence[CompiledRule] = (),
     roles: Sequence[str] = ("observation",),
+    policy: BurstPolicy = DEFAULT_POLICY,
 ) -> Identification | None:
     """Decide the burst of one accepted notice (``voevent.accepted`` or ``notice.accepted``
     data: a JSON notice has no XML for operator rules and no citations, but the same params,
@@ -136,25 +277,46 @@ def identify(
     citing = index.cited_by(notice_key(data))
     if citing:
         return Identification(citing[0], "cited-by", citing[1])
-    params = data.get("params") or {}
-    burst_id = clean_burst_id(str(params.get("Burst_Id") or ""))
-    if burst_id:
-        return Identification(burst_id, "param:Burst_Id", str(params["Burst_Id"]))
-    grace_id = clean_burst_id(str(params.get("GraceID") or ""))
-    if grace_id:
-        return Identification(grace_id, "param:GraceID", str(params["GraceID"]))
-    trig = str(params.get("TrigID") or "").strip()
-    mission = str(data.get("mission") or "").strip()
-    if trig and mission:
-        try:
-            number = int(trig)
-        except ValueError:
-            number = None
-        if number is not None and number not in PLACEHOLDER_TRIGGERS:
-            burst = clean_burst_id(f"{mission.lower()}-{number}")
-            if burst:
-                return Identification(burst, "param:TrigID", f"{mission} {trig}")
+    own = own_identifier(data)
+    if own is not None:
+        target = index.alias_of(own.burst_id)
+        if target:
+            return Identification(target, "alias", f"{own.rule} {own.detail}: {own.burst_id} was merged into {target}",
+                                  alias=own.burst_id)
+        if index.known(own.burst_id):
+            return own
+    match = coincidence(data, index, policy.coincidence)
+    if match is not None:
+        return Identification(match.burst_id, "coincidence", _coincidence_text(match), alias=own.burst_id if own else None,
+                              coincidence=match.as_data())
+    if own is not None and opens(own, data, policy):
+        return own
     return None
+
+
+def opens(own: Identification, data: Mapping[str, Any], policy: BurstPolicy) -> bool:
+    """May this notice open burst ``own``? A name the mission gives the burst itself (SVOM's
+    ``Burst_Id``, LVK's ``GraceID``) always may — an MXT notice of ``sb26022501`` is that
+    burst's even when its ECLAIRs notice never arrived; a trigger number names a trigger of
+    anything (a microlensing event, a neutrino, a ToO target), so it opens one only for the
+    kinds in ``[bursts] kinds``."""
+    return own.rule != "param:TrigID" or notice_kind(data) in policy.open_kinds
+
+
+def coincidence(data: Mapping[str, Any], index: BurstIndex, policy: CoincidencePolicy) -> Match | None:
+    """The burst of another mission this notice coincides with (see the module's rule 4)."""
+    new = sighting_of(data, notice_key(data), "")
+    if new is None or new.kind not in policy.kinds:
+        return None
+    near = list(index.near(new.time, policy.window))
+    members = {b: list(index.sightings_of(b)) for b in sorted({s.burst_id for s in near})}
+    return best_match(new, near, members, policy)
+
+
+def _coincidence_text(match: Match) -> str:
+    sky = ("no localisation with a known error on both sides" if match.separation is None
+           else f"{match.separation:.2f}° from {match.position_ivorn} (≤ {match.limit:.2f}°)")
+    return f"{match.mission} notice {match.ivorn}: {match.dt:+.3f} s, {sky}"
 
 
 def _by_operator_rule(data: Mapping[str, Any], rules: Sequence[CompiledRule]) -> Identification | None:
@@ -208,24 +370,32 @@ def identified_event(accepted: RecordedEvent, found: Identification) -> Event:
             "accepted_seq": accepted.seq,
             "rule": found.rule,
             "detail": found.detail,
+            "kind": notice_kind(accepted.data),
+            **({"alias": found.alias} if found.alias else {}),
+            **({"coincidence": dict(found.coincidence)} if found.coincidence else {}),
             "notice": notice_facts(accepted),
         },
     )
 
 
-def no_burst_event(accepted: RecordedEvent, roles: Sequence[str]) -> Event:
+def no_burst_event(accepted: RecordedEvent, roles: Sequence[str], policy: BurstPolicy = DEFAULT_POLICY) -> Event:
     """The decision that a notice belongs to no burst, and why (same id as a burst would have)."""
     role = accepted.data.get("role")
+    kind = notice_kind(accepted.data)
+    own = own_identifier(accepted.data)
     if role not in roles:
         reason, detail = "role", f"role {role!r} is not one of [bursts] roles ({', '.join(roles)})"
+    elif own is not None and not opens(own, accepted.data, policy):
+        reason, detail = "kind", (f"a {kind} notice opens no burst ([bursts] kinds: {', '.join(policy.open_kinds)}), "
+                                  f"and no burst {own.burst_id} ({own.rule}) is known")
     else:
-        reason, detail = "unmatched", "no operator rule, citation, Burst_Id, GraceID or TrigID matched"
+        reason, detail = "unmatched", "no operator rule, citation, Burst_Id, GraceID, TrigID or coincidence matched"
     return Event(
         type=NO_BURST,
         id=decision_id(accepted.id),
         stream=accepted.stream,
         actor="system:bursts",
-        data={"ivorn": notice_key(accepted.data), "accepted_seq": accepted.seq, "role": role,
+        data={"ivorn": notice_key(accepted.data), "accepted_seq": accepted.seq, "role": role, "kind": kind,
               "reason": reason, "detail": detail},
     )
 
@@ -235,25 +405,65 @@ CREATE TABLE IF NOT EXISTS burst_index (
     ivorn    TEXT PRIMARY KEY,
     burst_id TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS burst_index_burst ON burst_index (burst_id);
 CREATE TABLE IF NOT EXISTS burst_citations (
     cited_ivorn  TEXT PRIMARY KEY,
     burst_id     TEXT NOT NULL,
     citing_ivorn TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS burst_aliases (
+    alias    TEXT PRIMARY KEY,
+    burst_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS burst_sightings (
+    ivorn    TEXT PRIMARY KEY,
+    burst_id TEXT NOT NULL,
+    mission  TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    time     REAL NOT NULL,
+    ra       REAL,
+    dec      REAL,
+    err      REAL
+);
+CREATE INDEX IF NOT EXISTS burst_sightings_time ON burst_sightings (time);
+CREATE INDEX IF NOT EXISTS burst_sightings_burst ON burst_sightings (burst_id);
 """
+_SIGHTING = "ivorn, burst_id, mission, kind, time, ra, dec, err"
 
 
-def _load_index(conn: sqlite3.Connection, ivorns: list[str]) -> MemoryIndex:
-    """The stored index entries relevant to a batch: bursts of these IVORNs, and who cites them."""
+def _chunks(values: Sequence[str], size: int = 500) -> Iterable[tuple[list[str], str]]:
+    for start in range(0, len(values), size):
+        chunk = list(values[start : start + size])
+        yield chunk, ",".join("?" * len(chunk))
+
+
+def _load_index(conn: sqlite3.Connection, ivorns: list[str], ids: list[str], times: list[float],
+                policy: CoincidencePolicy) -> MemoryIndex:
+    """The stored index entries relevant to a batch: bursts of these IVORNs and who cites them;
+    which of the notices' own ids are bursts or aliases; the sightings near their times, and
+    every sighting of the bursts those belong to."""
     index = MemoryIndex()
-    for start in range(0, len(ivorns), 500):
-        chunk = ivorns[start : start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _chunks(ivorns):
         index.bursts.update(conn.execute(f"SELECT ivorn, burst_id FROM burst_index WHERE ivorn IN ({marks})", chunk).fetchall())
         for cited, burst, citing in conn.execute(
             f"SELECT cited_ivorn, burst_id, citing_ivorn FROM burst_citations WHERE cited_ivorn IN ({marks})", chunk
         ):
             index.citing[cited] = (burst, citing)
+    for chunk, marks in _chunks(ids):
+        index.ids.update(r[0] for r in conn.execute(f"SELECT DISTINCT burst_id FROM burst_index WHERE burst_id IN ({marks})", chunk))
+        index.aliases.update(conn.execute(f"SELECT alias, burst_id FROM burst_aliases WHERE alias IN ({marks})", chunk).fetchall())
+    if policy.kinds and policy.window > 0:
+        kinds = ",".join("?" * len(policy.kinds))
+        bursts: set[str] = set()
+        for moment in times:
+            for row in conn.execute(f"SELECT {_SIGHTING} FROM burst_sightings WHERE time BETWEEN ? AND ? AND kind IN ({kinds})",
+                                    (moment - policy.window, moment + policy.window, *policy.kinds)):
+                index.add_sighting(Sighting(*row))
+                bursts.add(row[1])
+        for chunk, marks in _chunks(sorted(bursts)):
+            for row in conn.execute(f"SELECT {_SIGHTING} FROM burst_sightings WHERE burst_id IN ({marks})", chunk):
+                index.add_sighting(Sighting(*row))
+        index.ids.update(bursts)
     return index
 
 
@@ -262,16 +472,23 @@ class BurstIdentifier:
     decision per notice: ``burst.identified`` or ``burst.none``. Its follower retries a failed
     batch from the checkpoint."""
 
-    def __init__(self, log_: EventLog, state: StateStore, rules: Sequence[BurstRule] = (), roles: Sequence[str] = ("observation",)):
+    def __init__(self, log_: EventLog, state: StateStore, rules: Sequence[BurstRule] = (), roles: Sequence[str] = ("observation",),
+                 policy: BurstPolicy = DEFAULT_POLICY):
         self.log = log_
         self.state = state
         self.rules = [CompiledRule.of(r) for r in rules]
         self.roles = tuple(roles)
+        self.policy = policy
         self.identified_total = 0
         self.no_burst_total = 0
         self.follower: Follower[RecordedEvent] = Follower(
             log_, self._decide, name=CONSUMER, checkpoint=state.checkpoint(CONSUMER), types=NOTICES, batch_size=1000,
         )
+
+    @staticmethod
+    def of(log_: EventLog, state: StateStore, section: BurstsSection) -> BurstIdentifier:
+        """The identifier ``[bursts]`` describes."""
+        return BurstIdentifier(log_, state, section.rules, section.roles, BurstPolicy.of(section))
 
     @property
     def position(self) -> int:
@@ -289,14 +506,17 @@ class BurstIdentifier:
         relevant = sorted(
             {notice_key(r.data) for r in wanted} | {str(c.get("ivorn", "")) for r in wanted for c in r.data.get("citations") or ()}
         )
-        index = await self.state.run(lambda c: _load_index(c, relevant)) if relevant else MemoryIndex()
+        ids = sorted({own.burst_id for r in wanted if (own := own_identifier(r.data)) is not None})
+        times = sorted({seen.time for r in wanted if (seen := sighting_of(r.data, "", "")) is not None})
+        policy = self.policy.coincidence
+        index = await self.state.run(lambda c: _load_index(c, relevant, ids, times, policy)) if wanted else MemoryIndex()
         events: list[Event] = []
         for record in wanted:
-            found = identify(record.data, index, self.rules, self.roles)
+            found = identify(record.data, index, self.rules, self.roles, self.policy)
             if found is None:
-                events.append(no_burst_event(record, self.roles))
+                events.append(no_burst_event(record, self.roles, self.policy))
                 continue
-            index.record(record.data, found.burst_id)
+            index.record(record.data, found.burst_id, found.alias)
             events.append(identified_event(record, found))
         decided = MemoryIndex()  # this batch's bursts as the log holds them, saved with the checkpoint
         if events:
@@ -304,7 +524,8 @@ class BurstIdentifier:
             for record, event, where in zip(wanted, events, appended, strict=True):
                 final = event if where.new else await self.log.get(where.seq)  # decided before: the log's decision stands
                 if final is not None and final.type == IDENTIFIED:
-                    decided.record(record.data, str(final.data["burst_id"]))
+                    alias = final.data.get("alias")
+                    decided.record(record.data, str(final.data["burst_id"]), str(alias) if alias else None)
                 if where.new:
                     if event.type == IDENTIFIED:
                         self.identified_total += 1
@@ -316,6 +537,11 @@ class BurstIdentifier:
             conn.executemany(
                 "INSERT OR IGNORE INTO burst_citations (cited_ivorn, burst_id, citing_ivorn) VALUES (?, ?, ?)",
                 [(cited, burst, citing) for cited, (burst, citing) in decided.citing.items()],
+            )
+            conn.executemany("INSERT OR IGNORE INTO burst_aliases (alias, burst_id) VALUES (?, ?)", list(decided.aliases.items()))
+            conn.executemany(
+                f"INSERT OR IGNORE INTO burst_sightings ({_SIGHTING}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(s.ivorn, s.burst_id, s.mission, s.kind, s.time, s.ra, s.dec, s.err) for s in decided.sightings.values()],
             )
             batch.write_checkpoint(conn)
 

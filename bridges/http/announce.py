@@ -14,6 +14,8 @@ message re-sent with the same key is recorded once.
 422    refused: the reason (also recorded)
 401    missing or wrong token; 403 no token configured; 429 throttled
 413    body over the limit (also recorded)
+408    the body did not arrive within ``[http] body_timeout`` (also recorded, ``code`` ``timeout``)
+400    the client closed the connection mid-body (recorded, ``truncated``; it reads no answer)
 503    the log cannot take it now: nothing was stored, send it again
 =====  ==========================================================
 """
@@ -28,6 +30,7 @@ from aiohttp import web
 from burstbus.bridges.http.access import Access, Forbidden
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
 from burstbus.bridges.http.permissions import Action
+from burstbus.bridges.http.server import BODY_CUT, body_cut
 from burstbus.bridges.http.spec import Route
 from burstbus.events import Event
 from burstbus.handlers.orchestrator import messages
@@ -43,10 +46,21 @@ class _TooLarge(ApiError):
     description = "Payload too large"
 
 
+class _Cut(Exception):
+    """The body stopped short (``error``, one of :data:`~.server.BODY_CUT`) after ``partial``."""
+
+    def __init__(self, error: BaseException, partial: bytes):
+        super().__init__(str(error))
+        self.error = error
+        self.partial = partial
+
+
 _OUTCOME = {"type": "object", "properties": {
     "outcome": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
     "id": {"type": ["string", "null"]}, "seq": {"type": ["integer", "null"]}, "reason": {"type": "string"}}}
 _RESPONSES = {201: "recorded", 200: "already recorded (same announcement or Idempotency-Key)",
+              400: "the connection closed mid-body (recorded as refused)",
+              408: "the body did not arrive within [http] body_timeout (recorded as refused)",
               401: "missing or wrong token", 403: "no write token is configured",
               413: "body over the limit (recorded as refused)", 422: "refused: the reason (recorded)",
               429: "too many wrong tokens from this address (Retry-After)", 503: "the log is unavailable: nothing stored"}
@@ -100,7 +114,13 @@ class Announce:
         actor = writer.actor
         key = request.headers.get(IDEMPOTENCY_KEY) or None
         extra: dict[str, Any] = {"via": "http", "peer": peer, "path": request.path}
-        raw, complete = await self._body(request)
+        try:
+            raw, complete = await self._body(request)
+        except _Cut as cut:  # the client closed, was too slow, or broke the framing: recorded, like VTP's truncated
+            refusal = body_cut(cut.error, len(cut.partial), request.content_length)
+            refusal.extra["seq"] = await self._append_refusal(
+                refused(cut.partial, refusal.message, actor=actor, msg_id=key, extra={**extra, "code": refusal.extra["code"]}))
+            raise refusal from None
         if not complete:
             reason = f"the body has more than {self.max_bytes:,} bytes, the limit"
             seq = await self._append_refusal(refused(raw, reason, actor=actor, msg_id=key, extra=extra))
@@ -131,17 +151,21 @@ class Announce:
         return where.seq
 
     async def _body(self, request: web.Request) -> tuple[bytes, bool]:
-        """The body and whether it was within the limit (else its first bytes)."""
+        """The body and whether it was within the limit (else its first bytes); :class:`_Cut`
+        with what was read when it stops short."""
         declared = request.content_length
-        if declared is not None and declared > self.max_bytes:
-            return await request.content.read(messages.EXCERPT_BYTES), False
         chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(_CHUNK)
-            if not chunk:
-                return b"".join(chunks), True
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self.max_bytes:
-                return b"".join(chunks)[: messages.EXCERPT_BYTES], False
+        try:
+            if declared is not None and declared > self.max_bytes:
+                return await request.content.read(messages.EXCERPT_BYTES), False
+            size = 0
+            while True:
+                chunk = await request.content.read(_CHUNK)
+                if not chunk:
+                    return b"".join(chunks), True
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > self.max_bytes:
+                    return b"".join(chunks)[: messages.EXCERPT_BYTES], False
+        except BODY_CUT as exc:
+            raise _Cut(exc, b"".join(chunks)) from exc

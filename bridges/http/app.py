@@ -29,13 +29,14 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from burstbus.acl import Acl, AclSection
+from burstbus.acl import Acl, AclSection, Role
 from burstbus.bridges.http.access import Access
 from burstbus.bridges.http.announce import Announce
 from burstbus.bridges.http.api import Api
 from burstbus.bridges.http.apiv1 import DEFAULT_LIMIT, MAX_LIMIT, ApiV1, route_table
+from burstbus.bridges.http.creator import NoticeCreator
 from burstbus.bridges.http.errors import ApiError, error_body, json_response
-from burstbus.bridges.http.forms import Forms
+from burstbus.bridges.http.forms import FormFlow, ProcessForm
 from burstbus.bridges.http.identity import People, identity_middleware
 from burstbus.bridges.http.jsonnotices import JsonNotices
 from burstbus.bridges.http.notices import NoticeRequests
@@ -43,11 +44,13 @@ from burstbus.bridges.http.ops import Components, HttpStats, Ops
 from burstbus.bridges.http.process_request import ProcessRequests
 from burstbus.bridges.http.provenance import Provenance
 from burstbus.bridges.http.providers import stream_metrics
+from burstbus.bridges.http.server import BodyTimeout, Limits, start
 from burstbus.bridges.http.spec import Route, openapi_document
 from burstbus.bridges.http.stream import EventHub, StreamHandler
 from burstbus.bridges.http.submit import Submit
 from burstbus.bridges.http.ui import add_ui
 from burstbus.component import bind_failure
+from burstbus.handlers.notices.drafts import NoticeDrafts
 from burstbus.handlers.notices.intake import NoticeIntake
 from burstbus.handlers.orchestrator.config import PipelinesSection
 from burstbus.ingest import Ingest
@@ -119,7 +122,19 @@ def _middlewares(stats: HttpStats, people: People) -> list[Middleware]:
         except asyncio.CancelledError:
             status = 499  # the client went away
             raise
-        except Exception:
+        except BodyTimeout as exc:  # the body was too slow (:mod:`~.server`): the client's doing, not a crash
+            status = 408
+            response = ApiError(str(exc), status=408, description="Request Timeout").response()
+            response.force_close()
+            return response
+        except Exception as exc:
+            if isinstance(exc, ConnectionResetError) and request.transport is None:
+                # The client closed mid-request (an abandoned upload): nothing broke, no one reads an answer.
+                status = 499
+                log.info("%s %s: the client closed the connection before its request was read",
+                         request.method, request.rel_url.path)  # fmt: skip
+                return json_response(error_body(400, "Request body incomplete", "the connection closed mid-request"),
+                                     status=400)  # fmt: skip
             log.exception("unhandled error answering %s %s", request.method, request.rel_url)
             return json_response(
                 error_body(500, "Internal server error", "an unexpected error occurred; it has been logged"),
@@ -155,6 +170,8 @@ def make_app(
     acl: AclSection | None = None,
     sso_header: str = "",
     sso_proxies: Sequence[str] = (),
+    drafts: Callable[[], NoticeDrafts | None] | None = None,
+    messenger: Callable[[], Any] | None = None,
 ) -> web.Application:
     """The HTTP application.
 
@@ -178,7 +195,8 @@ def make_app(
     hub = EventHub(log, reader, runner=projection_runner)
     providers["sse"] = stream_metrics(hub, log)  # this app's hub (a restarted app replaces it)
     secure = public_url.startswith("https://")
-    people = People(state, Acl(acl or AclSection()), sso_header=sso_header, sso_proxies=sso_proxies,
+    people_acl = Acl(acl or AclSection())
+    people = People(state, people_acl, sso_header=sso_header, sso_proxies=sso_proxies,
                     secure_cookie=secure, cookie_path=f"{base}/")
     app = web.Application(middlewares=_middlewares(stats, people))
     app[COMPONENTS] = registry
@@ -205,8 +223,13 @@ def make_app(
     notice_requests = NoticeRequests(log, notices or (lambda: None), token if ingest is not None else None,
                                      access=access, base_path=base)
     json_notices = JsonNotices(reader, log, base_path=base)  # JSON notices from Kafka (:mod:`~.jsonnotices`)
-    routes: list[Route] = [*route_table(apiv1), *api.routes(), *submit.routes(), *announce.routes(), *asked.routes(), *chains.routes(), *notice_requests.routes(),
-                           *json_notices.routes(), *ops.routes()]
+    pages = add_ui(app, reader, log, base, access=access)  # the web pages, sign-in and /static/ (:mod:`~.ui`)
+    flow = FormFlow(pages)  # the BA forms (:mod:`~.forms`) and the Notice Creator (:mod:`~.creator`)
+    creator = NoticeCreator(flow, log, drafts or (lambda: None), lambda: people_acl.with_role(Role.APPROVER),
+                            messenger, base_path=base)
+    routes: list[Route] = [*route_table(apiv1), *api.routes(), *submit.routes(), *announce.routes(), *asked.routes(),
+                           *chains.routes(), *creator.api_routes(), *notice_requests.routes(), *json_notices.routes(),
+                           *ops.routes()]
 
     async def openapi(request: web.Request) -> web.Response:
         from burstbus import __version__
@@ -222,8 +245,7 @@ def make_app(
         else:
             app.router.add_route(route.method, f"{base}{route.path}", route.handler)
     app[ROUTES] = routes
-    pages = add_ui(app, reader, log, base, access=access)  # the web pages, sign-in and /static/ (:mod:`~.ui`)
-    for method, path, handler in Forms(pages, asked, notice_requests).routes():  # BA forms (:mod:`~.forms`)
+    for method, path, handler in [*ProcessForm(flow, asked).routes(), *creator.page_routes()]:
         if method == "GET":
             app.router.add_get(f"{base}{path}", handler, allow_head=True)
         else:
@@ -256,23 +278,21 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     ready: Callable[[list[tuple[str, int]]], None] | None = None,
+    limits: Limits | None = None,
 ) -> None:
     """Serve a fresh app from ``app_factory`` until cancelled (a supervised component).
 
-    ``ready`` is told the bound addresses (useful with ``port=0``).
+    ``ready`` is told the bound addresses (useful with ``port=0``). The server is
+    :mod:`~.server`'s: the parser's own refusals answered in JSON, and ``limits`` (the request
+    line and header sizes, the head and body timeouts) enforced on every connection.
     """
-    # Long filter lists (many ``ref_exact``/``stream`` values) exceed aiohttp's default
-    # 8 KiB request line; 64 KiB still bounds what one request can make the server parse.
-    runner = web.AppRunner(app_factory(), max_line_size=65536)
-    await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
-        try:
-            await site.start()
-        except OSError as exc:
-            raise bind_failure("http.port", host, port, exc) from exc
+        served = await start(app_factory(), host, port, limits)
+    except OSError as exc:
+        raise bind_failure("http.port", host, port, exc) from exc
+    try:
         if ready is not None:
-            ready([tuple(address[:2]) for address in runner.addresses])
+            ready(served.addresses)
         await asyncio.Event().wait()
     finally:
-        await runner.cleanup()
+        await served.cleanup()

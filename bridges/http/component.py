@@ -13,6 +13,8 @@ from typing import Any
 from burstbus.acl import AclSection
 from burstbus.bridges.http.app import make_app, serve
 from burstbus.bridges.http.config import HttpSection, check_http
+from burstbus.bridges.http.server import Limits
+from burstbus.chat import CHAT
 from burstbus.component import (
     LINK_BASE,
     Component,
@@ -23,6 +25,7 @@ from burstbus.component import (
     Task,
 )
 from burstbus.config import resolve_secret
+from burstbus.handlers.notices.drafts import NOTICE_DRAFTS
 from burstbus.handlers.notices.intake import NOTICE_INTAKE
 from burstbus.handlers.orchestrator.component import ORCHESTRATOR
 from burstbus.handlers.orchestrator.config import PipelinesSection
@@ -76,13 +79,15 @@ def _build(host: Host) -> list[Component]:
                         notices=lambda: host.ports.get(NOTICE_INTAKE),
                         pipelines=host.config.section(PipelinesSection), orchestrator=lambda: host.ports.get(ORCHESTRATOR),
                         state=host.state, acl=host.config.section(AclSection), sso_header=section.sso_header,
-                        sso_proxies=section.sso_proxies)
+                        sso_proxies=section.sso_proxies, drafts=lambda: host.ports.get(NOTICE_DRAFTS),
+                        messenger=lambda: host.ports.get(CHAT))
 
     def ready(addresses: list[tuple[str, int]]) -> None:
         for address, port in addresses:
             log.info("HTTP API on http://%s:%d%s/", address, port, section.base_path)
 
-    return [Task("http", lambda: serve(app, section.host, section.port, ready=ready))]
+    limits = Limits(header_timeout=section.header_timeout, body_timeout=section.body_timeout)
+    return [Task("http", lambda: serve(app, section.host, section.port, ready=ready, limits=limits))]
 
 
 PACKAGE = ComponentPackage(

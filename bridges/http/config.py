@@ -40,6 +40,14 @@ class HttpSection:
     #: Addresses or networks of the reverse proxies whose ``sso_header`` is believed
     #: (``["127.0.0.1/32"]``); a request from anywhere else is treated as if it had no such header.
     sso_proxies: tuple[str, ...] = ()
+    #: Seconds a client has to send a request's line and headers, from the connection's
+    #: opening (or a keep-alive request's first byte): then 408 and the connection is closed,
+    #: so that a client sending a byte at a time cannot hold connections open.
+    header_timeout: float = field(default=10.0, metadata={"minimum": 0.1})
+    #: Seconds a client has to send a request's body once its headers are in: then 408, the
+    #: connection is closed and a VOEvent upload is recorded as a ``voevent.rejected``
+    #: (``timeout``), as VTP records a frame that does not arrive in time.
+    body_timeout: float = field(default=30.0, metadata={"minimum": 0.1})
 
     def link_base(self) -> str:
         """Where links in messages point: ``public_url``, else this server's own address."""

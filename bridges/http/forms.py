@@ -1,9 +1,10 @@
-"""The Burst Advocate's web forms: Request Process and the Notice Creator.
+"""The Burst Advocate's web forms: the flow every form shares, and Request Process.
 
 The science centre's own pages let a BA ask for a pipeline run and draft a notice from the
-browser; these do the same through exactly the code the API uses (``ProcessRequests.record``,
-the notice intake), so a request from the form, the API, NATS or the bot is judged by one set
-of rules and recorded with its person as actor (``web:alice@fsc.example``).
+browser; these do the same through exactly the code the API uses (``ProcessRequests.record``;
+the Notice Creator, :mod:`~.creator`, the notice drafts), so a request from the form, the API,
+NATS or the bot is judged by one set of rules and recorded with its person as actor
+(``web:alice@fsc.example``).
 
 Who may: the permission table (:mod:`~.permissions`) through ``Access.writer``, which also
 checks the form's CSRF token. Nobody signed in gets the sign-in form (401); a person without
@@ -13,23 +14,20 @@ and never a stack trace. A shared read token is no person: it cannot use the for
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from burstbus.bridges.http.access import Forbidden, Throttled, Unauthorized, Viewer, Writer
+from burstbus.bridges.http.access import Throttled, Unauthorized, Viewer, Writer
 from burstbus.bridges.http.errors import ApiError
 from burstbus.bridges.http.identity import CSRF_FIELD
 from burstbus.bridges.http.permissions import PERMISSIONS, Action
 from burstbus.bridges.http.signin import FormError, read_form
-from burstbus.handlers.notices.kinds import kind_names
 from burstbus.store.base import LogError
 
 if TYPE_CHECKING:
-    from burstbus.bridges.http.notices import NoticeRequests
     from burstbus.bridges.http.process_request import ProcessRequests
     from burstbus.bridges.http.ui import Pages
 
@@ -39,24 +37,15 @@ FormPage = Callable[..., web.Response]
 _PARAM_LINE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]{0,63})\s*=\s*(.{0,500}?)\s*$")
 
 
-class Forms:
-    def __init__(self, pages: Pages, processes: ProcessRequests, notices: NoticeRequests):
+class FormFlow:
+    """Who may see a form, and its POST: the same gate, CSRF check and refusal pages for
+    every form (Request Process here, the Notice Creator in :mod:`~.creator`)."""
+
+    def __init__(self, pages: Pages):
         self.pages = pages
         self.access = pages.access
-        self.processes = processes
-        self.notices = notices
 
-    def routes(self) -> list[tuple[str, str, Handler]]:
-        return [
-            ("GET", "/processes/request", self.process_form),
-            ("POST", "/processes/request", self.process_submit),
-            ("GET", "/notices/new", self.notice_form),
-            ("POST", "/notices/new", self.notice_submit),
-        ]
-
-    # -- who may --
-
-    def _gate(self, request: web.Request, action: Action, what: str) -> Viewer | web.Response:
+    def gate(self, request: web.Request, action: Action, what: str) -> Viewer | web.Response:
         """The viewer when they may ``action``; else the page that says why not."""
         try:
             viewer = self.access.viewer(request)
@@ -71,68 +60,16 @@ class Forms:
                                      what=what, needed=needed, person=viewer.person, problem=None)
         return viewer
 
-    # -- Request Process --
-
-    def _pipelines(self) -> list[Any]:
-        return list(self.processes.pipelines.pipelines)
-
-    def _process_page(self, request: web.Request, viewer: Viewer, status: int = 200, **context: Any) -> web.Response:
-        values = {"pipelines": self._pipelines(), "fields": dict(request.query), "message": None, "outcome": None,
-                  "problem": None}
-        values.update(context)
-        return self.pages.render(request, viewer, "process_request.html", status, page="process-request",
-                                 title="Request process", **values)
-
-    async def process_form(self, request: web.Request) -> web.StreamResponse:
-        return await self._show(request, Action.REQUEST_PROCESS, "Request process", self._process_page)
-
-    async def process_submit(self, request: web.Request) -> web.StreamResponse:
-        async def record(writer: Writer, form: dict[str, str]) -> Any:
-            value = {"pipeline": form.get("pipeline", ""), "burst_id": form.get("burst_id", ""),
-                     "obs_id": form.get("obs_id") or None, "parameters": _parameters(form.get("parameters", ""))}
-            return await self.processes.record(writer, value)
-
-        return await self._submit(request, Action.REQUEST_PROCESS, "Request process", "requesting a process",
-                                  self._process_page, record)
-
-    # -- Notice Creator --
-
-    def _notice_page(self, request: web.Request, viewer: Viewer, status: int = 200, **context: Any) -> web.Response:
-        intake = self.notices.intake()
-        instruments = sorted(intake.instruments) if intake is not None else []
-        values = {"instruments": instruments, "kinds": kind_names(), "fields": dict(request.query),
-                  "message": None, "outcome": None, "notices_on": intake is not None, "problem": None}
-        values.update(context)
-        return self.pages.render(request, viewer, "notice_new.html", status, page="notice-new", title="New notice",
-                                 **values)
-
-    async def notice_form(self, request: web.Request) -> web.StreamResponse:
-        return await self._show(request, Action.ASK_NOTICE, "New notice", self._notice_page)
-
-    async def notice_submit(self, request: web.Request) -> web.StreamResponse:
-        async def record(writer: Writer, form: dict[str, str]) -> Any:
-            intake = self.notices.intake()
-            if intake is None:
-                raise Forbidden("notices are off here ([notices] enabled = false)")
-            value = _notice_request(form)
-            result = await intake.submit(json.dumps(value).encode("utf-8"), via=writer.via, peer=writer.peer)
-            if result.outcome == "refused":
-                raise ApiError(result.reason or "refused", status=422, description="Refused")
-            return result
-
-        return await self._submit(request, Action.ASK_NOTICE, "New notice", "drafting a notice", self._notice_page, record)
-
-    # -- both forms --
-
-    async def _show(self, request: web.Request, action: Action, title: str, page: FormPage) -> web.StreamResponse:
-        gate = self._gate(request, action, title)
+    async def show(self, request: web.Request, action: Action, title: str, page: FormPage) -> web.StreamResponse:
+        gate = self.gate(request, action, title)
         return gate if isinstance(gate, web.Response) else page(request, gate)
 
-    async def _submit(self, request: web.Request, action: Action, title: str, doing: str, page: FormPage,
-                      record: Callable[[Writer, dict[str, str]], Awaitable[Any]]) -> web.StreamResponse:
+    async def submit(self, request: web.Request, action: Action, title: str, doing: str, page: FormPage,
+                     record: Callable[[Writer, dict[str, str]], Awaitable[Any]]) -> web.StreamResponse:
         """The form's POST: who may (role and CSRF token), then ``record``; every refusal is the
-        form again with the reason and the fields as typed, never a JSON error or a 500."""
-        gate = self._gate(request, action, title)
+        form again with the reason and the fields as typed, never a JSON error or a 500. A
+        ``record`` that returns a response (a redirect to what it made) is answered with it."""
+        gate = self.gate(request, action, title)
         if isinstance(gate, web.Response):
             return gate
         try:
@@ -149,7 +86,43 @@ class Forms:
         except LogError as exc:
             return page(request, gate, 503, message=f"the event log cannot take it now ({exc}); nothing was stored: "
                                                     "send it again", fields=form)
+        if isinstance(outcome, web.StreamResponse):
+            return outcome
         return page(request, gate, 202, outcome=outcome, fields={})
+
+
+class ProcessForm:
+    """Request Process: a BA asks for a pipeline run (``/processes/request``)."""
+
+    def __init__(self, flow: FormFlow, processes: ProcessRequests):
+        self.flow = flow
+        self.pages = flow.pages
+        self.processes = processes
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        return [("GET", "/processes/request", self.process_form), ("POST", "/processes/request", self.process_submit)]
+
+    def _pipelines(self) -> list[Any]:
+        return list(self.processes.pipelines.pipelines)
+
+    def _process_page(self, request: web.Request, viewer: Viewer, status: int = 200, **context: Any) -> web.Response:
+        values = {"pipelines": self._pipelines(), "fields": dict(request.query), "message": None, "outcome": None,
+                  "problem": None}
+        values.update(context)
+        return self.pages.render(request, viewer, "process_request.html", status, page="process-request",
+                                 title="Request process", **values)
+
+    async def process_form(self, request: web.Request) -> web.StreamResponse:
+        return await self.flow.show(request, Action.REQUEST_PROCESS, "Request process", self._process_page)
+
+    async def process_submit(self, request: web.Request) -> web.StreamResponse:
+        async def record(writer: Writer, form: dict[str, str]) -> Any:
+            value = {"pipeline": form.get("pipeline", ""), "burst_id": form.get("burst_id", ""),
+                     "obs_id": form.get("obs_id") or None, "parameters": _parameters(form.get("parameters", ""))}
+            return await self.processes.record(writer, value)
+
+        return await self.flow.submit(request, Action.REQUEST_PROCESS, "Request process", "requesting a process",
+                                     self._process_page, record)
 
 
 def _parameters(text: str) -> dict[str, str]:
@@ -163,20 +136,3 @@ def _parameters(text: str) -> dict[str, str]:
             raise ValueError(f"a parameter is 'name=value' on its own line, not {line.strip()[:60]!r}")
         out[match.group(1)] = match.group(2)
     return out
-
-
-def _notice_request(form: dict[str, str]) -> dict[str, Any]:
-    """The form's fields as a notice request (the API's JSON); numbers must be numbers."""
-    value: dict[str, Any] = {}
-    for name in ("burst_id", "instrument", "type", "time", "qualifier", "reason", "role"):
-        text = form.get(name, "").strip()
-        if text:
-            value[name] = text
-    for name in ("ra", "dec", "err"):
-        text = form.get(name, "").strip()
-        if text:
-            try:
-                value[name] = float(text)
-            except ValueError:
-                raise ValueError(f"'{name}' must be a number in degrees, not {text[:40]!r}") from None
-    return value

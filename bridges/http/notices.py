@@ -1,6 +1,10 @@
 """``POST /api/notices``: ask the centre to issue a notice, and ``GET /api/notices/{request_id}``:
 what became of the request.
 
+This is the notice pipeline's door (the shared write token, or an admin): the request is
+published with no second person. People draft instead (:mod:`~.creator`: the Notice Creator,
+``POST /api/notices/drafts``), and somebody else publishes the draft.
+
 The request is judged and recorded by the notice intake (``burstbus.handlers.notices``, the
 ``notices.intake`` port; the same as NATS ``<prefix>.in.notice``), and answered only once that
 is durable. Publishing follows from the log (the notice publisher): the answer gives the
@@ -20,7 +24,6 @@ request id to ask about. The write token is checked before the body is read.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +40,6 @@ from burstbus.catalogue import (
     PUBLICATION_REQUESTED,
     PUBLICATION_SENT,
 )
-from burstbus.handlers.notices.drafts import find_draft
 from burstbus.handlers.notices.intake import NoticeIntake, refused_event
 from burstbus.handlers.notices.publisher import decision_id, delivery_id
 from burstbus.handlers.notices.request import requested_event_id
@@ -93,12 +95,6 @@ class NoticeRequests:
                              409: "request_id already used for a different request", 413: "body over the limit",
                              422: "refused: the reason", 429: "too many wrong tokens from this address",
                              503: "the log is unavailable: nothing stored"}),
-            Route("GET", "/api/notices/drafts/{draft_id}", self.get_draft, "A notice draft's exact packet", "notices",
-                  description=("The VOEvent a draft (the bot's 'retract') would publish, byte for byte: what the "
-                               "second approver approves. DRAFT is its id or a prefix of 4+ hex digits."),
-                  params=[Param("draft_id", "the draft's id (or a prefix)", where="path", required=True)],
-                  security="read", schema={"type": "string"},
-                  responses={200: "the packet (text/xml)", 404: "no such recent draft", 401: "a read credential is needed"}),
             Route("GET", "/api/notices/{request_id}", self.get_notice, "What became of a notice request", "notices",
                   params=[Param("request_id", "the request's id (the POST's answer)", where="path", required=True)],
                   schema=_STATUS, security="read",
@@ -107,14 +103,14 @@ class NoticeRequests:
 
     async def post_notice(self, request: web.Request) -> web.Response:
         access = self.access if self.access is not None else Access(())
-        writer = access.writer(request, Action.ASK_NOTICE, "asking for notices over HTTP", self.token)
+        writer = access.writer(request, Action.REQUEST_NOTICE, "asking for notices over HTTP", self.token)
         intake = self.intake()
         if intake is None:
             raise Forbidden("notices are off here ([notices] enabled = false)")
         via, peer = writer.via, writer.peer
         key = request.headers.get(IDEMPOTENCY_KEY) or None
         key = f"{via}:{peer}:{key}" if key else None
-        raw, complete = await self._body(request, intake.max_bytes)
+        raw, complete = await read_bounded(request, intake.max_bytes)
         try:
             if not complete:
                 reason = f"the body has more than {intake.max_bytes:,} bytes, the limit ([notices] max_request_bytes)"
@@ -154,27 +150,20 @@ class NoticeRequests:
             "events": [{"seq": e.seq, "type": e.type, "recorded_at": e.recorded_at} for e in events],
         })
 
-    async def get_draft(self, request: web.Request) -> web.Response:
-        if self.access is not None:
-            self.access.require(request, "notice drafts")
-        typed = request.match_info["draft_id"]
-        draft = await find_draft(self.log, typed, datetime.now(UTC))
-        if draft is None:
-            raise _NotFound(f"no recent notice draft {typed!r}")
-        return web.Response(body=str(draft["xml"]).encode("utf-8"), content_type="text/xml", charset="utf-8",
-                            headers={"X-Burstbus-Draft": str(draft["draft_id"]), "X-Burstbus-Drafted-By": str(draft["drafted_by"])})
 
-    async def _body(self, request: web.Request, limit: int) -> tuple[bytes, bool]:
-        declared = request.content_length
-        if declared is not None and declared > limit:
-            return await request.content.read(4096), False
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(_CHUNK)
-            if not chunk:
-                return b"".join(chunks), True
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                return b"".join(chunks)[:4096], False
+async def read_bounded(request: web.Request, limit: int) -> tuple[bytes, bool]:
+    """The body, and whether it is whole: past ``limit`` (declared or sent) only its first
+    4 KiB, for the refusal's record."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return await request.content.read(4096), False
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:4096], False

@@ -33,7 +33,9 @@ class Action(Enum):
     READ_ARCHIVE = "read the VOEvent archive, notices, bursts, processes, operations"
     READ_PROTECTED = "read the event log, trigger requests, notice requests and drafts, provenance"
     REQUEST_PROCESS = "request a pipeline run (Request Process)"
-    ASK_NOTICE = "draft a notice of the centre's own (Notice Creator)"
+    ASK_NOTICE = "draft a notice of the centre's own (Notice Creator; a retraction needs an approver)"
+    PUBLISH_NOTICE = "publish somebody else's notice draft (the second person)"
+    REQUEST_NOTICE = "ask the notice pipeline for a notice directly, with no draft (pipelines, operators)"
     SUBMIT_VOEVENT = "submit a VOEvent"
     ANNOUNCE_DATA = "announce data or a pipeline's status (orchestrator HTTP)"
 
@@ -42,11 +44,14 @@ PERMISSIONS: dict[Action, Rule] = {
     Action.READ_ARCHIVE: Rule(None, None, "`/`, `/notices`, `/bursts`, `/processes`, `/apiv1/…`, `/api/bursts`, "
                                           "`/api/processes`, `/api/json-notices`, `/healthz`, `/metrics`"),
     Action.READ_PROTECTED: Rule(Role.VIEWER, "read", "`/log`, `/api/log`, `/api/triggers`, `/api/notices/{id}`, "
-                                                     "`/api/notices/drafts/{id}`, `/api/provenance/…`, the live "
+                                                     "`/notices/drafts`, `/api/notices/drafts/{id}`, `/api/provenance/…`, the live "
                                                      "stream's non-public types, a burst's triggers"),
     Action.REQUEST_PROCESS: Rule(Role.BA, "write", "`/processes/request` (form), `POST /api/processes/request`; "
                                                    "a pipeline's own `request_roles` may ask for more"),
-    Action.ASK_NOTICE: Rule(Role.BA, "write", "`/notices/new` (form), `POST /api/notices`"),
+    Action.ASK_NOTICE: Rule(Role.BA, None, "`/notices/new` (form), `POST /api/notices/drafts`"),
+    Action.PUBLISH_NOTICE: Rule(Role.APPROVER, None, "`/notices/drafts/{id}` (its Publish button), "
+                                                     "`POST /api/notices/drafts/{id}/publish`; never the drafter"),
+    Action.REQUEST_NOTICE: Rule(Role.ADMIN, "write", "`POST /api/notices`"),
     Action.SUBMIT_VOEVENT: Rule(Role.ADMIN, "write", "`POST /api/voevents`"),
     Action.ANNOUNCE_DATA: Rule(Role.ADMIN, "write", "`POST /api/data`, `POST /api/processes/status`"),
 }
@@ -73,7 +78,9 @@ def markdown() -> str:
         "place every page and endpoint asks. Roles are `[acl]`'s; a signed-in person has the role `[acl]`",
         "gives their JID (an API token: the lower of that and the token's scope). `public_read = true`",
         "opens every read to anyone. Every write from the web is an event with the person as actor",
-        "(`web:alice@fsc.example`); with the shared write token the actor is `http:<address>`.",
+        "(`web:alice@fsc.example`); with the shared write token the actor is `http:<address>`. A notice",
+        "drafted by a person is published only by somebody else (two people, as for triggers); the shared",
+        "token is nobody in particular, so it neither drafts nor publishes drafts.",
         "",
         "| what | " + " | ".join(roles) + " | shared token | where |",
         "|---|" + "---|" * len(roles) + "---|---|",

@@ -15,11 +15,16 @@ Answers (JSON, always with the reason when refused):
 401    missing or wrong token
 429    too many wrong tokens from this address (shared with the read side's throttle)
 413    body over the size limit
+408    the body did not arrive within ``[http] body_timeout``: recorded as a
+       ``voevent.rejected`` (``timeout``) with what was read
+400    the client closed the connection mid-body (it reads no answer): recorded as a
+       ``voevent.rejected`` (``truncated``) with what was read, as VTP records a cut frame
 =====  ==========================================================
 """
 
 from __future__ import annotations
 
+from typing import NoReturn
 from urllib.parse import quote_plus
 
 from aiohttp import web
@@ -27,6 +32,7 @@ from aiohttp import web
 from burstbus.bridges.http.access import Access, Forbidden
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
 from burstbus.bridges.http.permissions import Action
+from burstbus.bridges.http.server import BODY_CUT, BodyCut, body_cut
 from burstbus.bridges.http.spec import Route
 from burstbus.ingest import REJECTED_EXCERPT_BYTES, Ingest
 from burstbus.store.base import LogError
@@ -65,6 +71,8 @@ class Submit:
                              403: "submission is off (no token configured), or the IVORN is not this source's to publish ([authority])",
                              429: "too many wrong tokens from this address (Retry-After)",
                              409: "the IVORN is in the log with different bytes", 413: "body over the size limit",
+                             408: "the body did not arrive within [http] body_timeout (recorded as refused)",
+                             400: "the connection closed mid-body (recorded as refused)",
                              422: "refused: not XML, schema, IVORN, role..."}),
         ]  # fmt: skip
 
@@ -77,19 +85,36 @@ class Submit:
     async def _body(self, request: web.Request, ingest: Ingest, peer: str) -> bytes:
         limit = ingest.max_bytes
         declared = request.content_length
-        if declared is not None and declared > limit:
-            head = await request.content.read(REJECTED_EXCERPT_BYTES)
-            await self._refuse_size(ingest, head, peer, declared)
         chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(_CHUNK)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                await self._refuse_size(ingest, b"".join(chunks)[:REJECTED_EXCERPT_BYTES], peer, declared)
+        try:
+            if declared is not None and declared > limit:
+                head = await request.content.read(REJECTED_EXCERPT_BYTES)
+                await self._refuse_size(ingest, head, peer, declared)
+            size = 0
+            while True:
+                chunk = await request.content.read(_CHUNK)
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    await self._refuse_size(ingest, b"".join(chunks)[:REJECTED_EXCERPT_BYTES], peer, declared)
+        except BODY_CUT as exc:
+            partial = b"".join(chunks)
+            await self._refuse_cut(ingest, partial, peer, declared, body_cut(exc, len(partial), declared))
+
+    async def _refuse_cut(self, ingest: Ingest, partial: bytes, peer: str, declared: int | None,
+                          cut: BodyCut) -> NoReturn:  # fmt: skip
+        """A body that never arrived whole (the client gave up, was too slow, broke the framing):
+        recorded as the VTP receiver records a frame cut short (``truncated``) or late
+        (``timeout``), with what was received, and refused (an answer the client may not read)."""
+        try:
+            cut.extra["seq"] = (await ingest.refuse(partial, via="http", peer=peer, reason=cut.message,
+                                                    code=cut.extra["code"], declared_size=declared)).seq  # fmt: skip
+        except LogError:  # not recorded: still refused, and counted like a recorded refusal
+            cut.extra["seq"] = None
+            ingest.counts[("http", "rejected")] += 1
+        raise cut
 
     async def _refuse_size(self, ingest: Ingest, head: bytes, peer: str, declared: int | None) -> None:
         limit = ingest.max_bytes

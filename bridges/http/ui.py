@@ -39,6 +39,7 @@ from burstbus.bridges.http import ui_queries as q
 from burstbus.bridges.http.access import PUBLIC_TYPES, Access, Throttled, Unauthorized, Viewer
 from burstbus.bridges.http.chaincheck import ChainVerifier
 from burstbus.bridges.http.errors import ApiError
+from burstbus.bridges.http.staticfiles import add_static
 from burstbus.catalogue import (
     BURST_IDENTIFIED,
     CATALOGUE,
@@ -572,7 +573,7 @@ def add_ui(app: web.Application, reader: ProjectionReader, log_: EventLog, base:
             raise web.HTTPFound(f"{base}/")  # "./notices" from "/base" would leave the base
 
         app.router.add_get(base, to_root)
-    app.router.add_static(f"{base}/static", STATIC)
+    add_static(app, f"{base}/static", STATIC)  # a name the OS refuses is a 404, not a 500 (:mod:`~.staticfiles`)
 
     async def start(_: web.Application) -> None:
         verifier.start()

@@ -8,10 +8,11 @@ so two racing approvals end as one — then an ordinary ``publication.requested`
 one the approver saw, byte for byte, or none: if the burst's notices changed in between, the
 publisher declines the request (``publication.declined``) and the draft must be made again.
 
-Identity is the person's, established by the door they came through (the bot: the
-server-stamped bare JID); the web Creator needs people to sign in as themselves, which the web
-side cannot do yet (its sign-in is a shared read token), so only the bot drafts for now:
-``retract BURST reason``, ``publish DRAFT``.
+Identity is the person's, established by the door they came through: the bot's server-stamped
+bare JID (``retract BURST reason``, ``publish DRAFT``), or the web's signed-in person (the
+Notice Creator at ``/notices/new`` and ``/notices/drafts/…``, ``POST /api/notices/drafts``).
+Either way ``by`` is the bare JID, so a draft made in chat cannot be approved on the web by the
+same person either.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from burstbus.catalogue import (
+    PUBLICATION_DECLINED,
     PUBLICATION_DRAFT_APPROVED,
     PUBLICATION_DRAFTED,
+    PUBLICATION_FAILED,
+    PUBLICATION_ISSUED,
     PUBLICATION_REQUESTED,
+    PUBLICATION_SENT,
 )
 from burstbus.component import PortKey
 from burstbus.events import Event, canonical_json, derived_event_id, format_time
@@ -35,7 +40,7 @@ from burstbus.store.base import EventLog, ReadFilter
 from .config import NoticesSection
 from .decide import Declined, decide
 from .instruments import Instrument
-from .publisher import author_of, issued_notices
+from .publisher import author_of, decision_id, delivery_id, issued_notices
 from .render import render_notice
 from .request import InvalidNoticeRequest, parse_notice_request, requested_event_id
 
@@ -70,6 +75,51 @@ async def find_draft(event_log: EventLog, typed: str, now: datetime) -> Mapping[
     found = [r.data for r in await event_log.read(0, ReadFilter.of(types=[PUBLICATION_DRAFTED], since=since))
              if str(r.data.get("draft_id", "")).startswith(wanted)]
     return found[0] if len(found) == 1 else None
+
+
+def draft_request_id(draft_id: str) -> str:
+    """The request id a published draft is handed to the publisher under."""
+    return f"draft:{draft_id}"
+
+
+#: A draft's state, from its events: waiting for a second person, then the publisher's steps.
+_STATES = {PUBLICATION_DRAFT_APPROVED: "approved", PUBLICATION_ISSUED: "issued", PUBLICATION_DECLINED: "declined",
+           PUBLICATION_SENT: "sent", PUBLICATION_FAILED: "failed"}
+
+
+@dataclass(frozen=True)
+class DraftStatus:
+    """What became of a draft: ``state`` is ``drafted`` (waiting for a second person),
+    ``approved`` (handed to the publisher), ``issued``/``declined`` (the publisher's decision:
+    declined when the burst's notices changed since the draft), ``sent``/``failed``."""
+
+    draft: Mapping[str, Any]
+    state: str
+    approved_by: str | None
+    reason: str | None
+    #: (type, seq, recorded_at) of each event so far, in order.
+    steps: tuple[tuple[str, int, str], ...]
+
+
+async def draft_status(event_log: EventLog, draft: Mapping[str, Any]) -> DraftStatus:
+    """The draft's state, read by the derived ids of its later events (one lookup each)."""
+    request_id = draft_request_id(str(draft["draft_id"]))
+    found = [await event_log.find(i) for i in (draft_decision_id(str(draft["draft_id"])), decision_id(request_id),
+                                               delivery_id(request_id))]
+    later = [e for e in found if e is not None]
+    drafted = await event_log.find(derived_event_id(PUBLICATION_DRAFTED, str(draft["draft_id"])))
+    steps = tuple((e.type, e.seq, e.recorded_at) for e in ([drafted] if drafted is not None else []) + later)
+    approved = found[0]
+    state = _STATES.get(later[-1].type, "drafted") if later else "drafted"
+    return DraftStatus(draft, state, str(approved.data.get("approved_by")) if approved is not None else None,
+                       str(later[-1].data["reason"]) if later and later[-1].data.get("reason") else None, steps)
+
+
+async def recent_drafts(event_log: EventLog, now: datetime, limit: int = 100) -> list[Mapping[str, Any]]:
+    """The drafts of the last :data:`LOOKBACK`, newest first (at most ``limit``)."""
+    since = format_time(now - LOOKBACK)
+    found = [r.data for r in await event_log.read(0, ReadFilter.of(types=[PUBLICATION_DRAFTED], since=since))]
+    return found[::-1][:limit]
 
 
 class NoticeDrafts:
@@ -133,7 +183,7 @@ class NoticeDrafts:
             won = await self.log.get(where.seq)
             return DraftResult(False, f"Sorry, that draft was already published by {won.data.get('approved_by') if won else '?'}.",
                                draft_id, str(draft.get("drafted_by")))
-        request_id = f"draft:{draft_id}"
+        request_id = draft_request_id(draft_id)
         request = dict(draft["request"]) | {"request_id": request_id, "draft": {"id": draft_id, "sha256": draft["sha256"]}}
         request["digest"] = hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
         await self.log.append([Event(PUBLICATION_REQUESTED, request, stream=burst, actor=actor,

@@ -219,3 +219,151 @@ async def test_real_packets_land_in_the_right_bursts(tmp_path: Path) -> None:
     await runner.close()
     await state.close()
     await log.close()
+
+
+# -- association across missions, through a real log ---------------------------------------
+
+ECLAIRS = "ivo://org.svom/fsc#sb26042105_eclairs-wakeup"
+GBM_ALERT = "ivo://nasa.gsfc.gcn/Fermi#GBM_Alert_2026-04-21T04:13:21.17_798437606_1-001"
+GBM_FLT = "ivo://nasa.gsfc.gcn/Fermi#GBM_Flt_Pos_2026-04-21T04:13:21.17_798437606_44-002"
+GBM_GND = "ivo://nasa.gsfc.gcn/Fermi#GBM_Gnd_Pos_2026-04-21T04:13:21.17_798437606_57-003"
+MOA = "ivo://nasa.gsfc.gcn/MOA#Lensing_Event_2026-04-21T04:13:21.17_321-004"
+IPN = "ivo://nasa.gsfc.gcn/IPN#Raw_2026-04-21T04:13:21.17_-00001-005"
+
+
+def cross_mission_packets() -> list[bytes]:
+    """An SVOM burst, Fermi's trigger of it 0.17 s later (three packets), and unrelated packets."""
+    return [
+        voevent(ECLAIRS, params={"Burst_Id": "sb26042105", "Packet_Type": "202", "Instrument": "ECLAIRs"},
+                time="2026-04-21T04:13:21.000", ra=62.68, dec=-4.40, err=0.05),
+        voevent(GBM_ALERT, params={"TrigID": "798437606", "Packet_Type": "110"}, time="2026-04-21T04:13:21.17",
+                ra=None),
+        voevent(GBM_FLT, params={"TrigID": "798437606", "Packet_Type": "111"}, time="2026-04-21T04:13:21.17",
+                ra=60.0, dec=-2.0, err=7.5),
+        voevent(MOA, params={"TrigID": "321", "Packet_Type": "139"}, time="2026-04-21T04:13:22.0"),
+        voevent(IPN, params={"TrigID": "-00001", "Packet_Type": "31"}, time="2026-04-21T04:13:21.5", ra=None),
+    ]
+
+
+async def test_a_cross_mission_pair_is_one_burst_and_a_rebuilt_state_decides_alike(tmp_path: Path) -> None:
+    log = await SQLiteEventLog.open(tmp_path / "log.sqlite")
+    state = await StateStore.open(tmp_path / "state.sqlite")
+    runner = await ProjectionRunner.open(tmp_path / "p.sqlite", [BurstsProjection()])
+    ingest = Ingest(log)
+    identifier = BurstIdentifier(log, state)
+    await identifier.start()
+    for raw in cross_mission_packets():
+        assert (await ingest.submit(raw, via="local", peer="test")).outcome == "accepted"
+        await identifier.catch_up()
+    decisions = {d.data["ivorn"]: d for d in await log.read(filter=ReadFilter.of(types=["burst.identified", "burst.none"]))}
+    alert = decisions[GBM_ALERT].data
+    assert (alert["burst_id"], alert["rule"], alert["alias"], alert["kind"]) == ("sb26042105", "coincidence", "fermi-798437606", "grb")
+    assert alert["coincidence"] == {"burst_id": "sb26042105", "ivorn": ECLAIRS, "mission": "svom", "dt": 0.17,
+                                    "separation": None, "combined_err": None, "limit": None, "position_ivorn": None}
+    assert decisions[GBM_ALERT].stream == "sb26042105"
+    flt = decisions[GBM_FLT].data
+    assert (flt["burst_id"], flt["rule"], flt["alias"]) == ("sb26042105", "alias", "fermi-798437606")
+    ipn = decisions[IPN].data
+    assert (ipn["burst_id"], ipn["rule"]) == ("sb26042105", "coincidence")  # no id of its own (-00001): time decides
+    moa = decisions[MOA]
+    assert (moa.type, moa.data["reason"], moa.data["kind"]) == ("burst.none", "kind", "microlensing")
+    await runner.catch_up(log)
+    dump = (await runner.dump())["bursts"]
+    assert [row[0] for row in dump["bursts"]] == ["sb26042105"]
+    assert json.loads(dump["bursts"][0][9]) == ["Fermi/GBM", "IPN", "SVOM/ECLAIRs"]
+    rules = {row[0]: row[3] for row in dump["burst_notices"]}
+    assert rules[GBM_ALERT] == "coincidence" and rules[GBM_FLT] == "alias"
+
+    def tables(conn):
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall())
+                for t in ("burst_index", "burst_citations", "burst_aliases", "burst_sightings")}
+
+    before = await state.run(tables)
+    assert before["burst_aliases"] == [("fermi-798437606", "sb26042105")]
+    head = (await log.head()).seq
+
+    # the state is lost: the replay adopts the log's decisions and rebuilds the same index ...
+    await state.close()
+    (tmp_path / "state.sqlite").unlink()
+    state = await StateStore.open(tmp_path / "state.sqlite")
+    again = BurstIdentifier(log, state)
+    await again.start()
+    await again.catch_up()
+    assert (await log.head()).seq == head
+    assert await state.run(tables) == before
+    # ... so a later packet of the Fermi trigger still follows the alias
+    gnd = voevent(GBM_GND, params={"TrigID": "798437606", "Packet_Type": "112"}, time="2026-04-21T04:13:21.17",
+                  ra=63.0, dec=-5.0, err=3.0)
+    assert (await ingest.submit(gnd, via="local", peer="test")).outcome == "accepted"
+    await again.catch_up()
+    last = (await log.read(after=head))[-1]
+    assert (last.type, last.data["burst_id"], last.data["rule"]) == ("burst.identified", "sb26042105", "alias")
+    await ingest.close()
+    await runner.close()
+    await state.close()
+    await log.close()
+
+    # a fresh log of the same packets, decided in one batch, gives the same decisions
+    log = await SQLiteEventLog.open(tmp_path / "again.sqlite")
+    state = await StateStore.open(tmp_path / "again-state.sqlite")
+    ingest = Ingest(log)
+    for raw in [*cross_mission_packets(), gnd]:
+        assert (await ingest.submit(raw, via="local", peer="test")).outcome == "accepted"
+    fresh = BurstIdentifier(log, state)
+    await fresh.start()
+    await fresh.catch_up()
+    replayed = {d.data["ivorn"]: (d.type, d.data.get("burst_id"), d.data.get("rule"), d.data.get("coincidence"))
+                for d in await log.read(filter=ReadFilter.of(types=["burst.identified", "burst.none"]))}
+    assert replayed == {ivorn: (d.type, d.data.get("burst_id"), d.data.get("rule"), d.data.get("coincidence"))
+                        for ivorn, d in decisions.items()} | {GBM_GND: ("burst.identified", "sb26042105", "alias", None)}
+    await ingest.close()
+    await state.close()
+    await log.close()
+
+
+#: SVOM/Fermi pairs of the archive (files under shared/voevents/corpus/gcn-notice-parser): each
+#: group is one GRB seen by both missions, within a second or so.
+PARSER = "corpus/gcn-notice-parser"
+CROSS_MISSION = [
+    ("svom/eclairs/eclairs_311.xml", "svom/grm/grm_331.xml", "fermi/fermi_gbm_alert/fermi_gbm_alert_3973.xml",
+     "fermi/fermi_gbm_fin_pos/fermi_gbm_fin_pos_1047.xml", "fermi/fermi_gbm_gnd_pos/fermi_gbm_gnd_pos_1870.xml"),
+    ("svom/grm/grm_289.xml", "fermi/fermi_gbm_alert/fermi_gbm_alert_3787.xml",
+     "fermi/fermi_gbm_flt_pos/fermi_gbm_flt_pos_8131.xml"),
+    ("svom/eclairs/eclairs_319.xml", "svom/grm/grm_353.xml", "fermi/fermi_gbm_fin_pos/fermi_gbm_fin_pos_1060.xml"),
+]
+#: 15.6 s apart: beyond the default window, two bursts.
+APART = ("svom/grm/grm_291.xml", "fermi/fermi_gbm_alert/fermi_gbm_alert_3791.xml")
+
+
+@needs_shared
+async def test_real_svom_and_fermi_pairs_are_one_burst(tmp_path: Path) -> None:
+    files = sorted(SHARED_VOEVENTS.glob("*.xml")) + sorted((SHARED_VOEVENTS / PARSER).glob("[fs][ev]*/*/*.xml"))
+    log = await SQLiteEventLog.open(tmp_path / "log.sqlite")
+    state = await StateStore.open(tmp_path / "state.sqlite")
+    ingest = Ingest(log)
+    identifier = BurstIdentifier(log, state)
+    await identifier.start()
+    ivorn_of: dict[str, str] = {}
+    for path in files:
+        result = await ingest.submit(path.read_bytes(), via="import", peer=path.name)
+        if result.outcome in ("accepted", "duplicate") and result.ivorn:
+            ivorn_of[str(path.relative_to(SHARED_VOEVENTS))] = result.ivorn
+    await identifier.catch_up()
+    decisions = {d.data["ivorn"]: d for d in await log.read(filter=ReadFilter.of(types=["burst.identified", "burst.none"]))}
+
+    def burst(name: str) -> str | None:
+        return decisions[ivorn_of[name]].data.get("burst_id")
+
+    for group in CROSS_MISSION:
+        ids = {burst(f"{PARSER}/{name}") for name in group}
+        assert len(ids) == 1 and None not in ids, (group, ids)
+        rules = {decisions[ivorn_of[f"{PARSER}/{name}"]].data["rule"] for name in group}
+        assert "coincidence" in rules, (group, rules)
+    assert burst(f"{PARSER}/{APART[0]}") != burst(f"{PARSER}/{APART[1]}")
+    for name in ("moa_lensing_event.xml", "amon_icecube_gold.xml", "swift_bat_known_pos.xml", "swift_uvot_pos.xml"):
+        decision = decisions[ivorn_of[name]]
+        assert decision.type == "burst.none", (name, decision.data)
+    assert not any("--" in str(d.data.get("burst_id", "")) for d in decisions.values())
+    await ingest.close()
+    await state.close()
+    await log.close()

@@ -2,7 +2,8 @@
 
 Packets are built with ``tests.packets.voevent``, submitted through ``burstbus.ingest.Ingest``
 into a ``SQLiteEventLog`` in ``tmp_path``, projected with the ``ProjectionRunner``, and the app
-from ``make_app`` is served with aiohttp's ``AppRunner`` + ``TCPSite`` on 127.0.0.1, port 0.
+from ``make_app`` is served as ``burstbus run`` serves it (:func:`burstbus.bridges.http.server.start`:
+aiohttp's ``AppRunner`` under burstbus's connection handler) on 127.0.0.1, port 0.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from burstbus.bridges.http import make_app
+from burstbus.bridges.http.server import Limits, Served, start
 from burstbus.ingest import Ingest, IngestResult
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
@@ -109,7 +111,7 @@ class Archive:
     runner: ProjectionRunner
     ingest: Ingest
     app: web.Application
-    site_runner: web.AppRunner
+    site_runner: Served
     url: str
     submitted: dict[str, bytes] = field(default_factory=dict)
 
@@ -150,6 +152,7 @@ async def open_archive(
     token: str | None = TOKEN,
     read_token: str | None = READ_TOKEN,
     configure: Callable[[Ingest], None] | None = None,
+    limits: Limits | None = None,
     **app_options: Any,
 ) -> Archive:
     tmp.mkdir(parents=True, exist_ok=True)
@@ -159,10 +162,7 @@ async def open_archive(
     if configure:
         configure(ingest)
     app = make_app(log, tmp / "projections.sqlite", ingest=ingest, token=token, read_token=read_token, **app_options)
-    site_runner = web.AppRunner(app)
-    await site_runner.setup()
-    site = web.TCPSite(site_runner, "127.0.0.1", 0)
-    await site.start()
+    site_runner = await start(app, "127.0.0.1", 0, limits)
     host, port = site_runner.addresses[0][:2]
     archive = Archive(tmp, log, runner, ingest, app, site_runner, f"http://{host}:{port}")
     for raw in packets:

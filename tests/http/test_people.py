@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,20 @@ from burstbus import accounts
 from burstbus.acl import AclSection, AclUser
 from burstbus.bridges.http.app import ACCESS
 from burstbus.bridges.http.permissions import markdown
+from burstbus.handlers.notices.config import NoticesSection
+from burstbus.handlers.notices.drafts import NoticeDrafts
 from burstbus.handlers.notices.instruments import load_instruments
 from burstbus.handlers.notices.intake import NoticeIntake
 from burstbus.state import StateStore
 from tests.http.conftest import TOKEN, Archive, open_archive
 
 REPO = Path(__file__).resolve().parents[2]
+STREAM = "fsc.example/notices"
+DRAFTS = "/api/notices/drafts"
 PASSWORD = "a long enough passphrase"
 ACL = AclSection(users=(AclUser("alice@fsc.example", ("ba",), ("*",)), AclUser("victor@fsc.example", ("viewer",)),
-                        AclUser("ada@fsc.example", ("admin",))))
+                        AclUser("ada@fsc.example", ("admin",)), AclUser("paula@fsc.example", ("approver",)),
+                        AclUser("quinn@fsc.example", ("approver",))))
 
 
 class Site:
@@ -72,8 +78,13 @@ async def _site(tmp_path: Path, **options: Any) -> AsyncIterator[Site]:
     def intake() -> NoticeIntake | None:
         return log_holder.get("intake")
 
-    archive = await open_archive(tmp_path / "site", [], state=state, acl=ACL, notices=intake, **options)
+    def drafts() -> NoticeDrafts | None:
+        return log_holder.get("drafts")
+
+    archive = await open_archive(tmp_path / "site", [], state=state, acl=ACL, notices=intake, drafts=drafts, **options)
     log_holder["intake"] = NoticeIntake(archive.log, load_instruments())
+    log_holder["drafts"] = NoticeDrafts(archive.log, NoticesSection(enabled=True, stream=STREAM), load_instruments(),
+                                        clock=lambda: datetime.now(UTC))
     try:
         yield Site(archive, state)
     finally:
@@ -159,14 +170,14 @@ async def test_a_session_write_needs_the_csrf_token_and_is_recorded_with_the_per
     await site.account("victor@fsc.example")
     async with aiohttp.ClientSession(cookie_jar=jar()) as session:
         assert (await site.sign_in(session, "alice@fsc.example")).status == 303
-        async with session.post(site.url + "/api/notices", json=NOTICE) as forged:
+        async with session.post(site.url + DRAFTS, json=NOTICE) as forged:
             body = await forged.json()
             assert forged.status == 403 and "CSRF" in body["error"]["message"]
-        assert await site.events("publication.requested") == []
+        assert await site.events("publication.drafted") == []
         csrf = await site.csrf(session, "/notices/new")
-        async with session.post(site.url + "/api/notices", json=NOTICE, headers={"X-CSRF-Token": csrf}) as ok:
-            assert ok.status == 202, await ok.text()
-    [requested] = await site.events("publication.requested")
+        async with session.post(site.url + DRAFTS, json=NOTICE, headers={"X-CSRF-Token": csrf}) as ok:
+            assert ok.status == 201, await ok.text()
+    [requested] = await site.events("publication.drafted")
     assert requested.actor == "web:alice@fsc.example"
     async with aiohttp.ClientSession(cookie_jar=jar()) as session:  # a viewer may not, CSRF token or not
         assert (await site.sign_in(session, "victor@fsc.example")).status == 303
@@ -174,7 +185,7 @@ async def test_a_session_write_needs_the_csrf_token_and_is_recorded_with_the_per
             html = await page.text()
             assert page.status == 403 and "needs the role <strong>ba</strong>" in html and "Traceback" not in html
         csrf = await site.csrf(session, "/log")
-        async with session.post(site.url + "/api/notices", json={**NOTICE, "burst_id": "sb26120202"},
+        async with session.post(site.url + DRAFTS, json={**NOTICE, "burst_id": "sb26120202"},
                                 headers={"X-CSRF-Token": csrf}) as refused:
             assert refused.status == 403 and "needs the role ba" in (await refused.json())["error"]["message"]
 
@@ -186,13 +197,13 @@ async def test_api_tokens_are_scoped_expire_and_are_revoked(site: Site) -> None:
     async with aiohttp.ClientSession() as session:
         async with session.get(site.url + "/api/log", headers={"Authorization": f"Bearer {reader}"}) as r:
             assert r.status == 200
-        async with session.post(site.url + "/api/notices", json=NOTICE, headers={"Authorization": f"Bearer {reader}"}) as r:
+        async with session.post(site.url + DRAFTS, json=NOTICE, headers={"Authorization": f"Bearer {reader}"}) as r:
             assert r.status == 403 and "alice@fsc.example is viewer" in (await r.json())["error"]["message"]
-        async with session.post(site.url + "/api/notices", json=NOTICE, headers={"Authorization": f"Bearer {writer}"}) as r:
-            assert r.status == 202  # a bearer token is not ambient: no CSRF token needed
+        async with session.post(site.url + DRAFTS, json=NOTICE, headers={"Authorization": f"Bearer {writer}"}) as r:
+            assert r.status == 201  # a bearer token is not ambient: no CSRF token needed
         async with session.post(site.url + "/api/voevents", data=b"<x/>", headers={"Authorization": f"Bearer {writer}"}) as r:
             assert r.status == 403 and "needs the role admin" in (await r.json())["error"]["message"]  # scope capped at ba
-        [requested] = await site.events("publication.requested")
+        [requested] = await site.events("publication.drafted")
         assert requested.actor == "web:alice@fsc.example"
         listed = await site.state.run(lambda c: accounts.list_tokens(c, "alice@fsc.example"))
         assert {t.label for t in listed} == {"dashboard", ""} and all(t.state(time.time()) == "active" for t in listed)
@@ -226,12 +237,12 @@ async def test_the_sso_header_is_believed_only_from_the_proxy(tmp_path: Path, pr
             assert (page.status == 200 and "alice@fsc.example" in html) is trusted
             if trusted:  # ambient: a write needs the CSRF token of the page
                 csrf = re.search(r'name="csrf-token" content="([^"]+)"', html)
-                async with session.post(site.url + "/api/notices", json=NOTICE, headers=headers) as forged:
+                async with session.post(site.url + DRAFTS, json=NOTICE, headers=headers) as forged:
                     assert forged.status == 403
-                async with session.post(site.url + "/api/notices", json=NOTICE,
+                async with session.post(site.url + DRAFTS, json=NOTICE,
                                         headers={**headers, "X-CSRF-Token": csrf.group(1) if csrf else ""}) as ok:
-                    assert ok.status == 202, await ok.text()
-                [requested] = await site.events("publication.requested")
+                    assert ok.status == 201, await ok.text()
+                [requested] = await site.events("publication.drafted")
                 assert requested.actor == "web:alice@fsc.example"
             else:
                 assert page.status == 401 and "signed-in-as" not in html
@@ -249,3 +260,78 @@ def test_account_rules() -> None:
     stored = accounts.hash_password(PASSWORD)
     assert stored.startswith("$argon2id$") and accounts.password_matches(stored, PASSWORD)
     assert not accounts.password_matches(stored, PASSWORD + "x") and not accounts.password_matches(None, PASSWORD)
+
+
+async def _draft_page(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
+    async with session.get(url) as page:
+        return page.status, await page.text()
+
+
+async def test_a_notice_drafted_on_the_web_is_published_only_by_somebody_else_once(site: Site) -> None:
+    for name in ("alice@fsc.example", "paula@fsc.example", "quinn@fsc.example"):
+        await site.account(name)
+    async with aiohttp.ClientSession(cookie_jar=jar()) as alice:
+        assert (await site.sign_in(alice, "alice@fsc.example")).status == 303
+        csrf = await site.csrf(alice, "/notices/new?burst_id=sb26120201")
+        form = {k: str(v) for k, v in NOTICE.items()} | {"csrf": csrf}
+        async with alice.post(site.url + "/notices/new", data=form, allow_redirects=False) as drafted:
+            assert drafted.status == 303, await drafted.text()
+            where = site.url + drafted.headers["Location"]
+        [event] = await site.events("publication.drafted")
+        assert event.actor == "web:alice@fsc.example" and event.data["drafted_by"] == "alice@fsc.example"
+        status, html = await _draft_page(alice, where)
+        assert status == 200 and event.data["sha256"] in html and 'id="draft-packet"' in html
+        assert "ivo://fsc.example/notices#sb26120201_eclairs-wakeup" in html and 'id="publish-form"' not in html
+        async with alice.post(where, data={"csrf": csrf}) as own:  # a BA may not publish (nor their own)
+            assert own.status == 403 and "needs the role" in await own.text()
+        # a retraction needs an approver to draft it; the refusal is recorded
+        retraction = {"burst_id": "sb26120201", "type": "retraction", "reason": "cosmic ray", "csrf": csrf}
+        async with alice.post(site.url + "/notices/new", data=retraction, allow_redirects=False) as refused:
+            assert refused.status == 422 and "needs the role approver" in await refused.text()
+        assert [e.data["code"] for e in await site.events("publication.refused")] == ["role"]
+    assert await site.events("publication.draft_approved") == []
+    async with aiohttp.ClientSession(cookie_jar=jar()) as paula:
+        assert (await site.sign_in(paula, "paula@fsc.example")).status == 303
+        status, html = await _draft_page(paula, where)
+        assert 'id="publish-form"' in html
+        csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+        async with paula.post(where, data={"csrf": "forged"}) as forged:
+            assert forged.status in (403, 422) and "CSRF" in await forged.text()
+        assert await site.events("publication.draft_approved") == []
+        async with paula.post(where, data={"csrf": csrf}) as published:
+            text = await published.text()
+            assert published.status == 202 and "Published" in text, text[:2000]
+        async with paula.post(where, data={"csrf": csrf}) as again:
+            assert again.status == 409 and "already published by paula@fsc.example" in await again.text()
+    [approved] = await site.events("publication.draft_approved")
+    assert approved.actor == "web:paula@fsc.example" and approved.data["drafted_by"] == "alice@fsc.example"
+    [requested] = await site.events("publication.requested")
+    assert requested.data["request_id"] == f"draft:{event.data['draft_id']}" and requested.actor == "web:paula@fsc.example"
+    assert [e.data["code"] for e in await site.events("publication.refused")] == ["role", "already_published"]
+
+
+async def test_the_drafts_api_keeps_two_people_apart_for_scripts_too(site: Site) -> None:
+    await site.account("paula@fsc.example")
+    await site.account("quinn@fsc.example")
+    paula = {"Authorization": f"Bearer {await site.token('paula@fsc.example', 'approver')}"}
+    quinn = {"Authorization": f"Bearer {await site.token('quinn@fsc.example', 'approver')}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(site.url + DRAFTS, json={"burst_id": "sb26120201", "type": "retraction",
+                                                         "reason": "x"}, headers=paula) as nothing:
+            assert nothing.status == 422  # nothing to retract yet: refused and recorded
+        async with session.post(site.url + DRAFTS, json=NOTICE, headers=paula) as drafted:
+            body = await drafted.json()
+            assert drafted.status == 201 and body["approvers"] == ["ada@fsc.example", "quinn@fsc.example"], body
+        async with session.get(site.url + body["packet"], headers=quinn) as packet:
+            assert packet.status == 200 and packet.headers["X-Burstbus-Drafted-By"] == "paula@fsc.example"
+        publish = f"{site.url}{DRAFTS}/{body['draft_id'][:8]}/publish"
+        async with session.post(publish, headers=paula) as own:
+            assert own.status == 409 and "two people" in (await own.json())["error"]["message"]
+        async with session.post(publish, headers={"Authorization": f"Bearer {TOKEN}"}) as shared:
+            assert shared.status in (401, 403)  # the shared token is nobody: it cannot be the second person
+        async with session.post(publish, headers=quinn) as ok:
+            assert ok.status == 202 and (await ok.json())["request_id"] == f"draft:{body['draft_id']}"
+        async with session.post(f"{site.url}{DRAFTS}/abcdef12/publish", headers=quinn) as unknown:
+            assert unknown.status == 404
+    codes = [e.data["code"] for e in await site.events("publication.refused")]
+    assert codes == ["draft", "same_person", "unknown_draft"]

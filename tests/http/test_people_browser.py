@@ -1,8 +1,10 @@
 """Issue 15's acceptance in a real headless Chromium: people sign in with their own accounts, a
 viewer is refused a BA page with a clear page, a BA drafts a notice through the Notice Creator
-(recorded as ``web:<jid>``), a form whose CSRF token was tampered with is refused and records
-nothing, sign-out ends the session, and the single sign-on header is ignored when the request
-does not come from the configured proxy."""
+(recorded as ``web:<jid>``) and an approver publishes it (issue 14's two people: the running
+notice publisher then issues exactly that packet, once), a BA requests a process from a running
+orchestrator, a form whose CSRF token was tampered with is refused and records nothing,
+sign-out ends the session, and the single sign-on header is ignored when the request does not
+come from the configured proxy."""
 
 from __future__ import annotations
 
@@ -16,16 +18,27 @@ from aiohttp import web
 from burstbus import accounts
 from burstbus.acl import AclSection, AclUser
 from burstbus.bridges.http import make_app
-from burstbus.handlers.notices.instruments import load_instruments
-from burstbus.handlers.notices.intake import NoticeIntake
+from burstbus.handlers.notices.drafts import NOTICE_DRAFTS
+from burstbus.handlers.notices.intake import NOTICE_INTAKE
+from burstbus.handlers.orchestrator.component import ORCHESTRATOR
+from burstbus.handlers.orchestrator.config import PipelinesSection
 from tests.broker.harness import Node
 from tests.http.test_ui_browser import Browser, By
+from tests.packets import voevent
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PASSWORD = "a passphrase for the night shift"
-ACL = AclSection(users=(AclUser("alice@fsc.example", ("ba",), ("*",)), AclUser("victor@fsc.example", ("viewer",))))
+ACL = AclSection(users=(AclUser("alice@fsc.example", ("ba",), ("*",)), AclUser("victor@fsc.example", ("viewer",)),
+                        AclUser("paula@fsc.example", ("approver",))))
+BURST = "sb26120201"
+SECTIONS = {
+    "notices": {"enabled": True, "stream": "fsc.example/notices"},
+    "orchestrator": {"data_kinds": ["vhf.eclairs"]},
+    "pipelines": {"pipelines": [{"name": "ecl-loc", "needs": ["vhf.eclairs"], "nats_subject": "svom.pipelines.ecl",
+                                 "timeout": 300, "parameters": {"threshold": "6.5"}}]},
+}
 
 
 class Stack:
@@ -45,16 +58,22 @@ def browser() -> Iterator[Browser]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stack(tmp_path_factory: Any) -> AsyncIterator[Stack]:
-    node = await Node.start(tmp_path_factory.mktemp("people-browser") / "data", broadcast=False)
+    node = await Node.start(tmp_path_factory.mktemp("people-browser") / "data", sections=SECTIONS, broadcast=False)
     try:
         core = node.core
-        for name in ("alice@fsc.example", "victor@fsc.example"):
+        for name in ("alice@fsc.example", "victor@fsc.example", "paula@fsc.example"):
             hashed = accounts.hash_password(PASSWORD)
             await core.state.run(accounts.ensure_schema)
             await core.state.transaction(lambda c, n=name, h=hashed: accounts.add_account(c, n, h))
-        intake = NoticeIntake(core.log, load_instruments())
+        ports = node.service.host.ports  # type: ignore[union-attr]
+        packet = voevent(f"ivo://org.svom/fsc#{BURST}_grm-trigger", params={"Burst_Id": BURST},
+                         time="2026-12-02T03:04:00")
+        assert (await core.ingest.submit(packet, via="test", peer="browser")).outcome == "accepted"
+        await wait_for(lambda: core.projections.applied_seq >= 1, "the burst projected")
         app = make_app(core.log, core.config.projections_path, projection_runner=core.projections, state=core.state,
-                       acl=ACL, notices=lambda: intake, sso_header="X-Remote-User", sso_proxies=["10.9.9.9"])
+                       acl=ACL, notices=lambda: ports.get(NOTICE_INTAKE), drafts=lambda: ports.get(NOTICE_DRAFTS),
+                       pipelines=core.config.section(PipelinesSection), orchestrator=lambda: ports.get(ORCHESTRATOR),
+                       sso_header="X-Remote-User", sso_proxies=["10.9.9.9"])
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -90,8 +109,8 @@ async def _sign_out(browser: Browser) -> None:
     await wait_for(lambda: browser.call(lambda: browser.driver.get_cookie("burstbus_person") is None), "the session cookie gone")
 
 
-async def _requests(stack: Stack) -> list[Any]:
-    return [r for r in await stack.core.log.read(0) if r.type == "publication.requested"]
+async def _events(stack: Stack, type_: str) -> list[Any]:
+    return [r for r in await stack.core.log.read(0) if r.type == type_]
 
 
 async def test_a_viewer_is_refused_the_notice_creator_with_a_page_saying_why(stack: Stack, browser: Browser) -> None:
@@ -107,14 +126,14 @@ async def test_a_viewer_is_refused_the_notice_creator_with_a_page_saying_why(sta
     await _sign_out(browser)
 
 
-async def test_a_ba_drafts_a_notice_and_a_tampered_form_is_refused(stack: Stack, browser: Browser) -> None:
+async def test_a_ba_drafts_a_notice_a_tampered_form_is_refused_and_an_approver_publishes_it(
+        stack: Stack, browser: Browser) -> None:
     await browser.call(browser.driver.delete_all_cookies)
     await _sign_in(stack, browser, "Alice@fsc.example")
-    await browser.call(browser.driver.get, stack.url + "/notices/new")
+    await browser.call(browser.driver.get, stack.url + f"/notices/new?burst_id={BURST}")  # a burst page's link
 
-    def fill(burst: str, tamper: bool) -> None:
+    def fill(tamper: bool) -> None:
         form = browser.driver.find_element(By.ID, "notice-form")
-        form.find_element(By.NAME, "burst_id").send_keys(burst)
         form.find_element(By.CSS_SELECTOR, 'select[name="instrument"] option[value="eclairs"]').click()
         form.find_element(By.CSS_SELECTOR, 'select[name="type"] option[value="eclairs-wakeup"]').click()
         for name, value in (("time", "2026-12-02T03:04:05Z"), ("ra", "83.6"), ("dec", "22.0"), ("err", "0.1")):
@@ -123,21 +142,57 @@ async def test_a_ba_drafts_a_notice_and_a_tampered_form_is_refused(stack: Stack,
             browser.driver.execute_script("document.querySelector('#notice-form input[name=csrf]').value = 'forged'")
         form.find_element(By.ID, "notice-submit").click()
 
-    await browser.call(fill, "sb26120299", True)
+    await browser.call(fill, True)
     await wait_for(lambda: browser.call(lambda: browser.texts("#form-error")), "the refusal")
     assert "CSRF token is missing or wrong" in (await browser.call(browser.texts, "#form-error"))[0]
-    assert await _requests(stack) == []
-    await browser.call(browser.driver.get, stack.url + "/notices/new")
-    await browser.call(fill, "sb26120299", False)
-    await wait_for(lambda: browser.call(lambda: browser.texts("#form-done")), "the notice recorded")
-    await browser.call(browser.screenshot, "notice-creator", 1366, 900)
-    [requested] = await _requests(stack)
-    assert requested.actor == "web:alice@fsc.example" and requested.data["burst_id"] == "sb26120299"
+    assert await _events(stack, "publication.drafted") == []
+    await browser.call(browser.driver.get, stack.url + f"/notices/new?burst_id={BURST}")
+    await browser.call(fill, False)
+    await wait_for(lambda: browser.call(lambda: browser.texts("#draft-packet")), "the draft's page with its packet")
+    packet = (await browser.call(browser.texts, "#draft-packet"))[0]
+    assert f"ivo://fsc.example/notices#{BURST}_eclairs-wakeup" in packet
+    assert "needs the role approver" in (await browser.call(browser.texts, "#why-not"))[0]  # a BA drafts only
+    await browser.call(browser.screenshot, "notice-draft", 1366, 900)
+    draft_url = await browser.call(lambda: browser.driver.current_url)
+    [drafted] = await _events(stack, "publication.drafted")
+    assert drafted.actor == "web:alice@fsc.example" and drafted.data["burst_id"] == BURST
     cookie = await browser.call(browser.driver.get_cookie, "burstbus_person")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and PASSWORD not in cookie["value"]
     await _sign_out(browser)
     await browser.call(browser.driver.get, stack.url + "/log")
     assert "sign in" in (await browser.call(_main_text, browser)).lower()
+
+    await _sign_in(stack, browser, "paula@fsc.example")
+    await browser.call(browser.driver.get, draft_url)
+    await browser.call(lambda: browser.driver.find_element(By.ID, "publish-submit").click())
+    await wait_for(lambda: browser.call(lambda: browser.texts("#form-done")), "the draft published")
+    [approved] = await _events(stack, "publication.draft_approved")
+    assert approved.actor == "web:paula@fsc.example" and approved.data["drafted_by"] == "alice@fsc.example"
+    [issued] = await wait_for(lambda: _events(stack, "publication.sent"), "the publisher to issue the draft")
+    accepted = [r for r in await _events(stack, "voevent.accepted") if r.data.get("ivorn") == drafted.data["ivorn"]]
+    assert len(accepted) == 1 and accepted[0].actor == "local:notices"
+    await _sign_out(browser)
+
+
+async def test_a_ba_requests_a_process_from_the_running_orchestrator(stack: Stack, browser: Browser) -> None:
+    await browser.call(browser.driver.delete_all_cookies)
+    await _sign_in(stack, browser, "alice@fsc.example")
+    await browser.call(browser.driver.get, stack.url + f"/processes/request?burst_id={BURST}")
+
+    def fill() -> None:
+        form = browser.driver.find_element(By.ID, "process-request-form")
+        form.find_element(By.CSS_SELECTOR, 'select[name="pipeline"] option[value="ecl-loc"]').click()
+        form.find_element(By.NAME, "parameters").send_keys("threshold=5")
+        form.find_element(By.ID, "process-request-submit").click()
+
+    await browser.call(fill)
+    await wait_for(lambda: browser.call(lambda: browser.texts("#form-done")), "the request recorded")
+    await browser.call(browser.screenshot, "process-request", 390, 844)
+    [asked] = await _events(stack, "process.asked")
+    assert asked.actor == "web:alice@fsc.example" and asked.stream == BURST
+    assert asked.data["parameters"] == {"threshold": "5"} and asked.data["requested_by"] == "web:alice@fsc.example"
+    await wait_for(lambda: _events(stack, "process.idling"), "the orchestrator to make the asked run its own")
+    await _sign_out(browser)
 
 
 async def test_the_sso_header_from_elsewhere_than_the_proxy_signs_nobody_in(stack: Stack, browser: Browser) -> None:

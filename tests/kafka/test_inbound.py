@@ -40,9 +40,11 @@ async def test_alerts_of_every_kind_arrive_with_their_kafka_position_and_lvk_joi
     topics = [SVOM, SWIFT, FERMI, LVK_VOEVENT, LVK, EP, ICECUBE]
     tansu.create_topics(topics)
     tansu.produce(SVOM, [svom(1), svom(2)])
-    tansu.produce(SWIFT, [voevent("ivo://nasa.gsfc.gcn/SWIFT#BAT_GRB_Pos_700001-123", params={"TrigID": "700001"})])
+    # three different GRBs (at the same second, the coincidence rule would make them one burst)
+    tansu.produce(SWIFT, [voevent("ivo://nasa.gsfc.gcn/SWIFT#BAT_GRB_Pos_700001-123", params={"TrigID": "700001"},
+                                  time="2026-11-20T04:00:00")])
     tansu.produce(FERMI, [voevent("ivo://nasa.gsfc.gcn/Fermi#GBM_Flt_Pos_2026-12-02T03:00:00.00_786000000_1-123",
-                                  params={"TrigID": "786000000"})])
+                                  params={"TrigID": "786000000"}, time="2026-12-02T03:00:00")])
     tansu.produce(LVK_VOEVENT, [voevent("ivo://gwnet/LVC#S261202ab-1-Preliminary", params={"GraceID": "S261202ab"}, ra=None, dec=None)])
     tansu.produce(LVK, [lvk("S261202ab", "PRELIMINARY"), lvk("S261202ab", "INITIAL", created="2026-12-02T03:30:00Z")])
     tansu.produce(EP, [einstein_probe()])

@@ -42,8 +42,11 @@ def alerts() -> dict[str, list[bytes]]:
     """Own packets always; real ones from ../shared/voevents too when it is there."""
     out = {
         SVOM: [voevent("ivo://org.svom/fsc#sb26120301_eclairs-wakeup_1", params={"Burst_Id": "sb26120301", "Packet_Type": "202"})],
-        SWIFT: [voevent("ivo://nasa.gsfc.gcn/SWIFT#BAT_GRB_Pos_710001-123", params={"TrigID": "710001", "Packet_Type": "61"})],
-        FERMI: [voevent("ivo://nasa.gsfc.gcn/Fermi#GBM_Flt_Pos_2026-12-03_786100000", params={"TrigID": "786100000"})],
+        # other GRBs than SVOM's: at the same second the coincidence rule would make them one burst
+        SWIFT: [voevent("ivo://nasa.gsfc.gcn/SWIFT#BAT_GRB_Pos_710001-123", params={"TrigID": "710001", "Packet_Type": "61"},
+                        time="2026-11-20T04:00:00")],
+        FERMI: [voevent("ivo://nasa.gsfc.gcn/Fermi#GBM_Flt_Pos_2026-12-03_786100000", params={"TrigID": "786100000"},
+                        time="2026-12-03T00:00:00")],
         LVK: [lvk("S261203cd")],
         EP: [einstein_probe()],
     }
