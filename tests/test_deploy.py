@@ -49,6 +49,7 @@ import yaml
 from burstbus.cli import build_parser
 from burstbus.config import load_config
 from burstbus.service import STOP_BOUND
+from tests import ports
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
@@ -198,12 +199,8 @@ def free_port() -> int:
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct free ports (all held open while choosing, so none is chosen twice)."""
-    with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+    """Distinct free ports (tests/ports.py walks its block: none is handed out twice)."""
+    return [ports.free_port() for _ in range(count)]
 
 
 # -- the container's view of burstbus's configuration ------------------------------------------

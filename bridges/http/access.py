@@ -4,9 +4,10 @@ The log, the trigger requests and the live stream say who is on duty, which trig
 are pending (and their ids) and what every Burst Advocate typed. They are not public by
 default: a reader shows ``Authorization: Bearer <token>`` (the ``read_token``, or the write
 ``token``) or the session cookie that ``POST /signin`` set. ``public_read`` is an operator's
-explicit choice to serve everything openly. What stays open whatever the settings (the
-voeventdb archive, notices, processes, bursts without their trigger details, operations) is
-decided by the routes, not here.
+explicit choice to serve everything openly. The process table (runs, their statuses and who
+asked for one by hand) is for signed-in readers too unless ``public_processes``. What stays
+open whatever the settings (the voeventdb archive, notices, bursts without their trigger
+details and runs, operations) is decided by the routes, not here.
 
 The cookie holds ``<expiry>.<HMAC-SHA256(token, expiry)>``, never the token: nothing is kept
 on the server, a restart keeps people signed in, and changing the token ends every session.
@@ -49,9 +50,14 @@ from burstbus.catalogue import (
 #: are always sent.
 #: (The orchestrator's data, dispatch answers and give-ups are public like statuses; its
 #: requests and idling runs name the person who asked by hand, so they are not.)
-PUBLIC_TYPES: frozenset[str] = frozenset({VOEVENT_ACCEPTED, BURST_IDENTIFIED, BURST_NONE, PROCESS_STATUS,
-                                          DATA_AVAILABLE, PROCESS_DISPATCHED, PROCESS_GAVE_UP})
-#: What a refusal tells a caller it may ask for without a token.
+#: The pipeline's public types, open only with ``[http] public_processes``.
+PROCESS_TYPES: frozenset[str] = frozenset({PROCESS_STATUS, DATA_AVAILABLE, PROCESS_DISPATCHED, PROCESS_GAVE_UP})
+#: Always open: notices and burst decisions.
+ALWAYS_PUBLIC_TYPES: frozenset[str] = frozenset({VOEVENT_ACCEPTED, BURST_IDENTIFIED, BURST_NONE})
+#: The most that can be public (with ``public_processes``); :attr:`Access.public_types` is
+#: what is public here.
+PUBLIC_TYPES: frozenset[str] = ALWAYS_PUBLIC_TYPES | PROCESS_TYPES
+#: What a refusal tells a caller it may ask for without a token (at most).
 PUBLIC_TYPES_TEXT = ",".join(sorted(PUBLIC_TYPES))
 
 COOKIE = "burstbus_session"
@@ -73,6 +79,8 @@ class Viewer:
     full: bool
     by_cookie: bool = False
     person: Person | None = None
+    #: May read the process table (``full``, or ``[http] public_processes``).
+    processes: bool = False
 
     def may(self, action: Action) -> bool:
         return self.person is not None and role_may(self.person.role, action)
@@ -103,6 +111,7 @@ class Access:
         tokens: Iterable[str | None],
         *,
         public_read: bool = False,
+        public_processes: bool = False,
         secure_cookie: bool = False,
         cookie_path: str = "/",
         throttle: FailureThrottle | None = None,
@@ -111,6 +120,10 @@ class Access:
     ):
         self.tokens = tuple(dict.fromkeys(t.strip() for t in tokens if t and t.strip()))
         self.public_read = public_read
+        self.public_processes = public_processes or public_read
+        #: The event types anyone may read here (the stream, a burst's log).
+        self.public_types = ALWAYS_PUBLIC_TYPES | (PROCESS_TYPES if self.public_processes else frozenset())
+        self.public_types_text = ",".join(sorted(self.public_types))
         self.secure_cookie = secure_cookie
         self.cookie_path = cookie_path
         self.throttle = throttle if throttle is not None else FailureThrottle()
@@ -205,8 +218,9 @@ class Access:
             raise finding.error
         if finding.person is not None:
             person = finding.person
-            return Viewer(self.public_read or role_may(person.role, Action.READ_PROTECTED),
-                          by_cookie=person.how == "session", person=person)
+            full = self.public_read or role_may(person.role, Action.READ_PROTECTED)
+            return Viewer(full, by_cookie=person.how == "session", person=person,
+                          processes=full or self.public_processes)
         header = request.headers.get("Authorization")
         if header is not None and self.tokens:
             scheme, _, given = header.partition(" ")
@@ -216,11 +230,11 @@ class Access:
             if not self.token_matches(given.strip()):
                 self.record_failure(request, "bearer")
                 raise Unauthorized("the token is not valid", error="invalid_token")
-            return Viewer(True)
+            return Viewer(True, processes=True)
         cookie = request.cookies.get(COOKIE)
         if cookie and self.tokens and self.session_valid(cookie):
-            return Viewer(True, by_cookie=True)
-        return Viewer(self.public_read)
+            return Viewer(True, by_cookie=True, processes=True)
+        return Viewer(self.public_read, processes=self.public_processes)
 
     def require(self, request: web.Request, what: str) -> Viewer:
         """The viewer, if it may read protected data; else the refusal that says what is needed."""

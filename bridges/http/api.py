@@ -21,7 +21,7 @@ from urllib.parse import quote, quote_plus
 from aiohttp import web
 
 from burstbus.bridges.http import queries
-from burstbus.bridges.http.access import PUBLIC_TYPES, PUBLIC_TYPES_TEXT, Access
+from burstbus.bridges.http.access import PUBLIC_TYPES_TEXT, Access
 from burstbus.bridges.http.errors import ApiError, InvalidQueryString, Unavailable, json_response
 from burstbus.bridges.http.spec import OFFSET, Param, Route, limit_param, parse_query
 from burstbus.bridges.http.stream import StreamHandler, event_json
@@ -203,7 +203,8 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "notices": {"type": "array", "items": {"$ref": "#/components/schemas/Notice"}},
-                    "processes": {"type": "array", "items": {"$ref": "#/components/schemas/Process"}},
+                    "processes": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Process"},
+                                  "description": "null without a read credential unless public_processes"},
                     "triggers": {"type": ["array", "null"], "items": {"$ref": "#/components/schemas/Trigger"},
                                  "description": "null without a read credential (see restricted)"},
                     "log": {"$ref": "#/components/schemas/LogPage"},
@@ -265,17 +266,20 @@ class Api:
         paging = self.paging
         return [
             Route("GET", "/api/processes", self.processes, "Process runs (the orchestrator's table)", "burstbus",
-                  description="One row per (process, burst id, obs id, pass id), with its latest status.",
-                  params=(*PROCESS_PARAMS, *paging), schema=_ref("ProcessList"),
-                  responses={200: "a page of process runs", 413: "limit above the maximum"}),
+                  description=("One row per (process, burst id, obs id, pass id), with its latest status. For "
+                               "signed-in readers unless [http] public_processes."),
+                  params=(*PROCESS_PARAMS, *paging), schema=_ref("ProcessList"), security="read",
+                  responses={200: "a page of process runs", 413: "limit above the maximum", **_PROTECTED}),
             Route("GET", "/api/bursts", self.bursts, "Bursts", "burstbus",
                   description="One row per burst, with its best position (smallest error).",
                   params=(*BURST_PARAMS, *paging), schema=_ref("BurstList"),
                   responses={200: "a page of bursts", 413: "limit above the maximum"}),
             Route("GET", "/api/bursts/{burst_id}", self.burst, "One burst with everything known", "burstbus",
                   description=("The burst, its notices, processes, triggers and its log events (stream = burst id). "
-                               "Without a read credential: no triggers (null) and only the log events of the "
-                               f"public types ({PUBLIC_TYPES_TEXT}); `restricted` says so."),
+                               "Without a read credential: no triggers (null), no processes (null) unless [http] "
+                               "public_processes, and only the log events of the public types "
+                               f"({PUBLIC_TYPES_TEXT}; the process types only with public_processes); "
+                               "`restricted` says so."),
                   params=BURST_DETAIL_PARAMS, schema=_ref("BurstDetail"), security="partial",
                   responses={200: "the burst", 404: "no such burst", 413: "log_limit above the maximum",
                              **_PARTIAL}),
@@ -308,6 +312,8 @@ class Api:
         return json_response({"result": rows, "count": total, "limit": limit, "offset": offset})
 
     async def processes(self, request: web.Request) -> web.Response:
+        if not self.access.viewer(request).processes:
+            raise self.access.refusal("the process table", "or an operator sets [http] public_processes = true")
         try:
             queries.custom_filter(request.query.get("q"))
         except ValueError as exc:
@@ -348,12 +354,15 @@ class Api:
                            burst_id=burst_id)  # fmt: skip
         for notice in found["notices"]:
             notice["links"] = self._notice_links(notice["ivorn"])
-        types = None if viewer.full else sorted(PUBLIC_TYPES)
+        types = None if viewer.full else sorted(self.access.public_types)
         found["log"] = await self._read_log(q["log_after"], q["log_limit"], ReadFilter.of(types, stream=burst_id))
+        if not viewer.processes:
+            found["processes"] = None
         if not viewer.full:
             found["triggers"] = None
-            found["restricted"] = (f"trigger requests and log events other than {PUBLIC_TYPES_TEXT} need a read "
-                                   "token ('Authorization: Bearer <token>') or signing in")  # fmt: skip
+            runs = "" if viewer.processes else "process runs, "
+            found["restricted"] = (f"trigger requests, {runs}and log events other than {self.access.public_types_text} "
+                                   "need a read token ('Authorization: Bearer <token>') or signing in")  # fmt: skip
         path = quote(burst_id, safe="")
         found["links"] = {
             "self": f"{self.base_path}/api/bursts/{path}",
@@ -429,8 +438,8 @@ class Api:
         if not viewer.full:
             # Refused rather than thinned: a client that asked for everything (no filter) or for
             # a type it may not see would otherwise take silence for "nothing happened".
-            hidden = [kind for kind in q["type"] if kind not in PUBLIC_TYPES]
+            hidden = [kind for kind in q["type"] if kind not in self.access.public_types]
             if hidden or not q["type"]:
                 what = f"the {hidden[0]} events" if hidden else "the stream of every event type"
-                raise self.access.refusal(what, f"without one, ask only for ?type={PUBLIC_TYPES_TEXT}")
+                raise self.access.refusal(what, f"without one, ask only for ?type={self.access.public_types_text}")
         return await self.stream.handle(request, q["after"], q["type"])

@@ -127,6 +127,11 @@ def _middlewares(stats: HttpStats, people: People) -> list[Middleware]:
             response = ApiError(str(exc), status=408, description="Request Timeout").response()
             response.force_close()
             return response
+        except web.RequestPayloadError as exc:  # the body's framing broke (a bad chunk): also the client's
+            status = 400
+            response = ApiError(f"the body's framing is broken ({exc})", description="Malformed body").response()
+            response.force_close()
+            return response
         except Exception as exc:
             if isinstance(exc, ConnectionResetError) and request.transport is None:
                 # The client closed mid-request (an abandoned upload): nothing broke, no one reads an answer.
@@ -162,6 +167,7 @@ def make_app(
     max_limit: int = MAX_LIMIT,
     read_token: str | None = None,
     public_read: bool = False,
+    public_processes: bool = False,
     public_url: str = "",
     notices: Callable[[], NoticeIntake | None] | None = None,
     pipelines: PipelinesSection | None = None,
@@ -204,7 +210,7 @@ def make_app(
     app[HTTP_STATS] = stats
     app[METRICS] = providers
     app[EVENT_HUB] = hub
-    access = Access((read_token, token), public_read=public_read, secure_cookie=secure,
+    access = Access((read_token, token), public_read=public_read, public_processes=public_processes, secure_cookie=secure,
                     cookie_path=f"{base}/", failures=stats.auth_failures, people=people)  # fmt: skip
     people.throttle = access.throttle  # wrong passwords, API tokens and shared tokens: one count per address
     app[ACCESS] = access

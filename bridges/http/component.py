@@ -75,7 +75,7 @@ def _build(host: Host) -> list[Component]:
         return make_app(host.log, host.config.projections_path, ingest=host.ingest, token=token,
                         base_path=section.base_path, components=health, metrics=metrics,
                         projection_runner=host.projections, read_token=read_token,
-                        public_read=section.public_read, public_url=section.public_url,
+                        public_read=section.public_read, public_processes=section.public_processes, public_url=section.public_url,
                         notices=lambda: host.ports.get(NOTICE_INTAKE),
                         pipelines=host.config.section(PipelinesSection), orchestrator=lambda: host.ports.get(ORCHESTRATOR),
                         state=host.state, acl=host.config.section(AclSection), sso_header=section.sso_header,

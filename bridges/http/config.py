@@ -28,6 +28,10 @@ class HttpSection:
     #: Serve the protected reads to anyone, without a token (an explicit choice: they show who
     #: is on duty, pending trigger requests and the commands Burst Advocates gave).
     public_read: bool = False
+    #: Serve the process table (``/processes``, ``/api/processes``, a burst's runs and their
+    #: statuses in the live stream) to anyone. Off: signed-in readers only (viewer and up), as
+    #: the science centre's orchestrator page is; the notices, bursts and ``/apiv1`` stay public.
+    public_processes: bool = False
     #: Prefix when served behind a reverse proxy, e.g. ``/burstbus``.
     base_path: str = ""
     #: The web UI's address as users reach it (``https://fsc.example/burstbus``), for links in

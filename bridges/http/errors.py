@@ -23,7 +23,17 @@ def dumps(value: Any) -> str:
 def json_response(
     value: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
-    return web.json_response(value, status=status, headers=headers, dumps=dumps)
+    """A JSON response. Text taken from a request may hold lone surrogates (aiohttp decodes
+    bytes that are not UTF-8 in headers with ``surrogateescape``), which UTF-8 cannot encode:
+    an answer quoting them is then written with ASCII escapes (``\\udcff``) instead of failing."""
+    try:
+        return web.json_response(value, status=status, headers=headers, dumps=dumps)
+    except UnicodeEncodeError:
+        return web.json_response(value, status=status, headers=headers, dumps=_ascii_dumps)
+
+
+def _ascii_dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=True, allow_nan=False)
 
 
 def error_body(status: int, description: str, message: str, **extra: Any) -> dict[str, Any]:

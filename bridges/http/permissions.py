@@ -30,7 +30,8 @@ class Rule:
 
 
 class Action(Enum):
-    READ_ARCHIVE = "read the VOEvent archive, notices, bursts, processes, operations"
+    READ_ARCHIVE = "read the VOEvent archive, notices, bursts, operations"
+    READ_PROCESSES = "read the process table (open to anyone with `[http] public_processes`)"
     READ_PROTECTED = "read the event log, trigger requests, notice requests and drafts, provenance"
     REQUEST_PROCESS = "request a pipeline run (Request Process)"
     ASK_NOTICE = "draft a notice of the centre's own (Notice Creator; a retraction needs an approver)"
@@ -41,8 +42,10 @@ class Action(Enum):
 
 
 PERMISSIONS: dict[Action, Rule] = {
-    Action.READ_ARCHIVE: Rule(None, None, "`/`, `/notices`, `/bursts`, `/processes`, `/apiv1/…`, `/api/bursts`, "
-                                          "`/api/processes`, `/api/json-notices`, `/healthz`, `/metrics`"),
+    Action.READ_ARCHIVE: Rule(None, None, "`/`, `/notices`, `/bursts`, `/apiv1/…`, `/api/bursts`, "
+                                          "`/api/json-notices`, `/healthz`, `/metrics`"),
+    Action.READ_PROCESSES: Rule(Role.VIEWER, "read", "`/processes`, `/api/processes`, a burst's runs, the overview's "
+                                                     "counts, the live stream's process types"),
     Action.READ_PROTECTED: Rule(Role.VIEWER, "read", "`/log`, `/api/log`, `/api/triggers`, `/api/notices/{id}`, "
                                                      "`/notices/drafts`, `/api/notices/drafts/{id}`, `/api/provenance/…`, the live "
                                                      "stream's non-public types, a burst's triggers"),

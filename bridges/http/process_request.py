@@ -18,7 +18,6 @@ asks with the role ``[acl]`` gives them, recorded as ``web:<jid>`` (the form at
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,7 @@ from burstbus.handlers.orchestrator.config import PipelinesSection
 from burstbus.store.base import EventLog, LogError
 from burstbus.store.read import bursts as read_burst
 from burstbus.store.reader import ProjectionReader
+from burstbus.untrusted import UntrustedJson, parse_json
 
 MAX_BODY = 65536
 
@@ -75,9 +75,9 @@ class ProcessRequests:
         if len(raw) > MAX_BODY:
             raise _Refused(f"the body is over {MAX_BODY} bytes")
         try:
-            value = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise _Refused(f"not JSON: {exc}") from None
+            value = parse_json(raw)  # depth and number limits: deep nesting is a refusal, not a RecursionError
+        except UntrustedJson as exc:
+            raise _Refused(str(exc)) from None
         return json_response(await self.record(writer, value), status=202)
 
     async def record(self, writer: Writer, value: Any) -> dict[str, Any]:

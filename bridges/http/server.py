@@ -12,9 +12,9 @@ aiohttp offers no hook for either (aio-libs/aiohttp#3287 is open), so :class:`Co
 subclasses its public ``web.RequestHandler``, overriding ``handle_error`` and adding two timers;
 :func:`start` binds the listening socket with that class as the protocol, over an ordinary
 ``web.AppRunner`` (the app's startup, shutdown and cleanup are aiohttp's own). The two timers
-read three of the handler's attributes (``_request_count``, ``_messages``,
-``_request_in_progress``); ``tests/http/test_server.py`` fails if an aiohttp release changes
-them.
+read four of the handler's attributes (``_request_count``, ``_messages``,
+``_request_in_progress``, ``_payload_parser``); ``tests/http/test_server.py`` fails if an
+aiohttp release renames them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http import RawRequestMessage
 from aiohttp.http_exceptions import (
     BadHttpMethod,
     BadStatusLine,
@@ -149,14 +150,23 @@ class Connection(web.RequestHandler):
         self._arm_head()  # a connection that never sends a whole head is cut too
 
     def data_received(self, data: bytes) -> None:
-        if data and self._head_timer is None and not self._receiving_body():
-            self._arm_head()  # the first byte of a keep-alive connection's next request
+        if data and self._head_timer is None and not self._receiving_body() and self._payload_parser is None:
+            self._arm_head()  # the first byte of a keep-alive connection's next request (not a WebSocket's frames)
         parsed = self._request_count
         super().data_received(data)
         if self._request_count != parsed:  # one or more heads complete (or refused)
             self._cancel_head()
-            newest = self._messages[-1][1] if self._messages else None
-            if newest is not None and not newest.is_eof():
+            message, newest = self._messages[-1] if self._messages else (None, None)
+            if not isinstance(message, RawRequestMessage) and self._body is not None and self._receiving_body():
+                # The parser refused what came in the middle of a body (a broken chunk): aiohttp
+                # queues a refusal behind the request and leaves its body open for ever; end it.
+                # (At its end, too: aiohttp's lingering read of an unfinished body would log the
+                # error as a crash; nothing after it on this connection is read.)
+                error = _one_line(getattr(message, "message", "") or "the parser refused the rest")
+                self._body.set_exception(web.RequestPayloadError(error))
+                self._body.feed_eof()
+                self.close()
+            elif newest is not None and not newest.is_eof():
                 self._watch_body(newest)
 
     def _receiving_body(self) -> bool:

@@ -36,9 +36,10 @@ from markupsafe import Markup
 
 from burstbus.bridges.http import flow, sky
 from burstbus.bridges.http import ui_queries as q
-from burstbus.bridges.http.access import PUBLIC_TYPES, Access, Throttled, Unauthorized, Viewer
+from burstbus.bridges.http.access import Access, Throttled, Unauthorized, Viewer
 from burstbus.bridges.http.chaincheck import ChainVerifier
 from burstbus.bridges.http.errors import ApiError
+from burstbus.bridges.http.permissions import Action
 from burstbus.bridges.http.staticfiles import add_static
 from burstbus.catalogue import (
     BURST_IDENTIFIED,
@@ -247,7 +248,7 @@ class Pages:
         root = relative_root(self.base, request.path)
         live: Live | None = context.pop("live", None)
         if live is not None and not viewer.full:
-            live.types = tuple(t for t in live.types if t in PUBLIC_TYPES)  # what its reader may follow
+            live.types = tuple(t for t in live.types if t in self.access.public_types)  # what its reader may follow
             live.enabled = live.enabled and bool(live.types)
         values = {
             "root": root,
@@ -316,6 +317,8 @@ class Pages:
         data = data or {"bursts": [], "notices": [], "by_status": {}, "projected": 0,
                         "burst_total": 0, "notice_total": 0}  # fmt: skip
         _hide_trigger_counts(data["bursts"], viewer)
+        if not viewer.processes:
+            data["by_status"] = None  # the process table is for signed-in readers here
         chain = self.verifier.state
         return self.render(request, viewer, "overview.html", status, page="overview", title="Overview", data=data,
                            problem=problem, chain=chain, verifying=self.verifier.running_since,
@@ -344,6 +347,8 @@ class Pages:
         return _sky_policy(response, view)
 
     async def processes(self, request: web.Request, viewer: Viewer) -> web.Response:
+        if not viewer.processes:  # signed-in readers, unless [http] public_processes
+            return self.signin_page(request, viewer, 401 if self.access.configured else 403, needed="The process table")
         try:
             query = q.ProcessQuery.from_items(list(request.query.items()))
         except q.FilterError as exc:
@@ -375,12 +380,16 @@ class Pages:
             status, problem = 404, f"no burst {burst_id!r} is known (yet)"
         if data is not None and not viewer.full:
             data["triggers"] = None  # who asked, who approved, pending ids: for signed-in readers
+        if data is not None and not viewer.processes:
+            data["processes"] = None  # runs and who asked for one: signed-in readers (public_processes)
         charts = _charts(data) if data else None
         if charts is not None:
-            charts["flow"] = await self._flow(burst_id, relative_root(self.base, request.path) + "api/provenance/")
+            link = relative_root(self.base, request.path) + "api/provenance/"
+            charts["flow"] = await self._flow(burst_id, link) if viewer.processes else None
         view = _sky_view(relative_root(self.base, request.path), _burst_markers(data), None) if data else None
         live_after = data["projected"] if data else 0
-        response = self.render(request, viewer, "burst.html", status, page="bursts", title=burst_id,
+        acts = {"draft": viewer.may(Action.ASK_NOTICE), "process": viewer.may(Action.REQUEST_PROCESS)}  # their links
+        response = self.render(request, viewer, "burst.html", status, page="bursts", title=burst_id, acts=acts,
                                burst_id=burst_id, data=data, problem=problem, charts=charts, sky_view=view,
                                live=Live(LIVE_TYPES["burst"], live_after, match={"burst_id": burst_id}))  # fmt: skip
         return _sky_policy(response, view)

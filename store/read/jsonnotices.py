@@ -56,12 +56,19 @@ def json_notices(conn: sqlite3.Connection, limit: int, offset: int = 0, topic: s
     return Page(rows, int(total))
 
 
+#: SQLite's largest INTEGER: a seq above it names nothing.
+_MAX_SEQ = 2**63 - 1
+
+
 def json_notice_seq(conn: sqlite3.Connection, ref: str) -> int | None:
     """The seq of the notice named by ``ref``: its seq (digits) or its key (``<topic>#<id>``)."""
     if not table_exists(conn, "json_notice"):
         return None
-    if ref.isdigit():
-        row = conn.execute("SELECT id FROM json_notice WHERE id = ?", (int(ref),)).fetchone()
+    if ref.isascii() and ref.isdigit():  # ("²".isdigit() is true, and int() refuses it)
+        seq = int(ref) if len(ref) <= 19 else _MAX_SEQ + 1  # (int() refuses 4,300 digits and more)
+        if seq > _MAX_SEQ:  # no such seq, and more than SQLite's INTEGER takes
+            return None
+        row = conn.execute("SELECT id FROM json_notice WHERE id = ?", (seq,)).fetchone()
     else:
         row = conn.execute("SELECT id FROM json_notice WHERE key = ? ORDER BY id DESC LIMIT 1", (ref,)).fetchone()
     return None if row is None else int(row[0])

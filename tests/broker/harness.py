@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -25,15 +24,14 @@ from burstbus.broker.node import VTPNode
 from burstbus.config import load_config
 from burstbus.events import RecordedEvent
 from burstbus.service import Core, Service, build_service
+from tests import ports
 from tests.waiting import DEADLINE, wait_for
 
 BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()  # a block of its own per xdist worker (tests/ports.py)
 
 
 def unique_ivorn(name: str) -> str:

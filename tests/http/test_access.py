@@ -35,7 +35,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="package")
 WRITE_AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WRONG_AUTH = {"Authorization": "Bearer not-the-token"}
 BURST = "sb26112001"  # the world's burst with two trigger requests
-PUBLIC = "voevent.accepted,burst.identified,process.status"
+PUBLIC = "voevent.accepted,burst.identified,burst.none"
 
 #: Protected API reads: refused without a read credential.
 PROTECTED_API = [
@@ -47,15 +47,18 @@ PROTECTED_API = [
     "/api/stream?type=ba.command",
     "/api/stream?type=trigger.requested",
     f"/api/stream?type={PUBLIC},trigger.approved",
+    "/api/processes",  # signed-in readers unless [http] public_processes
+    "/api/stream?type=process.status",
 ]
 PROTECTED_PAGES = ["/log", "/log?type=trigger.requested", "/log?fragment=results"]
+#: The process table's page: the sign-in form in its place (not "the audit log").
+PROCESS_PAGES = ["/processes", "/processes?status=failed"]
 #: Open to anyone, whatever the settings.
 PUBLIC_PATHS = [
     "/apiv1/",
     "/apiv1/count",
     "/apiv1/list/ivorn?limit=5",
     "/apiv1/packet/synopsis/" + quote(f"{SWIFT}#BAT_GRB_Pos_700000-0", safe=""),
-    "/api/processes",
     "/api/bursts",
     f"/api/bursts/{BURST}",
     "/api/openapi.json",
@@ -65,7 +68,6 @@ PUBLIC_PATHS = [
     "/static/live.js",
     "/",
     "/notices",
-    "/processes",
     "/bursts",
     f"/bursts/{BURST}",
     "/signin",
@@ -227,7 +229,7 @@ async def test_protected_reads_are_served_with_each_credential(
         else:
             signed = await sign_in(session, world, READ_TOKEN if credential == "cookie" else TOKEN)
             assert signed.status == 303
-        for path in PROTECTED_API + PROTECTED_PAGES:
+        for path in PROTECTED_API + PROTECTED_PAGES + PROCESS_PAGES:
             status, kind, body, _ = await answer(world.url + path, headers=headers, session=session)
             assert status == 200, (credential, path, body)
             if path.startswith("/api/stream"):
@@ -242,6 +244,37 @@ async def test_protected_reads_are_served_with_each_credential(
             world.url + "/log?type=ba.command", headers=headers, session=session
         )
         assert "ba.command" in page and "xmpp:alice@fsc.example" in page
+
+
+@pytest.mark.parametrize("path", PROCESS_PAGES)
+async def test_the_process_table_is_for_signed_in_readers_by_default(world: Archive, path: str) -> None:
+    status, kind, html, _ = await answer(world.url + path)
+    assert (status, kind) == (401, "text/html") and 'id="signin-form"' in html
+    assert "The process table" in _text(html) and 'class="cards processes"' not in html
+
+
+async def test_without_a_credential_a_burst_and_the_overview_show_no_runs(world: Archive) -> None:
+    _, _, burst, _ = await answer(f"{world.url}/api/bursts/{BURST}")
+    assert burst["processes"] is None and "process runs" in burst["restricted"]
+    assert all(e["type"] in PUBLIC.split(",") for e in burst["log"]["result"]), burst["log"]
+    _, _, page, _ = await answer(f"{world.url}/bursts/{BURST}")
+    assert 'id="processes-restricted"' in page
+    _, _, overview, _ = await answer(f"{world.url}/")
+    assert 'id="processes-restricted"' in overview and "processes?status=" not in overview
+    _, _, signed, _ = await answer(f"{world.url}/api/bursts/{BURST}", headers=AUTH)
+    assert isinstance(signed["processes"], list)
+
+
+async def test_public_processes_opens_the_process_table_to_anyone(tmp_path: Path) -> None:
+    archive = await open_archive(tmp_path, corpus()[:2], public_processes=True)
+    try:
+        for path in ("/api/processes", "/processes", "/api/stream?type=process.status,voevent.accepted"):
+            assert (await answer(archive.url + path))[0] == 200, path
+        _, _, overview, _ = await answer(archive.url + "/")
+        assert 'id="processes-restricted"' not in overview
+        assert (await answer(archive.url + "/api/log"))[0] == 401  # the rest stays closed
+    finally:
+        await archive.close()
 
 
 # -- open to anyone ------------------------------------------------------------------------------
@@ -301,13 +334,7 @@ async def test_burst_pages_without_credentials_show_no_trigger_details(world: Ar
     _, _, html, _ = await answer(f"{world.url}/bursts/{BURST}")
     # Its live updates follow only what its reader may see.
     live = re.search(r'data-types="([^"]*)"', html)
-    assert live is not None and set(live.group(1).split(",")) == {
-        "burst.identified",
-        "process.status",
-        "data.available",  # the orchestrator's public events (requests name who asked: not these)
-        "process.dispatched",
-        "process.gave_up",
-    }
+    assert live is not None and set(live.group(1).split(",")) == {"burst.identified"}  # runs: signed in
     # Signed in: the trigger table, and the trigger events followed live.
     _, _, html, _ = await answer(f"{world.url}/bursts/{BURST}", headers=AUTH)
     assert (
@@ -327,7 +354,8 @@ async def test_burst_pages_without_credentials_show_no_trigger_details(world: Ar
 
 
 async def test_stream_without_token_never_delivers_bot_or_trigger_events(tmp_path: Path) -> None:
-    archive = await open_archive(tmp_path, [])
+    archive = await open_archive(tmp_path, [], public_processes=True)  # process.status public too
+    public_types = f"{PUBLIC},process.status"
     try:
         before = (await archive.log.head()).seq
         secret = [
@@ -360,7 +388,7 @@ async def test_stream_without_token_never_delivers_bot_or_trigger_events(tmp_pat
             assert status == 401, (query, body)
         # ...and the one it may open (the public types) gets the public events and nothing else.
         async with (
-            stream(archive, f"?type={PUBLIC}", auth=False) as anonymous,
+            stream(archive, f"?type={public_types}", auth=False) as anonymous,
             stream(archive) as reader,
         ):
             await archive.log.append(secret)
@@ -378,7 +406,7 @@ async def test_stream_without_token_never_delivers_bot_or_trigger_events(tmp_pat
             ]
             assert [m.event for m in anonymous.events()] == ["voevent.accepted", "process.status"]
         # Replayed from before them (the catch-up path reads the log itself): only public ones.
-        async with stream(archive, f"?type={PUBLIC}&after={before}", auth=False) as replay:
+        async with stream(archive, f"?type={public_types}&after={before}", auth=False) as replay:
             await wait_for(lambda: len(replay.events()) == 2, "the replay")
             assert [m.event for m in replay.events()] == ["voevent.accepted", "process.status"]
             assert "approve 7Q2K" not in str([m.data for m in replay.messages])
@@ -710,8 +738,8 @@ async def test_openapi_states_which_routes_need_the_token(world: Archive) -> Non
     assert paths["/api/stream"]["get"]["security"] == [{}, *read]
     assert paths["/api/bursts/{burst_id}"]["get"]["security"] == [{}, *read]
     assert paths["/api/voevents"]["post"]["security"] == [{"bearer": []}]
+    assert paths["/api/processes"]["get"]["security"] == read
     for path in (
-        "/api/processes",
         "/api/bursts",
         "/apiv1/count",
         "/healthz",

