@@ -16,7 +16,7 @@ from nats.aio.client import Client as NATS
 from burstbus.bridges.nats.inbound import Inbound
 from burstbus.bridges.nats.server import EmbeddedNatsServer
 from burstbus.store.base import ReadFilter
-from tests.http.conftest import AUTH, TOKEN, Archive, open_archive
+from tests.http.conftest import TOKEN, Archive, open_archive
 from tests.nats.conftest import Core
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
