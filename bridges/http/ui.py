@@ -60,6 +60,7 @@ from burstbus.handlers.orchestrator.runs import FOLLOWED
 from burstbus.store.base import EventLog, ReadFilter
 from burstbus.store.projections.processes import TABLE_STATUSES
 from burstbus.store.projections.voeventdb import ROLES
+from burstbus.store.read import bursts as read_burst
 from burstbus.store.reader import ProjectionReader, ReadModelError
 
 log = logging.getLogger(__name__)
@@ -373,10 +374,13 @@ class Pages:
                            data=data, problem=problem, paging=query.paging, sort=query.sort,
                            live=_live(LIVE_TYPES["bursts"], data, query.paging.offset == 0))  # fmt: skip
 
-    async def burst(self, request: web.Request, viewer: Viewer) -> web.Response:
+    async def burst(self, request: web.Request, viewer: Viewer) -> web.StreamResponse:
         burst_id = request.match_info["burst_id"]
         data, problem, status = await self._read(q.burst, burst_id)
         if data is None and problem is None:
+            meant, _, _ = await self._read(read_burst.resolve_burst_id, burst_id)  # another case, or another name
+            if meant and meant != burst_id:  # e.g. the SVOM id of a notice that joined a Fermi burst
+                raise web.HTTPFound(relative_root(self.base, request.path) + "bursts/" + quote(meant, safe=""))
             status, problem = 404, f"no burst {burst_id!r} is known (yet)"
         if data is not None and not viewer.full:
             data["triggers"] = None  # who asked, who approved, pending ids: for signed-in readers

@@ -4,6 +4,10 @@ The burst identifier (``burstbus.handlers.bursts``) decides which burst a notice
 and records that decision, with the notice's facts, in a ``burst.identified`` event. This
 projection just folds those events, so it is a pure function of the log and a replay gives
 the same bursts even if the identification rules change later.
+
+``burst_aliases`` keeps the other names of a burst (a decision's ``alias``: the SVOM
+``Burst_Id`` of a notice that joined a Fermi burst by coincidence), so that what a BA types
+(``sb26051102``) finds the burst it became part of.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ def _better(err: float | None, best_err: float | None, has_best: bool) -> bool:
 
 class BurstsProjection(Projection):
     name = "bursts"
-    version = 1
-    tables = ("bursts", "burst_notices")
+    version = 2
+    tables = ("bursts", "burst_notices", "burst_aliases")
     event_types = frozenset({BURST_IDENTIFIED})
 
     def create(self, conn: sqlite3.Connection) -> None:
@@ -66,6 +70,11 @@ class BurstsProjection(Projection):
                 retraction INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS burst_notices_burst ON burst_notices (burst_id, seq);
+            CREATE TABLE IF NOT EXISTS burst_aliases (
+                alias    TEXT PRIMARY KEY,
+                burst_id TEXT NOT NULL,
+                seq      INTEGER NOT NULL
+            );
             """
         )
 
@@ -80,6 +89,10 @@ class BurstsProjection(Projection):
             notice: dict[str, Any] = found if isinstance(found, dict) else {}
             if conn.execute("SELECT 1 FROM burst_notices WHERE ivorn = ?", (ivorn,)).fetchone():
                 continue  # a notice belongs to one burst: the first decision stands
+            alias = data.get("alias")
+            if isinstance(alias, str) and alias and alias != burst_id:  # the first name given stands
+                conn.execute("INSERT OR IGNORE INTO burst_aliases (alias, burst_id, seq) VALUES (?,?,?)",
+                             (alias, burst_id, record.seq))
             notice_at = str(notice.get("notice_at") or record.occurred_at)
             ra, dec, err = notice.get("ra"), notice.get("dec"), notice.get("err")
             instrument = notice.get("instrument")

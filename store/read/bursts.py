@@ -45,14 +45,20 @@ def burst(conn: sqlite3.Connection, burst_id: str) -> BurstRow | None:
 
 
 def resolve_burst_id(conn: sqlite3.Connection, typed: str) -> str | None:
-    """The burst id meant by what was typed: exact, else the one match ignoring case."""
+    """The burst id meant by what was typed: exact, else the one match ignoring case; then the
+    same among the bursts' other names (an SVOM id whose notice joined a Fermi burst)."""
     if not table_exists(conn, "bursts"):
         return None
-    row = conn.execute("SELECT burst_id FROM bursts WHERE burst_id = ?", (typed,)).fetchone()
-    if row:
-        return str(row[0])
-    rows = conn.execute("SELECT burst_id FROM bursts WHERE burst_id = ? COLLATE NOCASE LIMIT 2", (typed,)).fetchall()
-    return str(rows[0][0]) if len(rows) == 1 else None
+    tables = [("bursts", "burst_id")] + ([("burst_aliases", "alias")] if table_exists(conn, "burst_aliases") else [])
+    for table, column in tables:
+        row = conn.execute(f"SELECT burst_id FROM {table} WHERE {column} = ?", (typed,)).fetchone()  # noqa: S608 - fixed names
+        if row:
+            return str(row[0])
+        rows = conn.execute(f"SELECT DISTINCT burst_id FROM {table} WHERE {column} = ? COLLATE NOCASE LIMIT 2",  # noqa: S608
+                            (typed,)).fetchall()
+        if len(rows) == 1:
+            return str(rows[0][0])
+    return None
 
 
 def notices(conn: sqlite3.Connection, burst_id: str) -> tuple[NoticeRow, ...]:

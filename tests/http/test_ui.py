@@ -692,3 +692,22 @@ async def test_sky_view_markup_and_policy(site: Site, tmp_path: Path, monkeypatc
         assert "wasm" not in policy and "unistra" not in policy
     _, policy = await page("/notices?role=test")  # no positioned notice: nothing to show, nothing widened
     assert "wasm" not in policy
+
+
+async def test_a_bursts_other_name_leads_to_the_burst_it_joined(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tests.http.conftest import open_archive
+    from tests.packets import voevent
+
+    archive = await open_archive(tmp_path, [voevent("ivo://org.svom/fsc#sb26120105_grm", params={"Burst_Id": "sb26120105"})])
+    try:
+        with sqlite3.connect(tmp_path / "projections.sqlite") as db:  # as a coincidence decision leaves it
+            db.execute("INSERT INTO burst_aliases (alias, burst_id, seq) VALUES ('fermi-792135758', 'sb26120105', 1)")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(archive.url + "/bursts/fermi-792135758", allow_redirects=False) as moved:
+                assert moved.status == 302 and moved.headers["Location"] == "../bursts/sb26120105"
+            async with session.get(archive.url + "/bursts/fermi-0") as missing:
+                assert missing.status == 404
+    finally:
+        await archive.close()

@@ -226,3 +226,31 @@ def test_pages_and_totals(conn: sqlite3.Connection) -> None:
     assert [t.request_id for t in newest.rows] == ["c" * 32] and newest.total == 3
     conn.execute("DROP TABLE triggers")
     assert read_lists.triggers(conn, TriggerFilter()).total == 0
+
+
+def test_a_burst_is_found_by_its_other_names_too() -> None:
+    """A notice that joined another mission's burst (rule coincidence) gives that burst its own
+    id as an alias: what a BA types (the SVOM id) finds the burst it became part of."""
+    from burstbus.events import RecordedEvent
+    from burstbus.store.projections.bursts import BurstsProjection
+
+    db = sqlite3.connect(":memory:")
+    projection = BurstsProjection()
+    projection.create(db)
+
+    def decision(seq: int, ivorn: str, burst: str, alias: str | None = None) -> RecordedEvent:
+        data: dict[str, Any] = {"burst_id": burst, "ivorn": ivorn, "rule": "coincidence" if alias else "param:TrigID",
+                                "notice": {"notice_at": "2026-12-01T03:00:00Z"}}
+        if alias:
+            data["alias"] = alias
+        return RecordedEvent(seq, f"id-{seq}", "burst.identified", burst, "handler.bursts", "2026-12-01T03:00:00Z",
+                             "2026-12-01T03:00:00Z", data, "", "")
+
+    projection.apply(db, [decision(1, "ivo://nasa.gsfc.gcn/Fermi#1", "fermi-792135758"),
+                          decision(2, "ivo://org.svom/fsc#sb26120102_eclairs-wakeup", "fermi-792135758", "sb26120102"),
+                          decision(3, "ivo://org.svom/fsc#sb26120102_slewing", "fermi-792135758", "sb26120102")])
+    assert read_burst.resolve_burst_id(db, "sb26120102") == "fermi-792135758"
+    assert read_burst.resolve_burst_id(db, "SB26120102") == "fermi-792135758"
+    assert read_burst.resolve_burst_id(db, "fermi-792135758") == "fermi-792135758"
+    assert read_burst.resolve_burst_id(db, "sb26120103") is None
+    assert db.execute("SELECT count(*) FROM burst_aliases").fetchone()[0] == 1
