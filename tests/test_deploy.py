@@ -514,7 +514,10 @@ def test_secrets_are_files_make_secrets_creates_and_nothing_publishes(kind: str,
 def test_the_burstbus_image(tmp_path: Path) -> None:
     steps = dockerfile(DOCKERFILE)
     froms = [args for word, args in steps if word == "FROM"]
-    assert all(f.split()[0] == "python:3.11-slim" for f in froms), froms
+    assert all(f.split()[0] == "python:3.11-slim" for f in froms[1:]), froms  # the Python stages
+    # Stage 0 vendors Aladin Lite with npm (bridges/http/vendor.py); the wheels carry it.
+    assert froms[0] == "node:22-bookworm AS aladin", froms
+    assert ("COPY", "--from=aladin /aladin bridges/http/static/vendor/aladin") in steps
     final = final_stage(steps)
     user = one(steps, "USER")
     assert user.split(":")[0] not in ("0", "root"), user
