@@ -57,11 +57,15 @@ _SCHEMA = (
         via             TEXT,
         sha256          TEXT,
         size            INTEGER,
-        seq             INTEGER NOT NULL
+        seq             INTEGER NOT NULL,
+        event_time      TEXT                  -- WhereWhen's ISOTime, fixed-width UTC (not voeventdb's)
     )""",
     "CREATE INDEX IF NOT EXISTS voevent_stream ON voevent (stream)",
     "CREATE INDEX IF NOT EXISTS voevent_role ON voevent (role)",
     "CREATE INDEX IF NOT EXISTS voevent_author_datetime ON voevent (author_datetime)",
+    # The notices pages' default order, by event time (store/read/archive.py): every notice
+    # with a time has it here, with or without a position.
+    "CREATE INDEX IF NOT EXISTS voevent_event_time ON voevent (event_time)",
     """CREATE TABLE IF NOT EXISTS cite (
         id          INTEGER PRIMARY KEY,
         voevent_id  INTEGER NOT NULL REFERENCES voevent (id),
@@ -84,13 +88,13 @@ _SCHEMA = (
         cz         REAL    NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS coord_zone ON coord (zone, ra)",
-    # The notices pages' default order, by event time (store/read/archive.py).
+    # A positioned notice's time, for voeventdb's own filters (the pages order by voevent.event_time).
     "CREATE INDEX IF NOT EXISTS coord_time ON coord (time)",
 )
 
 _INSERT_VOEVENT = (
     "INSERT OR IGNORE INTO voevent (id, ivorn, stream, role, version, author_ivorn, author_datetime, "
-    "received, instrument, mission, via, sha256, size, seq) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "received, instrument, mission, via, sha256, size, seq, event_time) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_CITE = "INSERT INTO cite (voevent_id, ref_ivorn, cite_type, description) VALUES (?,?,?,?)"
 _INSERT_COORD = "INSERT INTO coord (voevent_id, ra, dec, error, time, zone, cx, cy, cz) VALUES (?,?,?,?,?,?,?,?,?)"
@@ -169,7 +173,7 @@ class VOEventDBProjection(Projection):
     """``voevent.accepted`` → rows in ``voevent``, ``cite`` and ``coord``."""
 
     name: ClassVar[str] = "voeventdb"
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     tables: ClassVar[tuple[str, ...]] = ("voevent", "cite", "coord")
     event_types: ClassVar[frozenset[str]] = frozenset({ACCEPTED})
 
@@ -193,6 +197,7 @@ class VOEventDBProjection(Projection):
                 continue  # an IVORN seen twice keeps its first notice
             seen.add(ivorn)
             vid = record.seq
+            position = data.get("position")
             size = data.get("size")
             voevents.append(
                 (
@@ -210,6 +215,7 @@ class VOEventDBProjection(Projection):
                     data.get("sha256"),
                     size if isinstance(size, int) else None,
                     vid,
+                    _log_time(data.get("time") or (position.get("time") if isinstance(position, dict) else None)),
                 )
             )
             citations = data.get("citations")
@@ -222,7 +228,6 @@ class VOEventDBProjection(Projection):
                         cites.append(
                             (vid, ref, kind if isinstance(kind, str) else None, description)
                         )
-            position = data.get("position")
             if isinstance(position, dict):
                 coord = _coord_row(vid, position)
                 if coord is not None:

@@ -177,7 +177,7 @@ async def test_healthz(fresh: Archive) -> None:
     head = await fresh.log.head()
     assert status == 200 and body["status"] == "ok"
     assert body["log"] == {"up": True, "head_seq": head.seq, "head_hash": head.hash, "last_activity": head.recorded_at}
-    assert body["projections"]["projections"]["voeventdb"] == {"applied_seq": head.seq, "version": 1, "lag": 0}
+    assert body["projections"]["projections"]["voeventdb"] == {"applied_seq": head.seq, "version": 2, "lag": 0}
     assert body["components"] == {}
 
     async def nats_probe() -> dict[str, Any]:

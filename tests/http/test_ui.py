@@ -226,8 +226,9 @@ def ivorns(html: str) -> list[str]:
 
 #: Every notice of ``packets()`` by its event time, newest first, then those without one
 #: (no position: no WhereWhen time in the archive) by authored time; ties by authored time.
-BY_EVENT_TIME = ["p-1", "vt-position", "eclairs-wakeup", "BAT_GRB_Pos_700001-1", "wide-1", "odd#", "grm-alert",
-                 "ping-1"]  # fmt: skip
+#: Every notice with an event time has it in the order, positioned or not (the GRM alert has none).
+BY_EVENT_TIME = ["p-1", "vt-position", "grm-alert", "eclairs-wakeup", "ping-1", "BAT_GRB_Pos_700001-1", "wide-1",
+                 "odd#"]  # fmt: skip
 
 
 def short(found: list[str]) -> list[str]:
@@ -263,7 +264,7 @@ async def test_notices_by_event_time_with_svom_columns(site: Site) -> None:
 @pytest.mark.parametrize(
     "sort, expected",
     [
-        ("time", ["odd#", "wide-1", "BAT_GRB_Pos_700001-1", "eclairs-wakeup", "vt-position", "p-1", "ping-1", "grm-alert"]),
+        ("time", ["odd#", "wide-1", "BAT_GRB_Pos_700001-1", "ping-1", "eclairs-wakeup", "grm-alert", "vt-position", "p-1"]),
         ("-authored", ["vt-position", "grm-alert", "eclairs-wakeup", "BAT_GRB_Pos_700001-1", "ping-1", "wide-1", "p-1", "odd#"]),
         ("authored", ["odd#", "p-1", "wide-1", "ping-1", "BAT_GRB_Pos_700001-1", "eclairs-wakeup", "grm-alert", "vt-position"]),
         ("ra", ["BAT_GRB_Pos_700001-1", "odd#", "eclairs-wakeup", "vt-position", "p-1", "wide-1", "grm-alert", "ping-1"]),
