@@ -437,11 +437,18 @@ def _chunks(values: Sequence[str], size: int = 500) -> Iterable[tuple[list[str],
         yield chunk, ",".join("?" * len(chunk))
 
 
-def _load_index(conn: sqlite3.Connection, ivorns: list[str], ids: list[str], times: list[float],
+#: The most sightings one notice's coincidence search reads, nearest in time first: a flood of
+#: notices in one second (a replayed test stream, a bench) must not make every later notice
+#: read them all (quadratic), and a real coincidence is among the nearest.
+MAX_CANDIDATES = 200
+
+
+def _load_index(conn: sqlite3.Connection, ivorns: list[str], ids: list[str], moments: list[tuple[float, str]],
                 policy: CoincidencePolicy) -> MemoryIndex:
     """The stored index entries relevant to a batch: bursts of these IVORNs and who cites them;
-    which of the notices' own ids are bursts or aliases; the sightings near their times, and
-    every sighting of the bursts those belong to."""
+    which of the notices' own ids are bursts or aliases; the sightings of other missions near
+    the notices' (time, mission) ``moments`` (at most :data:`MAX_CANDIDATES` each, nearest
+    first), and every sighting of the bursts those belong to."""
     index = MemoryIndex()
     for chunk, marks in _chunks(ivorns):
         index.bursts.update(conn.execute(f"SELECT ivorn, burst_id FROM burst_index WHERE ivorn IN ({marks})", chunk).fetchall())
@@ -455,9 +462,12 @@ def _load_index(conn: sqlite3.Connection, ivorns: list[str], ids: list[str], tim
     if policy.kinds and policy.window > 0:
         kinds = ",".join("?" * len(policy.kinds))
         bursts: set[str] = set()
-        for moment in times:
-            for row in conn.execute(f"SELECT {_SIGHTING} FROM burst_sightings WHERE time BETWEEN ? AND ? AND kind IN ({kinds})",
-                                    (moment - policy.window, moment + policy.window, *policy.kinds)):
+        for moment, mission in moments:
+            for row in conn.execute(f"SELECT {_SIGHTING} FROM burst_sightings WHERE time BETWEEN ? AND ? "  # noqa: S608
+                                    f"AND kind IN ({kinds}) AND mission != ? "
+                                    "ORDER BY abs(time - ?), burst_id, ivorn LIMIT ?",
+                                    (moment - policy.window, moment + policy.window, *policy.kinds, mission, moment,
+                                     MAX_CANDIDATES)):
                 index.add_sighting(Sighting(*row))
                 bursts.add(row[1])
         for chunk, marks in _chunks(sorted(bursts)):
@@ -507,9 +517,10 @@ class BurstIdentifier:
             {notice_key(r.data) for r in wanted} | {str(c.get("ivorn", "")) for r in wanted for c in r.data.get("citations") or ()}
         )
         ids = sorted({own.burst_id for r in wanted if (own := own_identifier(r.data)) is not None})
-        times = sorted({seen.time for r in wanted if (seen := sighting_of(r.data, "", "")) is not None})
         policy = self.policy.coincidence
-        index = await self.state.run(lambda c: _load_index(c, relevant, ids, times, policy)) if wanted else MemoryIndex()
+        moments = sorted({(seen.time, seen.mission) for r in wanted
+                          if (seen := sighting_of(r.data, "", "")) is not None and seen.kind in policy.kinds})
+        index = await self.state.run(lambda c: _load_index(c, relevant, ids, moments, policy)) if wanted else MemoryIndex()
         events: list[Event] = []
         for record in wanted:
             found = identify(record.data, index, self.rules, self.roles, self.policy)

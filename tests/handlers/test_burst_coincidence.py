@@ -182,3 +182,24 @@ def test_separation_is_exact_for_small_and_large_angles() -> None:
     assert separation(10.0, 0.0, 10.0, 1e-6) == pytest.approx(1e-6)
     assert separation(0.0, 89.0, 180.0, 89.0) == pytest.approx(2.0)
     assert separation(0.0, 0.0, 180.0, 0.0) == pytest.approx(180.0)
+
+
+def test_a_flood_in_one_second_reads_a_bounded_number_of_candidates() -> None:
+    """Thousands of notices at one time (a replayed test stream) must not make every later
+    notice read them all: its own mission's are never candidates, and of the others only the
+    nearest MAX_CANDIDATES in time are read."""
+    import sqlite3
+
+    from burstbus.handlers import bursts as identifier
+    from burstbus.handlers.coincidence import CoincidencePolicy
+
+    db = sqlite3.connect(":memory:")
+    db.executescript(identifier._INDEX)
+    rows = [(f"ivo://x#{m}{i}", f"{m}-{i}", m, "grb", 1000.0 + (i % 7) * 0.1, None, None, None)
+            for m in ("svom", "fermi") for i in range(identifier.MAX_CANDIDATES + 300)]
+    db.executemany("INSERT INTO burst_sightings VALUES (?,?,?,?,?,?,?,?)", rows)
+    policy = CoincidencePolicy()
+    index = identifier._load_index(db, [], [], [(1000.0, "svom")], policy)
+    found = index.ids
+    assert len(found) == identifier.MAX_CANDIDATES and all(b.startswith("fermi-") for b in found)
+    assert identifier._load_index(db, [], [], [(1000.0, "svom")], policy).ids == found  # the same ones, always
