@@ -170,6 +170,12 @@ class Orchestrator:
             known = stored.get(burst, [])
             seen = {r.seq for r in known}
             added = [r for r in (fresh or {}).get(burst, ()) if r.seq not in seen]
+            if not known and added:
+                # A burst met for the first time may have begun before this orchestrator's first
+                # start (its follower starts at the head): its earlier data are in the log, not
+                # here. Without them a run whose other input arrived before the start would
+                # wait for ever (the served demo's ECLAIRs data one event before the start).
+                added = [*await self._earlier(burst, added[0].seq), *added]
             new[burst] = added
             decisions[burst] = decide(burst, [*known, *added], self.pipelines, now)
         events = [e for d in decisions.values() for e in d.events]
@@ -293,6 +299,11 @@ class Orchestrator:
                       if burst.item(str(i["event_id"])) is not None), key=lambda d: d.seq if d else 0, default=None)
         if latest is not None:
             self.dispatch_seconds.observe(max(0.0, _seconds_until(self.clock(), latest.recorded_at)))
+
+    async def _earlier(self, burst_id: str, before: int) -> list[RecordedEvent]:
+        """The burst's followed events before seq ``before`` (none when it began while followed)."""
+        records = await self.log.read(filter=ReadFilter.of(types=FOLLOWED, stream=burst_id))
+        return [r for r in records if r.seq < before]
 
     # -- requests by hand ------------------------------------------------------------------
 

@@ -29,12 +29,13 @@ def ahead(seconds: float) -> str:
     return format_time(parse_time(utc_now()) + timedelta(seconds=seconds))
 
 
-async def settle(log: EventLog, burst: str, now: str | None = None) -> list[Event]:
+async def settle(log: EventLog, burst: str, now: str | None = None,
+                 pipelines: PipelinesSection = PIPELINES) -> list[Event]:
     """Append what the core decides for ``burst`` until it decides nothing more."""
     decided: list[Event] = []
     for _ in range(30):
         records = await log.read(filter=ReadFilter.of(types=FOLLOWED, stream=burst))
-        decision = decide(burst, records, PIPELINES, now or utc_now())
+        decision = decide(burst, records, pipelines, now or utc_now())
         if not decision.events:
             return decided
         await log.append(decision.events)
