@@ -1,6 +1,6 @@
 """Suite-wide test set-up.
 
-The suite runs on pytest-xdist workers (pyproject's addopts: ``-n 4 --dist loadfile``): each
+The suite can run on pytest-xdist workers (``-n 4 --dist loadfile``; serial by default, see pyproject): each
 test file runs whole on one worker process, so module-scoped servers, the session loop that
 Twisted's reactor is bound to, and the session's Prosody stay per process, as in a serial run.
 
