@@ -30,13 +30,12 @@ from aiohttp import web
 from burstbus.bridges.http.access import Access, Forbidden
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
 from burstbus.bridges.http.permissions import Action
-from burstbus.bridges.http.server import BODY_CUT, body_cut
+from burstbus.bridges.http.server import BODY_CUT, body_cut, read_bounded
 from burstbus.bridges.http.spec import Route
 from burstbus.events import Event
 from burstbus.handlers.orchestrator import messages
 from burstbus.store.base import EventLog, LogError
 
-_CHUNK = 65536
 MAX_BYTES = 1_048_576
 IDEMPOTENCY_KEY = "Idempotency-Key"
 
@@ -153,19 +152,8 @@ class Announce:
     async def _body(self, request: web.Request) -> tuple[bytes, bool]:
         """The body and whether it was within the limit (else its first bytes); :class:`_Cut`
         with what was read when it stops short."""
-        declared = request.content_length
-        chunks: list[bytes] = []
+        received: list[bytes] = []
         try:
-            if declared is not None and declared > self.max_bytes:
-                return await request.content.read(messages.EXCERPT_BYTES), False
-            size = 0
-            while True:
-                chunk = await request.content.read(_CHUNK)
-                if not chunk:
-                    return b"".join(chunks), True
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > self.max_bytes:
-                    return b"".join(chunks)[: messages.EXCERPT_BYTES], False
+            return await read_bounded(request, self.max_bytes, excerpt=messages.EXCERPT_BYTES, received=received)
         except BODY_CUT as exc:
-            raise _Cut(exc, b"".join(chunks)) from exc
+            raise _Cut(exc, b"".join(received)) from exc

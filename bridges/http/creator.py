@@ -38,8 +38,8 @@ from burstbus.bridges.http.access import Forbidden, Viewer, Writer
 from burstbus.bridges.http.errors import ApiError, Unavailable, json_response
 from burstbus.bridges.http.forms import FormFlow, Handler
 from burstbus.bridges.http.identity import CSRF_FIELD
-from burstbus.bridges.http.notices import read_bounded
 from burstbus.bridges.http.permissions import Action
+from burstbus.bridges.http.server import read_bounded
 from burstbus.bridges.http.signin import FormError, read_form
 from burstbus.bridges.http.spec import Param, Route
 from burstbus.handlers.notices.drafts import (

@@ -32,6 +32,7 @@ from aiohttp import web
 from burstbus.bridges.http.access import Access, Forbidden
 from burstbus.bridges.http.errors import ApiError, Unavailable, error_body, json_response
 from burstbus.bridges.http.permissions import Action
+from burstbus.bridges.http.server import read_bounded
 from burstbus.bridges.http.spec import Param, Route
 from burstbus.catalogue import (
     PUBLICATION_DECLINED,
@@ -45,7 +46,6 @@ from burstbus.handlers.notices.publisher import decision_id, delivery_id
 from burstbus.handlers.notices.request import requested_event_id
 from burstbus.store.base import EventLog, LogError
 
-_CHUNK = 65536
 IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
@@ -149,21 +149,3 @@ class NoticeRequests:
             "ivorn": (decision.data.get("ivorn") if decision is not None else None), "reason": last.get("reason"),
             "events": [{"seq": e.seq, "type": e.type, "recorded_at": e.recorded_at} for e in events],
         })
-
-
-async def read_bounded(request: web.Request, limit: int) -> tuple[bytes, bool]:
-    """The body, and whether it is whole: past ``limit`` (declared or sent) only its first
-    4 KiB, for the refusal's record."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        return await request.content.read(4096), False
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(_CHUNK)
-        if not chunk:
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks)[:4096], False

@@ -83,6 +83,30 @@ class BodyCut(ApiError):
 BODY_CUT = (BodyTimeout, ConnectionResetError, web.RequestPayloadError)
 
 
+#: How much a body is read at a time.
+_CHUNK = 65536
+
+
+async def read_bounded(request: web.Request, limit: int, *, excerpt: int = 4096,
+                       received: list[bytes] | None = None) -> tuple[bytes, bool]:
+    """The body, and whether it is whole: past ``limit`` (declared or sent) only its first
+    ``excerpt`` bytes, for the refusal's record. A body that stops short raises one of
+    :data:`BODY_CUT`; ``received`` (when given) then holds what had arrived, for the record."""
+    chunks = received if received is not None else []
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return await request.content.read(excerpt), False
+    size = 0
+    while True:
+        chunk = await request.content.read(_CHUNK)
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:excerpt], False
+
+
 def body_cut(exc: BaseException, received: int, declared: int | None) -> BodyCut:
     """The refusal for a body that stopped short with ``exc`` (one of :data:`BODY_CUT`), named
     as the VTP receiver names a frame cut short: ``timeout``, ``truncated`` (the client closed
