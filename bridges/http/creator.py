@@ -24,6 +24,7 @@ A refused draft or publication is recorded as ``publication.refused`` with its r
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -318,7 +319,7 @@ class NoticeCreator:
         draft_id = str(result.draft_id)
         return json_response({
             "draft_id": draft_id, "burst_id": value.get("burst_id"), "ivorn": result.ivorn,
-            "sha256": (await find_draft(self.log, draft_id, datetime.now(UTC)) or {}).get("sha256"),
+            "sha256": hashlib.sha256(result.xml).hexdigest() if result.xml is not None else None,  # as drafted
             "packet": f"{self.base_path}/api/notices/drafts/{draft_id}", "page": self._page_url(request, draft_id),
             "approvers": [j for j in self.approvers() if j != writer.peer],
         }, status=201)

@@ -7,6 +7,7 @@ proxy header from elsewhere) is in ``test_people_browser.py``."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -324,6 +325,7 @@ async def test_the_drafts_api_keeps_two_people_apart_for_scripts_too(site: Site)
             assert drafted.status == 201 and body["approvers"] == ["ada@fsc.example", "quinn@fsc.example"], body
         async with session.get(site.url + body["packet"], headers=quinn) as packet:
             assert packet.status == 200 and packet.headers["X-Burstbus-Drafted-By"] == "paula@fsc.example"
+            assert hashlib.sha256(await packet.read()).hexdigest() == body["sha256"]
         publish = f"{site.url}{DRAFTS}/{body['draft_id'][:8]}/publish"
         async with session.post(publish, headers=paula) as own:
             assert own.status == 409 and "two people" in (await own.json())["error"]["message"]
