@@ -100,7 +100,14 @@ PUBLISH: PortKey[Publish] = PortKey("nats.publish", "publish raw bytes on a NATS
 
 
 class RequestNotDelivered(Exception):
-    """A request nobody took (no responder, transport not connected): it was not handled."""
+    """A request nobody took (no responder on its subject): it was not handled."""
+
+
+class RequestNotSent(Exception):
+    """The transport is not connected (yet, or for now): nothing was sent, and nothing is known
+    about the request itself. Not an answer: the sender tries again once it is connected (the
+    orchestrator's first round at a start can come before NATS connects; counting that as a
+    refusal cost an attempt and its backoff)."""
 
 
 class RequestUnanswered(Exception):
@@ -109,7 +116,8 @@ class RequestUnanswered(Exception):
 
 #: ``request(subject, payload, headers, timeout)``: a NATS request; the reply's bytes. Raises
 #: :class:`RequestNotDelivered` or :class:`RequestUnanswered` (the orchestrator's dispatch
-#: records which: a worker may or may not have the job).
+#: records which: a worker may or may not have the job), or :class:`RequestNotSent` (not
+#: connected: nothing to record, send it again).
 Request = Callable[[str, bytes, dict[str, str], float], Awaitable[bytes]]
 REQUEST: PortKey[Request] = PortKey("nats.request", "send a NATS request and return the reply")
 #: Where people reach the web pages (``[http] public_url``, else its own address): links in messages.

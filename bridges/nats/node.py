@@ -33,7 +33,7 @@ from burstbus.bridges.nats.confirm import confirm_sent
 from burstbus.bridges.nats.inbound import Inbound
 from burstbus.bridges.nats.outbound import ORIGIN, RETRYABLE, Outbound
 from burstbus.bridges.nats.server import EmbeddedNatsServer
-from burstbus.component import RequestNotDelivered, RequestUnanswered, StartupError
+from burstbus.component import RequestNotDelivered, RequestNotSent, RequestUnanswered, StartupError
 from burstbus.handlers.notices.intake import NoticeIntake
 from burstbus.ingest import Ingest
 from burstbus.state import StateStore
@@ -188,11 +188,12 @@ class NatsNode:
     async def request(self, subject: str, payload: bytes, headers: dict[str, str], timeout: float) -> bytes:
         """A request on this node's connection (the orchestrator's dispatch): the reply's bytes.
 
-        Raises ``RequestNotDelivered`` (not connected, or no responder: nobody has it) or
-        ``RequestUnanswered`` (no reply within ``timeout``: the responder may have it)."""
+        Raises ``RequestNotSent`` (not connected: nothing sent), ``RequestNotDelivered`` (no
+        responder: nobody has it) or ``RequestUnanswered`` (no reply within ``timeout``: the
+        responder may have it)."""
         nc = self.nc
         if nc is None or not self.connected.is_set() or not nc.is_connected:
-            raise RequestNotDelivered(f"not connected to NATS; {subject} not requested")
+            raise RequestNotSent(f"not connected to NATS; {subject} not requested")
         try:
             reply = await nc.request(subject, payload, timeout=timeout, headers={**headers, ORIGIN: self.node_id})
         except nats.errors.NoRespondersError:

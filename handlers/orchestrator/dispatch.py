@@ -8,6 +8,10 @@ responder on the subject, the connection refused, the worker said ``NAK`` or ans
 the connection dropped mid-request): the worker may be running it, so the attempt is watched
 like an accepted one and vanishes if nothing is heard within its timeout.
 
+Not an outcome: burstbus's own NATS connection being down (``RequestNotSent``, as at a start
+before NATS connects). Nothing was asked of anybody, so nothing is recorded; the orchestrator
+sends the same attempt again a moment later rather than spend one of its attempts.
+
 Dispatch is at least once: after a crash between the ``process.requested`` and its
 ``process.dispatched``, or when two nodes follow one log, a worker may receive the same
 request twice. The body's ``request_id`` (also the ``Nats-Msg-Id`` header, and HTTP's

@@ -282,7 +282,10 @@ async def test_sigkill_during_dispatch_loses_no_run_and_decides_none_twice(tmp_p
                        f"{burst}'s run to complete")
     received = Counter(e["request_id"] for e in worker.entries("received"))
     worked = Counter(e["request_id"] for e in worker.entries("worked"))
-    assert len(received) == len(bursts) and all(n >= 2 for n in received.values()), received  # dispatched again
+    journal = [(e["event"], e["burst_id"], e["attempt"], e["request_id"][:8]) for e in worker.entries()]
+    assert len(received) == len(bursts) and all(n >= 2 for n in received.values()), \
+        (received, journal, [(e["type"], e["actor"], e["data"].get("attempt"), e["data"].get("status"), e["id"][:8])
+                             for e in await bus.events(bursts[0])])  # dispatched again
     assert set(worked) == set(received) and all(n == 1 for n in worked.values()), worked  # worked once: the key
     for burst in bursts:
         events = await bus.events(burst)
