@@ -68,6 +68,8 @@ class CatchUpSubscriber:
 
 
 _ANY_ADDRESS = ("0.0.0.0/0", "::/0")
+#: Listen backlog of the VTP ports unless configured (Twisted's own default is 50).
+DEFAULT_LISTEN_BACKLOG = 1024
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,11 @@ class VTPSection:
     enabled: bool = True
     #: Our IVORN in transport messages (ACK/NAK origin, iamalive, authenticate).
     local_ivo: str = "ivo://burstbus.local/broker"
+    #: Listen backlog of every VTP port: connections the kernel completes before burstbus
+    #: accepts them. Twisted's default of 50 drops the SYNs of a storm of reconnecting
+    #: subscribers (after a restart), who retry 1, 3, 7 s later and miss the first alerts.
+    #: The kernel caps it at ``net.core.somaxconn``.
+    listen_backlog: int = field(default=DEFAULT_LISTEN_BACKLOG, metadata={"minimum": 1})
     #: Accept packets from authors (``comet-sendvo``), on this address …
     receive: bool = True
     receive_host: str = "127.0.0.1"

@@ -71,6 +71,7 @@ class VTPNode:
             self.ingest, host=c.receive_host, port=c.receive_port if c.receive_plain else None,
             tls_port=c.receive_tls_port, tls_options=self._tls_options(c.receive_tls_port, c.receive_client_certificate),
             local_ivo=c.local_ivo, max_bytes=c.max_bytes, timeout=c.receive_timeout, allow=c.author_allow,
+            backlog=c.listen_backlog,
         )
         try:
             await self.receiver.run(ready=self.receiver_ready.set)
@@ -92,7 +93,7 @@ class VTPNode:
                 iamalive_interval=c.iamalive_interval,
                 local_ivo=c.local_ivo, allow=c.subscriber_allow, filters=c.subscriber_filters,
                 max_outstanding=c.max_outstanding_acks, authenticate_wait=c.authenticate_wait,
-                catch_up=self.catch_up,
+                catch_up=self.catch_up, backlog=c.listen_backlog,
             )
         try:
             await self.broadcaster.run(ready=self.broadcaster_ready.set)

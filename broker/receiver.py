@@ -36,6 +36,7 @@ import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from burstbus.broker.reactor import require_installed
@@ -51,6 +52,7 @@ from twisted.protocols.policies import TimeoutMixin  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
 from burstbus.broker import tls  # noqa: E402
+from burstbus.broker.config import DEFAULT_LISTEN_BACKLOG  # noqa: E402
 from burstbus.broker.reactor import running_reactor, stop_listening, wait_until  # noqa: E402
 from burstbus.broker.stats import ReceiverStats  # noqa: E402
 from burstbus.component import bind_failure  # noqa: E402
@@ -327,27 +329,51 @@ class VTPReceiverFactory(ServerFactory):
         task.add_done_callback(self.tasks.discard)
 
 
+#: Listen backlog when none is given (``[vtp] listen_backlog``); Twisted's own is 50.
+DEFAULT_BACKLOG = DEFAULT_LISTEN_BACKLOG
+_SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
+
+
+def somaxconn() -> int | None:
+    """The kernel's cap on a listen backlog (Linux), None where it cannot be read."""
+    try:
+        return int(_SOMAXCONN.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def effective_backlog(backlog: int) -> int:
+    """``backlog`` as the kernel will apply it (capped at ``net.core.somaxconn``), logged
+    when the cap cuts it: a storm of reconnecting subscribers larger than that loses SYNs."""
+    cap = somaxconn()
+    if cap is not None and backlog > cap:
+        log.warning("vtp.listen_backlog = %d, but the kernel caps it at net.core.somaxconn = %d", backlog, cap)
+        return cap
+    return backlog
+
+
 async def listen_ports(factory: Any, host: str, port: int | None, tls_port: int | None, tls_options: Any, *,
-                       setting: str, what: str) -> tuple[Any, Any]:
+                       setting: str, what: str, backlog: int = DEFAULT_BACKLOG) -> tuple[Any, Any]:
     """Listen on the plain port and the TLS port (each when requested) with one factory; a
     port that cannot be bound is the :class:`StartupError` naming ``<setting>_port`` or
     ``<setting>_tls_port``, and the plain port already opened is closed again."""
     reactor = running_reactor()
     plain = secure = None
+    applied = effective_backlog(backlog)
     if port is not None:
         try:
-            plain = reactor.listenTCP(port, factory, interface=host)
+            plain = reactor.listenTCP(port, factory, backlog=backlog, interface=host)
         except CannotListenError as exc:
             raise bind_failure(f"{setting}_port", host, port, exc.socketError) from exc
-        log.info("%s listening on %s:%d", what, host, plain.getHost().port)
+        log.info("%s listening on %s:%d (listen backlog %d)", what, host, plain.getHost().port, applied)
     if tls_port is not None:
         try:
-            secure = reactor.listenTCP(tls_port, tls.server_factory(tls_options, factory), interface=host)
+            secure = reactor.listenTCP(tls_port, tls.server_factory(tls_options, factory), backlog=backlog, interface=host)
         except CannotListenError as exc:
             if plain is not None:
                 await stop_listening(plain)
             raise bind_failure(f"{setting}_tls_port", host, tls_port, exc.socketError) from exc
-        log.info("%s listening on %s:%d (TLS)", what, host, secure.getHost().port)
+        log.info("%s listening on %s:%d (TLS, listen backlog %d)", what, host, secure.getHost().port, applied)
     return plain, secure
 
 
@@ -359,10 +385,11 @@ class Receiver:
     factory: one set of counters, one set of connections."""
 
     def __init__(self, ingest: Ingest, *, host: str, port: int | None, tls_port: int | None = None,
-                 tls_options: Any = None, **options: Any):
+                 tls_options: Any = None, backlog: int = DEFAULT_BACKLOG, **options: Any):
         if tls_port is not None and tls_options is None:
             raise ValueError("a TLS author port needs its TLS options")
         self.host = host
+        self.backlog = backlog
         self.requested_port = port
         self.requested_tls_port = tls_port
         self.tls_options = tls_options
@@ -385,7 +412,7 @@ class Receiver:
     async def start(self) -> None:
         self.listening, self.listening_tls = await listen_ports(
             self.factory, self.host, self.requested_port, self.requested_tls_port, self.tls_options,
-            setting="vtp.receive", what="VTP receiver",
+            setting="vtp.receive", what="VTP receiver", backlog=self.backlog,
         )
 
     async def stop(self) -> None:

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 from burstbus.events import utc_now
+
+_last_ms: int = -1
+_last_text: str = ""
+
+
+def stamp_now() -> str:
+    """:func:`~burstbus.events.utc_now` to the millisecond, formatted once per millisecond.
+
+    The broadcaster stamps every delivery and every ACK (``last_sent_at``, ``last_ack_at``);
+    with 1,000 subscribers formatting a datetime each time was 12% of its CPU (py-spy), and
+    an operator reading these counters needs no finer clock."""
+    global _last_ms, _last_text
+    ms = time.time_ns() // 1_000_000
+    if ms != _last_ms:
+        _last_ms, _last_text = ms, utc_now()
+    return _last_text
 
 
 @dataclass
