@@ -210,6 +210,27 @@ async def test_nodes_appending_the_same_ids_at_once_on_one_server_store_each_onc
         await close_all(logs)
 
 
+async def test_the_server_refuses_an_id_already_stored_under_another_type_beyond_the_duplicate_window(servers: Servers) -> None:
+    """An append's first round does not look its ids up: the server's own check (no record
+    on the id's subjects, any type) refuses a second record of an id after the duplicate
+    window, and the next round finds the first record (new=False, its seq)."""
+    server = await servers.single()
+    log = await JetStreamEventLog.open(server.url, stream="SHORT_WINDOW", duplicate_window=1.0)
+    try:
+        first = event(1)
+        [original] = await log.append([first])
+        await asyncio.sleep(1.5)  # past the stream's duplicate window (setup, not an assertion on time)
+        retyped = Event("burst.none", {"burst_id": "other"}, stream="sb", actor="test", id=first.id)
+        before = log.conflicts_total
+        [again] = await log.append([retyped])
+        assert (again.seq, again.hash, again.new) == (original.seq, original.hash, False)
+        assert log.conflicts_total == before + 1  # refused by the server, not by a lookup
+        verification = await log.verify()
+        assert verification.ok and verification.count == 1, verification
+    finally:
+        await log.close()
+
+
 async def cluster_with_paused_followers_race(
     servers: Servers, loser_timeout: float, after_10158: Callable[[list[asyncio.Task[list[Appended]]]], Awaitable[None]],
 ) -> tuple[list[JetStreamEventLog], list[asyncio.Task[list[Appended]]], Event]:
