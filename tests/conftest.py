@@ -1,6 +1,6 @@
 """Suite-wide test set-up.
 
-The suite can run on pytest-xdist workers (``-n 4 --dist loadfile``; serial by default, see pyproject): each
+The suite runs on pytest-xdist workers (``-n 4 --dist loadfile``, see pyproject; ``-n 0`` serially): each
 test file runs whole on one worker process, so module-scoped servers, the session loop that
 Twisted's reactor is bound to, and the session's Prosody stay per process, as in a serial run.
 
@@ -8,11 +8,40 @@ Ports: every server the tests start gets its port from :func:`tests.ports.free_p
 per worker, outside the kernel's ephemeral range), including the nats-servers that
 ``burstbus.bridges.nats.server`` picks a port for itself (``port=0``) and the tests that import
 its ``free_port``; patched here, before any test module is imported, so that both names are ours.
+
+A test that pytest-timeout stops shows, besides its threads, what every asyncio task of the
+loops still open was waiting for: a hang in a coroutine leaves every thread idle, so the
+threads alone say nothing.
 """
 
 from __future__ import annotations
+
+import asyncio
+import gc
+import io
+from typing import Any
+
+import pytest
 
 import burstbus.bridges.nats.server as nats_server
 from tests import ports
 
 nats_server.free_port = ports.free_port
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None and "Timeout" in str(call.excinfo.value):
+        report.sections.append(("asyncio tasks at the timeout", _task_stacks()))
+
+
+def _task_stacks() -> str:
+    out = io.StringIO()
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
+    for loop in loops:
+        for task in asyncio.all_tasks(loop):
+            out.write(f"--- {task!r}\n")
+            task.print_stack(limit=12, file=out)
+    return out.getvalue() or "no asyncio task"

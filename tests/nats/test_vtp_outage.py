@@ -92,10 +92,16 @@ async def test_events_arriving_by_vtp_during_a_nats_outage_reach_nats_once_each(
             stop.set()
             await within(sender, DEADLINE, "the author to finish")
 
-        async def outbox_at_head() -> bool:
-            return outbound.position == (await core.log.head()).seq
+        async def settled() -> bool:
+            """The burst identifier has decided every packet (it appends a ``burst.*`` event
+            for each, after the packet: read before the last one, the stream held an id the
+            read did not) and the outbox has published up to the head."""
+            records = await core.log.read()
+            accepted = sum(r.type == "voevent.accepted" for r in records)
+            decided = sum(r.type.startswith("burst.") for r in records)
+            return accepted == decided and outbound.position == records[-1].seq
 
-        await wait_for(outbox_at_head, "the outbox to reach the head")
+        await wait_for(settled, "the burst decisions and the outbox to reach the head")
         assert outbound.failures >= 1, "the outage was seen"
         records = await core.log.read()
         ids = await stream_ids(server.url)
