@@ -201,7 +201,8 @@ class NoticeCreator:
 
         async def page(jid: str) -> None:
             try:
-                await asyncio.wait_for(messenger.send_direct(jid, text), PAGE_TIMEOUT)
+                async with asyncio.timeout(PAGE_TIMEOUT):
+                    await messenger.send_direct(jid, text)
             except Exception as exc:  # noqa: BLE001 - a page is a courtesy; the draft is in the log
                 log.warning("could not page %s about draft %s: %s", jid, short, exc)
 
@@ -295,8 +296,9 @@ class NoticeCreator:
         if messenger is None or not result.drafted_by or result.draft_id is None:
             return
         try:
-            await asyncio.wait_for(messenger.send_direct(
-                result.drafted_by, f"{by} published your draft {result.draft_id[:8]}: {result.ivorn}."), PAGE_TIMEOUT)
+            async with asyncio.timeout(PAGE_TIMEOUT):
+                await messenger.send_direct(
+                    result.drafted_by, f"{by} published your draft {result.draft_id[:8]}: {result.ivorn}.")
         except Exception as exc:  # noqa: BLE001 - a page is a courtesy; the approval is in the log
             log.warning("could not tell %s that draft %s was published: %s", result.drafted_by, result.draft_id[:8], exc)
 

@@ -139,7 +139,8 @@ class Ops:
         try:
             result = probe()
             if inspect.isawaitable(result):
-                result = await asyncio.wait_for(result, PROBE_TIMEOUT)
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    result = await result
             state = {str(k): _iso(v) for k, v in dict(result).items()}
         except Exception as exc:
             return {"up": False, "last_activity": None, "error": str(exc) or type(exc).__name__}
@@ -217,7 +218,8 @@ class Ops:
     async def _one_provider(self, name: str) -> list[Family]:
         result = self.providers[name]()
         if inspect.isawaitable(result):
-            result = await asyncio.wait_for(result, PROBE_TIMEOUT)
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                result = await result
         families = list(result)
         for family in families:
             family.check()

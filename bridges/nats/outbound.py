@@ -371,7 +371,8 @@ class Outbound:
         try:
             if frames:
                 await self._send_frames(frames)
-            answers = await asyncio.wait_for(asyncio.gather(*futures), self.ack_timeout)
+            async with asyncio.timeout(self.ack_timeout):
+                answers = await asyncio.gather(*futures)
         finally:
             for future in futures:
                 future.cancel()

@@ -161,7 +161,8 @@ class EmbeddedNatsServer:
         if marker is not None and _alive(pid):
             server.port, server.server_name = marked_port, name
             try:
-                info = await asyncio.wait_for(server._read_info(), 2.0)
+                async with asyncio.timeout(2.0):
+                    info = await server._read_info()
             except (OSError, TimeoutError, ValueError):
                 info = {}
             if info.get("server_name") == name:
@@ -222,7 +223,8 @@ class EmbeddedNatsServer:
                     f"(port {self.port} in use?); its log: {self._log_tail()}"
                 )
             try:
-                info = await asyncio.wait_for(self._read_info(), 2.0)
+                async with asyncio.timeout(2.0):
+                    info = await self._read_info()
                 if info.get("server_name") != self.server_name:
                     problem = f"another server ({info.get('server_name')}) answers on port {self.port}"
                 elif not self.jetstream or info.get("jetstream"):

@@ -301,7 +301,8 @@ class XmppConnection:
         self.client.cancel_connection_attempt()
         if self.client.transport is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.client.disconnect(wait=1.0), 5)
+                async with asyncio.timeout(5):
+                    await self.client.disconnect(wait=1.0)
             if self.client.transport is not None:
                 self.client.abort()
         self.up.clear()

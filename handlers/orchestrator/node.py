@@ -250,7 +250,11 @@ class Orchestrator:
             if self._heap:
                 delay = min(MAX_SLEEP, max(0.0, _seconds_until(self._heap[0][0], self.clock())))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancel that
+                # lands as the wake-up arrives (a decision at the moment of a stop); the loop
+                # then waited for ever on the stopped follower's caught_up, and so did run().
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     # -- dispatching ---------------------------------------------------------------------
 

@@ -90,7 +90,8 @@ class FollowupPager:
 
     async def _send(self, messenger: Messenger, jid: str, text: str) -> None:
         try:
-            await asyncio.wait_for(messenger.send_direct(jid, text), self.section.delivery_timeout)
+            async with asyncio.timeout(self.section.delivery_timeout):
+                await messenger.send_direct(jid, text)
             self.paged_total += 1
         except Exception as exc:  # a chat hiccup never stops the pager; the log has the fact
             self.failed_total += 1

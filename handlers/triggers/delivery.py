@@ -121,7 +121,8 @@ class Delivery:
                 problems.append(f"XMPP to {jid}: the XMPP bridge is not running")
                 continue
             try:
-                await asyncio.wait_for(self.messenger.send_voevent(jid, xml, summary), self.section.delivery_timeout)
+                async with asyncio.timeout(self.section.delivery_timeout):
+                    await self.messenger.send_voevent(jid, xml, summary)
                 delivered.append(jid)
             except Exception as exc:
                 problems.append(f"XMPP to {jid}: {type(exc).__name__}: {exc}")
@@ -136,7 +137,8 @@ class Delivery:
             "Burstbus-Trigger-Request": request.request_id, "Burstbus-Ivorn": ivorn,
         }
         try:
-            await asyncio.wait_for(self.publish(scope.nats_subject, xml, headers), self.section.delivery_timeout)
+            async with asyncio.timeout(self.section.delivery_timeout):
+                await self.publish(scope.nats_subject, xml, headers)
             return True
         except Exception as exc:
             problems.append(f"NATS {scope.nats_subject}: {type(exc).__name__}: {exc}")

@@ -357,7 +357,8 @@ class TriggerWorkflow:
         if self.messenger is None:
             return
         try:
-            await asyncio.wait_for(self.messenger.send_direct(jid, text), self.section.delivery_timeout)
+            async with asyncio.timeout(self.section.delivery_timeout):
+                await self.messenger.send_direct(jid, text)
         except Exception as exc:  # never let a chat hiccup stop the expiry loop
             log.warning("could not tell %s: %s", jid, exc)
 
