@@ -9,8 +9,7 @@ The loop, in order, for each poll:
    the batch in hand (every id is derived: a retry adds nothing twice).
 3. **Then** write the partitions' next offsets to ``state.sqlite`` (:mod:`.positions`, which
    says why positions live there): a position is never ahead of the log, a crash between the
-   two re-reads the batch, and the re-read appends nothing. The write runs behind the loop
-   (:class:`~.positions.SavedBehind`): the next poll does not wait for it.
+   two re-reads the batch, and the re-read appends nothing.
 4. **Heartbeats** move the silence clock (:mod:`.liveness`); a silence and its end are events.
 
 At start, and when a wanted topic appears or grows a partition, each partition's offset is
@@ -38,7 +37,7 @@ from burstbus.bridges.kafka.intake import Intake
 from burstbus.bridges.kafka.liveness import Clock, Transition, heard_time, restore, step
 from burstbus.bridges.kafka.messages import KafkaMessage
 from burstbus.bridges.kafka.offsets import Gap, Resume, behind_end, lag, resume
-from burstbus.bridges.kafka.positions import LivenessRow, Partition, Positions, SavedBehind
+from burstbus.bridges.kafka.positions import LivenessRow, Partition, Positions
 from burstbus.catalogue import KAFKA_GAP
 from burstbus.events import Event, derived_event_id, format_time
 from burstbus.ingest import Ingest
@@ -114,7 +113,6 @@ class KafkaInbound:
         self.heartbeat = upstream.heartbeat_topic
         self.start = parse_start(upstream.start)
         self.positions = Positions(state, upstream.name)
-        self.saved_behind = SavedBehind(self.positions)
         self.intake = Intake(event_log, ingest, max_bytes=section.max_message_bytes)
         self.reader: KafkaReader | None = None
         #: Next offset per assigned partition (alerts: what is durable; heartbeats: in memory).
@@ -163,10 +161,6 @@ class KafkaInbound:
                 await self._judge()
         finally:
             self.assigned.clear()
-            try:
-                await self.saved_behind.flush()
-            except Exception as exc:  # the next start re-reads those messages; they append nothing
-                log.warning("kafka %s: last positions not saved: %s", self.name, exc)
             await self._save_liveness(force=True)
             reader, self.reader = self.reader, None
             if reader is not None:
@@ -334,7 +328,7 @@ class KafkaInbound:
         for message in alerts:
             part = (message.topic, message.partition)
             advanced[part] = max(advanced.get(part, 0), message.offset + 1)
-        self.saved_behind.note(advanced)  # written while the next batch is polled
+        await self.positions.save(advanced)
         for part, offset in advanced.items():
             self.offsets[part] = max(self.offsets.get(part, 0), offset)
         self.taken += len(alerts)
@@ -381,8 +375,6 @@ class KafkaInbound:
         """Record a gap (log first), then move the stored position and re-assign."""
         if decided.gap is not None:
             await self._record_gap(part, decided.gap)
-            self.saved_behind.forget(part)
-            await self.saved_behind.flush()  # a forward write still pending would undo the reset
             await self.positions.reset(part, decided.offset)
         self.offsets[part] = decided.offset
         self.ends.pop(part, None)

@@ -24,16 +24,12 @@ current silence, so the silence clock survives a restart).
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from burstbus.events import utc_now
 from burstbus.state import StateStore
-
-log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kafka_positions (
@@ -150,65 +146,6 @@ class Positions:
             )
 
         await self.state.transaction(write)
-
-
-class SavedBehind:
-    """A batch's positions written while the consumer already polls the next one.
-
-    The write to ``state.sqlite`` shares that file's one connection with every other
-    consumer's checkpoint, so it can wait there behind their fsyncs (``bench/kafka.py`` at 50
-    alerts/s: median 4 ms, p99 33 ms, up to 56 ms). Awaited in the consumer's loop, that wait
-    held up the next alert already fetched; here it does not. Nothing about the order changes:
-    :meth:`note` is called only once the batch is durable in the log, so a stored position is
-    still never ahead of it, and a crash before the write re-reads a batch that appends nothing.
-
-    One write at a time; positions noted meanwhile are merged (each partition's highest) and
-    written by the next. A failed write keeps its positions for the next one; :meth:`flush`
-    writes everything noted (before a position moves back, and at the end)."""
-
-    def __init__(self, positions: Positions):
-        self.positions = positions
-        self.pending: dict[Partition, int] = {}
-        self.last_error: str | None = None
-        self._writer: asyncio.Task[None] | None = None
-
-    def note(self, advanced: Mapping[Partition, int]) -> None:
-        self._merge(advanced)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all(), name=f"burstbus-kafka-{self.positions.upstream}-positions")
-
-    def _merge(self, advanced: Mapping[Partition, int]) -> None:
-        for part, offset in advanced.items():
-            self.pending[part] = max(self.pending.get(part, offset), offset)
-
-    async def _write_all(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending, {}
-            try:
-                await self.positions.save(batch)
-            except Exception as exc:  # kept: written by the next note or the flush
-                self._merge(batch)
-                self.last_error = f"positions not saved: {exc}"
-                log.warning("kafka %s: %s (kept for the next write)", self.positions.upstream, self.last_error)
-                return
-            self.last_error = None
-
-    async def flush(self) -> None:
-        """Everything noted is stored when this returns (raises if the write fails)."""
-        writer = self._writer
-        if writer is not None:
-            await asyncio.shield(writer)  # a cancelled flush leaves the write itself running
-        if self.pending:
-            batch, self.pending = self.pending, {}
-            try:
-                await self.positions.save(batch)
-            except BaseException:
-                self._merge(batch)
-                raise
-
-    def forget(self, part: Partition) -> None:
-        """Drop what is noted for ``part`` (its position is being moved back)."""
-        self.pending.pop(part, None)
 
 
 async def all_positions(state: StateStore) -> list[tuple[str, str, int, int, str]]:
