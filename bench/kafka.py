@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import math
 import os
 import signal
@@ -348,13 +347,6 @@ async def received(receipts: dict[str, float], ivorns: Sequence[str], timeout: f
 # -- the runs ----------------------------------------------------------------------------------
 
 
-def freeze_harness() -> None:
-    """Keep this process's own full collections (its packets, receipts, both clients) off the
-    receipts it notes, for both consumers alike: burstbus's service does the same at start."""
-    gc.collect()
-    gc.freeze()
-
-
 @dataclass
 class Rate:
     per_second: float
@@ -456,7 +448,6 @@ async def run(args: argparse.Namespace, base: Path) -> list[tuple[str, Rate, Rat
         backlog = packets("backlog", args.events)
         await asyncio.to_thread(produce, tansu.bootstrap, BACKLOG, backlog)
         # (a) the reference alone, then burstbus alone, on the same backlog
-        freeze_harness()
         bare = BareConsumer(tansu.bootstrap, BACKLOG, len(backlog)).start()
         await asyncio.to_thread(bare.wait, 300)
         if len(bare.receipts) < len(backlog):
@@ -472,7 +463,6 @@ async def run(args: argparse.Namespace, base: Path) -> list[tuple[str, Rate, Rat
         ceiling = await ingest_alone(base / "ingest", backlog, 200)
         # (b) both live on one paced stream
         paced = packets("paced", args.warmup + args.paced)
-        freeze_harness()
         reference = BareConsumer(tansu.bootstrap, PACED, len(paced)).start()
         sent = await asyncio.to_thread(produce, tansu.bootstrap, PACED, paced, rate=args.rate)
         await received(subscriber.receipts, [i for i, _ in paced], 120, "burstbus, paced")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import gc
 import io
 import logging
 import os
@@ -359,17 +358,6 @@ def build_service(core: Core, packages: Sequence[ComponentPackage] | None = None
     return service
 
 
-def freeze_startup_objects() -> None:
-    """Move everything allocated so far (modules, astropy's tables, the XML schemas, the
-    configuration) out of the collector's reach. Without it, every full collection walks that
-    whole heap while the loop waits: 60–110 ms pauses measured in ``bench/kafka.py``'s service,
-    a few per minute under alert traffic, which land directly on an alert's delivery (p99).
-    The frozen objects are never freed, which is what start-up objects are anyway; a cycle
-    among them is simply kept."""
-    gc.collect()
-    gc.freeze()
-
-
 async def run_service(
     config: Config,
     ready: Callable[[Service], None] | None = None,
@@ -396,7 +384,6 @@ async def run_service(
         try:
             service.start()
             head = await core.log.head()
-            freeze_startup_objects()
             log.info("burstbus running on %s (log head seq %d)", config.data_dir, head.seq)
             if ready:
                 ready(service)
