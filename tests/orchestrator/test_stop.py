@@ -29,8 +29,9 @@ async def test_a_cancel_that_lands_as_the_watchdog_wakes_still_stops_it(tmp_path
         orchestrator = Orchestrator(world.core.log, world.core.state, config.section(OrchestratorSection),
                                     config.section(PipelinesSection), start=Start.HEAD)
         task = asyncio.create_task(orchestrator.run())
+        # rounds counts up with no await between it and the watchdog's sleep: once it is seen,
+        # the watchdog is asleep on its wake-up event
         await wait_for(lambda: orchestrator.rounds >= 1, "the watchdog's first round, then its sleep")
-        await asyncio.sleep(0.05)
         orchestrator._wake.set()
         task.cancel()
         done, _ = await asyncio.wait([task], timeout=DEADLINE)
