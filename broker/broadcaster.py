@@ -102,10 +102,12 @@ async def cancel_and_wait(tasks: Sequence[asyncio.Task[Any]], every: float = 0.5
 
     One cancel is not always enough on Python 3.11: ``asyncio.wait_for`` swallows a
     cancellation that arrives while the future it waits on has just completed (it returns
-    that result instead). ``log.subscribe`` waits for commits that way, so a stop that lands
-    just after a commit woke the follower left it following the log for ever, and the
-    service's stop waiting on it (the rare teardown hang of tests/broker). ``asyncio.wait``
-    and ``asyncio.timeout`` never swallow a cancellation.
+    that result instead). ``log.subscribe`` once waited for commits that way, so a stop that
+    landed just after a commit woke the follower left it following the log for ever, and the
+    service's stop waiting on it (the rare teardown hang of tests/broker). burstbus's own code
+    now waits with ``asyncio.timeout``, but nats-py and slixmpp still use wait_for inside:
+    hence cancelling again. ``asyncio.wait`` and ``asyncio.timeout`` never swallow a
+    cancellation.
     """
     pending = {task for task in tasks if not task.done()}
     stopped = set(pending)
