@@ -43,5 +43,22 @@ def _task_stacks() -> str:
     for loop in loops:
         for task in asyncio.all_tasks(loop):
             out.write(f"--- {task!r}\n")
-            task.print_stack(limit=12, file=out)
+            for line in _awaiting(task.get_coro()):
+                out.write(f"    {line}\n")
     return out.getvalue() or "no asyncio task"
+
+
+def _awaiting(coro: Any) -> list[str]:
+    """Where a suspended coroutine waits, through every coroutine and async generator it
+    awaits (``Task.print_stack`` shows only the outermost frame of a suspended task)."""
+    lines: list[str] = []
+    while coro is not None and len(lines) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        inner = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if inner is not None and not hasattr(inner, "cr_frame") and not hasattr(inner, "ag_frame") and not hasattr(inner, "gi_frame"):
+            lines.append(f"awaiting {inner!r}")
+            break
+        coro = inner
+    return lines

@@ -38,6 +38,7 @@ from burstbus.handlers.notices.intake import NoticeIntake
 from burstbus.ingest import Ingest
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
+from burstbus.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -159,11 +160,7 @@ class NatsNode:
                 task.result()  # raise what stopped it, for the supervisor
         finally:
             self.connected.clear()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(tasks)  # the outbox waits in nats-py's flush, which can lose a cancel
             if self.inbound is not None:
                 await self.inbound.stop()
             if self.nc is not None:

@@ -42,6 +42,7 @@ from burstbus.metrics import Family, counter, gauge, histogram
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog, ReadFilter
 from burstbus.store.consumer import Batch, Follower, Start
+from burstbus.tasks import cancel_and_wait
 
 from . import dispatch, store
 from .config import OrchestratorSection, PipelinesSection
@@ -126,11 +127,7 @@ class Orchestrator:
             for task in done:
                 task.result()
         finally:
-            for task in loops:
-                task.cancel()
-            for task in loops:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(loops)
             for task in list(self._tasks):
                 task.cancel()
             if self._tasks:

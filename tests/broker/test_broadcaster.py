@@ -133,10 +133,7 @@ async def test_cancel_and_wait_ends_a_follower_whose_cancellation_was_swallowed(
     import contextlib
     import sys
 
-    from burstbus.broker import reactor
-
-    reactor.install()
-    from burstbus.broker.broadcaster import cancel_and_wait
+    from burstbus.tasks import cancel_and_wait
 
     commits = [asyncio.Event()]
     rounds = 0

@@ -162,3 +162,33 @@ async def test_publish_delivers_to_any_subject_with_our_origin_and_refuses_when_
             await task
     with pytest.raises(NatsNotConnected):
         await node.publish("telescope.colibri.voevent", b"<VOEvent/>")
+
+
+async def test_the_node_stops_although_its_outbox_swallows_a_cancellation(
+    servers: Servers, core: Core, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox waits in nats-py's flush, whose ``asyncio.wait_for`` on Python 3.11 can return
+    instead of raising when a cancel lands as the PONG arrives: the outbox then carried on, and
+    the node's stop waited for it for ever (a 600 s hang of the suite). The node asks again."""
+    from burstbus.bridges.nats.outbound import Outbound
+
+    swallowed: list[bool] = []
+
+    async def run(self: Outbound) -> None:
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed.append(True)  # as nats-py's flush may: carry on publishing
+
+    monkeypatch.setattr(Outbound, "run", run)
+    server = await servers.start("shared")
+    node = NatsNode(core.log, core.ingest, core.state, section(url=server.url, node_id="node-a"), tmp_path / "data")
+    task = asyncio.create_task(node.run())
+    await wait_for(lambda: node.connected.is_set() or task.done(), "the component to connect")
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=60)
+    assert task in done and task.cancelled(), "the node did not stop"
+    assert swallowed
