@@ -57,6 +57,7 @@ from burstbus.chat import ChatBot
 from burstbus.component import StartupError
 from burstbus.config import resolve_secret
 from burstbus.events import utc_now
+from burstbus.tasks import cancel_and_wait
 
 __all__ = ["PLUGINS", "BotClient", "NotConnected", "Outgoing", "SessionLost", "XmppConnection"]
 
@@ -234,11 +235,7 @@ class XmppConnection:
         try:
             await self._stay_connected()
         finally:
-            for task in helpers:
-                task.cancel()
-            for task in helpers:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(helpers)
             await self.close()
 
     async def _stay_connected(self) -> None:

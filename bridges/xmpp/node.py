@@ -13,7 +13,6 @@ The node is the bot's :class:`~burstbus.chat.Messenger` (``send_direct``,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Mapping
 
@@ -29,6 +28,7 @@ from burstbus.ingest import Ingest
 from burstbus.ratelimit import RateLimiter
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
+from burstbus.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,7 @@ class XmppNode:
                 task.result()  # raise what stopped it, for the supervisor
             raise RuntimeError("an XMPP task ended")  # neither ever returns on its own
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(tasks)
 
     async def _voevent(self, verdict: Intake) -> str:
         """A VOEvent from a JID not in ``voevent_senders`` is refused and recorded

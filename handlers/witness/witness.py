@@ -36,6 +36,7 @@ from burstbus.events import Event, RecordedEvent, derived_event_id, format_time,
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog, ReadFilter
 from burstbus.store.consumer import Batch, Follower, Start
+from burstbus.tasks import cancel_and_wait
 
 from .checkpoint import CheckpointError, Payload, SignedCheckpoint, check_signature, sign
 from .config import WitnessSection
@@ -290,11 +291,7 @@ class Witness:
             for task in done:
                 task.result()  # raise what stopped it, for the supervisor
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait(tasks)
 
     def health(self) -> Mapping[str, Any]:
         outlets = {name: {**f.health(), "published": self.published[name]} for name, f in self.followers.items()}
