@@ -22,3 +22,15 @@ async def wait_for(condition: Callable[[], Any], what: str, timeout: float = DEA
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+async def sleep_swallowing_one_cancel(swallowed: list[bool]) -> None:
+    """Sleep for ever, carrying on after the first cancel (noted in ``swallowed``) as Python
+    3.11's ``asyncio.wait_for`` may, and ending at the second: a task a single cancel cannot stop."""
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            if swallowed:
+                raise
+            swallowed.append(True)

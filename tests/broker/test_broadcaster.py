@@ -18,6 +18,7 @@ from tests.broker.harness import (
     wait_for,
 )
 from tests.packets import voevent
+from tests.waiting import sleep_swallowing_one_cancel
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -159,7 +160,6 @@ async def test_cancel_and_wait_ends_a_follower_whose_cancellation_was_swallowed(
 
 
 async def test_node_stops_although_the_follower_swallows_a_cancellation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import asyncio
     import time
 
     from burstbus.broker import reactor
@@ -171,13 +171,7 @@ async def test_node_stops_although_the_follower_swallows_a_cancellation(tmp_path
 
     async def follow(self: Broadcaster) -> None:
         await self.follower.begin()  # the start position, as the real follower finds it first
-        while True:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                if swallowed:
-                    raise
-                swallowed.append(True)  # as Python 3.11's wait_for may: carry on following
+        await sleep_swallowing_one_cancel(swallowed)  # as Python 3.11's wait_for may: carry on following
 
     monkeypatch.setattr(Broadcaster, "follow", follow)
     node = await Node.start(tmp_path / "data")

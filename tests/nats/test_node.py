@@ -20,7 +20,7 @@ from burstbus.bridges.nats.server import EmbeddedNatsServer, NatsServerError, fi
 from burstbus.component import StartupError
 from burstbus.config import ConfigError, _build
 from tests.nats.conftest import Core, Servers
-from tests.waiting import wait_for
+from tests.waiting import sleep_swallowing_one_cancel, wait_for
 
 
 def section(**values: object) -> NatsSection:
@@ -175,13 +175,7 @@ async def test_the_node_stops_although_its_outbox_swallows_a_cancellation(
     swallowed: list[bool] = []
 
     async def run(self: Outbound) -> None:
-        while True:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                if swallowed:
-                    raise
-                swallowed.append(True)  # as nats-py's flush may: carry on publishing
+        await sleep_swallowing_one_cancel(swallowed)  # as nats-py's flush may: carry on publishing
 
     monkeypatch.setattr(Outbound, "run", run)
     server = await servers.start("shared")
