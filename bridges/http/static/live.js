@@ -115,6 +115,11 @@
     return ev.stream === match.burst_id || data.burst_id === match.burst_id;
   }
 
+  //: How long a row stays marked new: the length of the `fresh` animation in burstbus.css.
+  var FRESH_MS = 4000;
+  //: data-key → when its row first appeared (ms), while it is new.
+  var freshSince = {};
+
   function keys(root) {
     var seen = {};
     var nodes = root.querySelectorAll("[data-key]");
@@ -147,9 +152,19 @@
         if (!fresh) return;
         var before = keys(current);
         var nodes = fresh.querySelectorAll("[data-key]");
+        var now = Date.now();
         for (var i = 0; i < nodes.length; i++) {
-          if (!before[nodes[i].getAttribute("data-key")]) nodes[i].classList.add("fresh");
+          var key = nodes[i].getAttribute("data-key");
+          if (!before[key]) freshSince[key] = now;
+          var age = freshSince[key] === undefined ? FRESH_MS : now - freshSince[key];
+          if (age < FRESH_MS) {
+            // Still new: a refresh right after (the burst decision that follows a notice) keeps
+            // the mark, its highlight carried on from where it was rather than cut short.
+            nodes[i].classList.add("fresh");
+            nodes[i].style.animationDelay = -age + "ms";
+          }
         }
+        for (var k in freshSince) { if (now - freshSince[k] >= FRESH_MS) delete freshSince[k]; }
         current.replaceWith(fresh);
         if (wanted <= target) wanted = 0;
         document.dispatchEvent(new CustomEvent("burstbus:refreshed", { detail: { seq: target } }));
