@@ -78,7 +78,7 @@ from burstbus.notices import IDENTIFIED, NO_BURST, NOTICES, decision_id, is_voev
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog
-from burstbus.store.consumer import Batch, Follower
+from burstbus.store.consumer import BACKGROUND_INTERVAL, Batch, Follower
 from burstbus.voevent.kinds import notice_kind
 from burstbus.voevent.parse import parse_xml
 
@@ -493,6 +493,7 @@ class BurstIdentifier:
         self.no_burst_total = 0
         self.follower: Follower[RecordedEvent] = Follower(
             log_, self._decide, name=CONSUMER, checkpoint=state.checkpoint(CONSUMER), types=NOTICES, batch_size=1000,
+            batch_interval=BACKGROUND_INTERVAL,
         )
 
     @staticmethod

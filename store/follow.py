@@ -35,17 +35,29 @@ async def follow(
     after: int,
     filter: ReadFilter | None,
     batch_size: int,
+    covered: Callable[[int, ReadFilter], int] | None = None,
 ) -> AsyncIterator[list[R]]:
     """Yield batches after ``after``: stored ones first, then live ones as they commit.
 
     Waits for ``wake_event()`` (this process's commits) or ``poll_interval`` (other
     processes' commits) when there is nothing to read.
+
+    ``covered(position, filter)``: the seq up to which the backend knows, without a query,
+    that nothing after ``position`` matches ``filter`` — this process's own latest commits,
+    which it keeps in memory — or ``position`` when it does not know. A filtered follower
+    woken by a commit holding nothing for it then moves past that commit with no query at
+    all, where it asked the database three times (read, head, read again) on the one reader
+    connection every other follower and the ingest's lookups queue on. What other processes
+    appended beyond is seen at the next wake-up or within ``poll_interval``, as before.
     """
     position = after
     while not closed():
         wake = wake_event()
         batch = await read(position, filter, batch_size)
-        if not batch and filter is not None:
+        known = covered(position, filter) if covered is not None and not batch and filter is not None else position
+        if known > position:
+            position = known
+        elif not batch and filter is not None:
             # Nothing matched: note the head, then read again, and only then move past what
             # the filter skipped (a head noted after the read could hide a record committed
             # between the two). The head is asked only here, not before every read: a wake-up

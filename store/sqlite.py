@@ -504,12 +504,22 @@ class SQLiteEventLog:
         return out
 
     async def _follow_read(self, after: int, filter: ReadFilter | None, limit: int) -> list[RecordedEvent]:
-        """``read`` for followers: from the tail when it has matching records, else the database.
+        """``read`` for followers: from the tail when it holds ``after + 1``, else the database.
 
-        A non-empty answer from the tail may stop at its end even if another process has
-        appended beyond it; a follower just reads on from there, so nothing is skipped. An
-        empty one always asks the database, which sees every process's commits."""
-        return self._tail_read(after, filter, limit) or await self.read(after, filter, limit)
+        An answer from the tail may stop at its end even if another process has appended
+        beyond it; a follower reads on from there (the next read past the tail asks the
+        database, which sees every process's commits), so nothing is skipped. An empty one
+        means nothing in the tail matched: ``follow`` then moves past it (:meth:`_tail_covered`)."""
+        if self._tail_index(after) is not None:
+            return self._tail_read(after, filter, limit)
+        return await self.read(after, filter, limit)
+
+    def _tail_covered(self, after: int, filter: ReadFilter) -> int:
+        """The tail's last seq if it holds ``after + 1`` and nothing after ``after`` in it
+        matches ``filter``; else ``after`` (``follow``'s ``covered``)."""
+        if self._tail_index(after) is None or self._tail_positions(after, filter, 1):
+            return after
+        return self._tail[-1].seq
 
     async def _follow_read_stored(self, after: int, filter: ReadFilter | None, limit: int) -> list[StoredRecord]:
         """:meth:`_follow_read` with records as stored (no filter: see ``subscribe_stored``)."""
@@ -563,7 +573,7 @@ class SQLiteEventLog:
         """
         async for batch in follow(
             self._follow_read, self.head, lambda: self._appended, lambda: self._closed,
-            self._poll_interval, after, filter, batch_size,
+            self._poll_interval, after, filter, batch_size, self._tail_covered,
         ):
             yield batch
 

@@ -44,7 +44,7 @@ from burstbus.events import Event, RecordedEvent, derived_event_id
 from burstbus.payload import xml_bytes
 from burstbus.state import StateStore
 from burstbus.store.base import EventLog, ReadFilter
-from burstbus.store.consumer import Batch, Follower
+from burstbus.store.consumer import BACKGROUND_INTERVAL, Batch, Follower
 
 from .config import TriggersSection
 from .followup import Reply, read_reply
@@ -125,6 +125,7 @@ class FollowupLinker:
         self.follower: Follower[RecordedEvent] = Follower(
             event_log, self._handle, name=CONSUMER, checkpoint=state.checkpoint(CONSUMER),
             types=[TRIGGER_APPROVED, TRIGGER_SENT, TRIGGER_FAILED, VOEVENT_ACCEPTED], batch_size=1000,
+            batch_interval=BACKGROUND_INTERVAL,
         )
 
     async def start(self) -> None:

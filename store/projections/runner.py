@@ -30,7 +30,7 @@ from burstbus.store.checkpoints import (
     ProjectionsCheckpoint,
     projection_positions,
 )
-from burstbus.store.consumer import Batch, Follower
+from burstbus.store.consumer import BACKGROUND_INTERVAL, Batch, Follower
 from burstbus.store.projections.base import Projection
 from burstbus.store.sqlite_thread import connect, run_on_connection
 
@@ -178,7 +178,8 @@ class ProjectionRunner:
         checkpoints and ``applied_seq`` also move past the records nobody reads (burst.none
         after every utility notice, commands), so "applied up to the head" means caught up."""
         return Follower(log_, self._apply, name="projections", checkpoint=self.checkpoint,
-                        types=None if every_type else self.event_types, batch_size=batch_size)
+                        types=None if every_type else self.event_types, batch_size=batch_size,
+                        batch_interval=BACKGROUND_INTERVAL)
 
     async def _apply(self, batch: Batch[RecordedEvent]) -> None:
         await run_on_connection(self.db, lambda c: _apply_batch(c, self.projections, batch))

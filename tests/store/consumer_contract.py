@@ -129,6 +129,22 @@ class FollowerContract:
         assert await state.checkpoint("t").load() == 30
         await log.close()
 
+    async def test_a_paced_follower_catches_up_at_once_and_handles_a_lone_live_record_at_once(
+        self, make_log: MakeLog, state: StateStore,
+    ) -> None:
+        """``batch_interval`` waits only after a short (live) batch: full catch-up batches
+        follow one another, and the first live record after a quiet spell is not held."""
+        log = await make_log()
+        await log.append([ev(i) for i in range(20)])
+        seen = Recorder()
+        follower = Follower(log, seen, name="t", checkpoint=state.checkpoint("t"), batch_size=10, batch_interval=3600)
+        async with running(follower):
+            await wait_for(lambda: follower.position == 20, "the catch-up, not paced")
+            await log.append([ev(100)])
+            await wait_for(lambda: follower.position == 21, "the lone live record")
+        assert seen.batches == [list(range(1, 11)), list(range(11, 21)), [21]]
+        await log.close()
+
     async def test_a_restart_resumes_from_the_checkpoint(self, make_log: MakeLog, state: StateStore) -> None:
         log = await make_log()
         await log.append([ev(i) for i in range(5)])

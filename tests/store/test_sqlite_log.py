@@ -123,6 +123,56 @@ async def test_live_followers_miss_nothing_another_process_appends_between_ours(
     await ours.close()
 
 
+async def test_a_filtered_follower_passes_our_own_commits_that_hold_nothing_for_it_without_a_query(tmp_path: Path) -> None:
+    """Woken by a commit of this process with nothing of its types, a follower moves past it
+    from memory: no read, no head query on the reader connection (which the ingest's lookups
+    and every other follower share). Its position still moves, and the next match arrives."""
+    import asyncio
+    import contextlib
+
+    from burstbus.events import Event
+    from burstbus.store.base import ReadFilter
+
+    log = await SQLiteEventLog.open(tmp_path / "log.sqlite", poll_interval=30)  # no poll during the test
+    await log.append([Event("b", {"i": 0})])
+    queries: list[str] = []
+    read, head = log.read, log.head
+
+    async def counted_read(*args, **kwargs):  # type: ignore[no-untyped-def]
+        queries.append("read")
+        return await read(*args, **kwargs)
+
+    async def counted_head():  # type: ignore[no-untyped-def]
+        queries.append("head")
+        return await head()
+
+    seen: list[int] = []
+    log.read, log.head = counted_read, counted_head  # type: ignore[method-assign]
+
+    async def follow() -> None:
+        async for batch in log.subscribe(0, ReadFilter.of(types=["b"])):
+            seen.extend(r.seq for r in batch)
+
+    task = asyncio.create_task(follow())
+    while seen != [1]:
+        await asyncio.sleep(0.01)
+    for i in range(20):
+        await log.append([Event("a", {"i": i})])
+        await asyncio.sleep(0)
+    await log.append([Event("b", {"i": 1})])
+    while seen != [1, 22]:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    # After each batch (seq 1, seq 22) it reads on past the end of what this process wrote:
+    # that asks the database (another process may have appended): read, head, read again, or
+    # fewer when a commit lands meanwhile. Nothing for the 20 commits in between (before:
+    # those three for each wake-up).
+    assert 1 <= len(queries) <= 6, queries
+    await log.close()
+
+
 def test_the_writers_chained_hash_is_the_canonical_record_hash() -> None:
     """The writer hashes from parts built beforehand; it must be byte for byte record_hash."""
     import random
