@@ -84,6 +84,7 @@ class XmppSection:
     resource: str = "burstbus"
     #: The bot's nickname in rooms (a room's own ``nick`` wins); commands start ``<nick>:``.
     nick: str = "burstbus"
+    #: Rooms the bot joins, one ``[[xmpp.rooms]]`` table each: alert summaries go there and commands come from them.
     rooms: tuple[RoomConfig, ...] = ()
     #: Bare JIDs paged by direct message (phones do not notify for room messages).
     on_duty: tuple[str, ...] = ()
@@ -95,6 +96,7 @@ class XmppSection:
     page_xpath: str = ""
     #: Roles of the notices summarised in the rooms (test packets stay out by default).
     room_roles: tuple[str, ...] = ("observation",)
+    #: Raw VOEvents sent to telescopes' accounts, one ``[[xmpp.forward]]`` table each (JID and filter).
     forward: tuple[ForwardRule, ...] = ()
     #: Bare JIDs whose VOEvents (sent to the bot) go through the ingest; others are refused.
     voevent_senders: tuple[str, ...] = ()

@@ -72,6 +72,7 @@ class TriggersSection:
     #: The Param of a telescope's packet that says which step it reports (its value:
     #: acknowledged, observation_started, observation_finished, data_uploaded and synonyms).
     followup_param: str = "Status"
+    #: The telescopes that can be triggered, one ``[[triggers.telescopes]]`` table each.
     telescopes: tuple[Telescope, ...] = ()
 
     def telescope(self, name: str) -> Telescope | None:
