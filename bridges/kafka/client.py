@@ -126,6 +126,11 @@ class KafkaReader:
         try:
             metadata = self._consumer.list_topics(timeout=timeout)
         except KafkaException as exc:
+            # No metadata answer: down, for /healthz. librdkafka's _ALL_BROKERS_DOWN comes
+            # through error_cb only inside a poll, and a consumer that never reached its broker
+            # has not polled yet (seen: "broker_down": false beside a transport failure).
+            with self._lock:
+                self.broker_down = True
             raise KafkaUnavailable(str(exc.args[0] if exc.args else exc)) from None
         self.broker_down = False
         out: dict[str, list[int] | str] = {}

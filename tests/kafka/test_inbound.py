@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from burstbus.bridges.kafka.config import KafkaSection
+from burstbus.bridges.kafka.connection import KafkaUpstream
 from burstbus.bridges.kafka.positions import Positions
 from burstbus.handlers.bursts import BurstIdentifier
 from burstbus.ingest import Ingest
 from burstbus.store.base import ReadFilter
 from tests.kafka.harness import kafka_offsets, node, upstream
 from tests.kafka.notices import einstein_probe, icecube_lvk, lvk
-from tests.kafka.tansu import TansuBroker
+from tests.kafka.tansu import TansuBroker, free_port
 from tests.packets import SHARED_VOEVENTS, voevent
 from tests.waiting import wait_for
 
@@ -217,6 +218,26 @@ async def test_a_broker_outage_then_recovery_catches_up_without_loss(tansu: Tans
         await wait_for(lambda: done.is_set() and consumer.taken >= 300, "caught up after the outage", timeout=180)
         accepted = await n.events("voevent.accepted")
         assert sorted(o for _, _, o in kafka_offsets(accepted)) == list(range(300))
+
+
+async def test_a_broker_never_reached_shows_as_down_and_the_consumer_starts_when_it_appears(brokers, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A first start with the broker not there yet: /healthz says ``broker_down`` (not just a
+    last error), the consumer keeps trying, and it reads once the broker is up on that address."""
+    import burstbus.bridges.kafka.inbound as inbound
+
+    monkeypatch.setattr(inbound, "QUERY_TIMEOUT", 1.0)
+    port = free_port()
+    absent = KafkaUpstream(name="test", bootstrap_servers=f"127.0.0.1:{port}", topics=(SVOM,), start="earliest")
+    async with node(tmp_path / "data") as n:
+        consumer = n.consume(absent)
+        await wait_for(lambda: consumer.health()["broker_down"], "broker_down while nothing listens")
+        health = consumer.health()
+        assert not health["up"] and not health["assigned"] and health["last_error"]
+        broker = brokers.start(port=port)
+        broker.create_topics([SVOM])
+        broker.produce(SVOM, [svom(0)])
+        await wait_for(lambda: consumer.taken >= 1, "the first alert once the broker is up", timeout=120)
+        assert not consumer.health()["broker_down"]
 
 
 async def test_a_partition_restarted_below_our_position_is_recorded_as_a_gap_once(brokers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
