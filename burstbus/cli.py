@@ -370,7 +370,7 @@ async def cmd_log(config: Config, args: argparse.Namespace) -> int:
         since = normalise_time(args.since) if args.since else None
         until = normalise_time(args.until) if args.until else None
     except ValueError as exc:
-        print(f"burstbus log: bad time: {exc}", file=sys.stderr)
+        print(f"burstbus log: bad time ({exc}); give an ISO 8601 time like 2026-11-30T00:00:00Z", file=sys.stderr)
         return EXIT_USAGE
     core_log = await open_log(config)
     unknown = [t for t in args.types or () if t not in EVENT_TYPES and not await core_log.read(0, ReadFilter.of(types=[t]), 1)]
@@ -655,7 +655,7 @@ async def _kafka_backfill(config: Config, section: object, args: argparse.Namesp
         since = parse_time(args.since)
         until = parse_time(args.until) if args.until else None
     except ValueError as exc:
-        print(f"burstbus kafka backfill: bad time: {exc}", file=sys.stderr)
+        print(f"burstbus kafka backfill: bad time ({exc}); give an ISO 8601 time like 2026-11-30T00:00:00Z", file=sys.stderr)
         return EXIT_USAGE
     names = [u.name for u in section.upstreams]
     if not names:
