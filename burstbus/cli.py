@@ -43,7 +43,7 @@ from burstbus.sources import count_packets, iter_packets
 from burstbus.store.base import EventLog, LogError, ReadFilter
 from burstbus.store.projections.registry import all_projections
 from burstbus.store.projections.runner import ProjectionRunner
-from burstbus.store.sqlite_thread import run_on_connection
+from burstbus.store.sqlite_thread import DatabaseUnusable, run_on_connection
 from burstbus.users import add_parsers as add_user_parsers
 from burstbus.witnessing import add_parsers as add_witness_parsers
 from burstbus.witnessing import add_verify_arguments, verify_against_command
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceRunning as exc:
         print(f"burstbus: {exc}; stop it first", file=sys.stderr)
         return EXIT_BUSY
-    except LogError as exc:  # a log that cannot be opened or read (a broken file, a server down)
+    except (LogError, DatabaseUnusable) as exc:  # a log or database that cannot be opened or read (a broken file, a server down)
         print(f"burstbus: {exc}", file=sys.stderr)
         return EXIT_NO
     except StartupError as exc:  # a port in use, an address not ours: the setting to change

@@ -148,10 +148,13 @@ class Core:
             if signatures is not None:
                 await asyncio.to_thread(signatures.close)
             raise
+        state: StateStore | None = None
         try:
             state = await StateStore.open(config.state_path)
             projections = await ProjectionRunner.open(config.projections_path, all_projections())
         except BaseException:
+            if state is not None:
+                await state.close()  # else its thread keeps the process alive (seen: a hang)
             await log_.close()  # and any server its backend owns
             if signatures is not None:
                 await asyncio.to_thread(signatures.close)

@@ -20,6 +20,16 @@ import aiosqlite
 T = TypeVar("T")
 
 
+class DatabaseUnusable(Exception):
+    """A database beside the log (state, projections) that cannot be opened or set up: not an
+    SQLite file, damaged, unreadable. Says which file, SQLite's words, and what to do about it;
+    the CLI prints it as one line instead of a traceback."""
+
+    def __init__(self, what: str, path: Path, exc: BaseException, remedy: str):
+        super().__init__(f"opening the {what} at {path} failed: {type(exc).__name__}: {exc} ({remedy})")
+        self.path = path
+
+
 async def run_on_connection(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     """Call ``fn(sqlite3_connection)`` on the connection's thread and await its result."""
 

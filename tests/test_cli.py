@@ -281,6 +281,23 @@ def test_a_broken_log_file_is_a_clear_error_not_a_traceback_or_a_hang(tmp_path: 
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("name", "what"), [("state.sqlite", "state database"), ("projections.sqlite", "projections database")])
+def test_a_broken_state_or_projections_file_is_a_clear_error_not_a_traceback_or_a_hang(tmp_path: Path, name: str, what: str) -> None:
+    """The databases beside the log too: one line naming the file and what to do (the
+    projections one used to hang after its traceback, the state database's thread left running)."""
+    data = tmp_path / "broken"
+    data.mkdir()
+    (data / name).write_text("not a database\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "burstbus.cli", "--data-dir", str(data), "run"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        env={**os.environ, **EPHEMERAL_PORTS},
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"opening the {what} at" in result.stderr and "file is not a database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("setting", ["BURSTBUS_HTTP_PORT", "BURSTBUS_VTP_RECEIVE_PORT", "BURSTBUS_VTP_BROADCAST_PORT",
                                      "BURSTBUS_NATS_EMBEDDED_PORT"])
 def test_run_with_a_port_taken_exits_at_start_with_one_line_naming_the_setting(tmp_path: Path, setting: str) -> None:
