@@ -238,6 +238,7 @@ async def test_metrics(fresh: Archive) -> None:
     assert got['burstbus_http_request_duration_seconds_count{route="/apiv1/count"}'] == 1
     # every append call is timed by the log itself (fixture's + the POSTs' appends)
     assert got["burstbus_log_append_seconds_count"] >= 3 and got["burstbus_log_append_seconds_sum"] > 0
+    assert "burstbus_log_checkpoints_total" in got and "burstbus_log_checkpoint_seconds_count" in got  # SQLite's background copies
     for line in text.splitlines():  # every sample line is valid exposition syntax
         assert line.startswith("#") or re.fullmatch(r'[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+|.*\+Inf.*', line), line
 

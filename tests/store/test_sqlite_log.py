@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from burstbus.store.sqlite import SQLiteEventLog
 from tests.store.contract import EventLogContract, ev
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -58,6 +60,30 @@ async def test_wal_and_synchronous_full_by_default(tmp_path: Path) -> None:
     assert (await (await log._writer_conn.execute("PRAGMA journal_mode")).fetchone())[0] == "wal"
     assert (await (await log._writer_conn.execute("PRAGMA synchronous")).fetchone())[0] == 2  # FULL
     await log.close()
+
+
+async def test_the_wal_is_copied_into_the_database_in_the_background_not_in_a_commit(tmp_path: Path) -> None:
+    """The writer checkpoints only as a backstop far above what a second of commits writes; the
+    background checkpoints run after commits (and only then), on their own connection, and
+    leave the log whole for a reader that opens the database file alone."""
+    from burstbus.store.sqlite import WAL_CHECKPOINT_PAGES
+
+    log = await SQLiteEventLog.open(tmp_path / "log.sqlite", checkpoint_interval=0.05)
+    assert (await (await log._writer_conn.execute("PRAGMA wal_autocheckpoint")).fetchone())[0] == WAL_CHECKPOINT_PAGES
+    await log.append([ev(i) for i in range(200)])
+    await wait_for(lambda: log.checkpoints_total >= 1, "a background checkpoint after the commit")
+    frames, copied = await log.checkpoint()
+    assert frames > 0 and copied == frames  # everything committed is in the database file now
+    idle = log.checkpoints_total
+    await log.append([ev(1000)])
+    await wait_for(lambda: log.checkpoints_total > idle, "a checkpoint after the next commit")
+    counted = log.checkpoints_total
+    await asyncio.sleep(0.25)  # several intervals with no commit (a slow machine only sees fewer)
+    assert log.checkpoints_total == counted
+    await log.close()
+    assert not (tmp_path / "log.sqlite-wal").exists() or (tmp_path / "log.sqlite-wal").stat().st_size == 0
+    with sqlite3.connect(tmp_path / "log.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 201
 
 
 async def test_two_handles_on_one_file_keep_one_chain(tmp_path: Path) -> None:
