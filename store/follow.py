@@ -54,20 +54,21 @@ async def follow(
     while not closed():
         wake = wake_event()
         batch = await read(position, filter, batch_size)
-        known = covered(position, filter) if covered is not None and not batch and filter is not None else position
-        if known > position:
-            position = known
-        elif not batch and filter is not None:
-            # Nothing matched: note the head, then read again, and only then move past what
-            # the filter skipped (a head noted after the read could hide a record committed
-            # between the two). The head is asked only here, not before every read: a wake-up
-            # for a matching record is one read, with no query ahead of it on the log's
-            # reader, where it queued behind every other follower's (bench/kafka.py, 50 alerts/s:
-            # append → VTP broadcast p50 3.0 → 0.6 ms).
-            head_before = (await head()).seq
-            batch = await read(position, filter, batch_size)
-            if not batch:
-                position = max(position, head_before)
+        if not batch and filter is not None:
+            known = covered(position, filter) if covered is not None else position
+            if known > position:
+                position = known
+            else:
+                # Nothing matched: note the head, then read again, and only then move past what
+                # the filter skipped (a head noted after the read could hide a record committed
+                # between the two). The head is asked only here, not before every read: a wake-up
+                # for a matching record is one read, with no query ahead of it on the log's
+                # reader, where it queued behind every other follower's (bench/kafka.py, 50 alerts/s:
+                # append → VTP broadcast p50 3.0 → 0.6 ms).
+                head_before = (await head()).seq
+                batch = await read(position, filter, batch_size)
+                if not batch:
+                    position = max(position, head_before)
         if batch:
             position = batch[-1].seq
             yield batch
