@@ -280,13 +280,13 @@ class SQLiteEventLog:
 
     def __init__(
         self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection, poll_interval: float,
-        checkpointer: aiosqlite.Connection | None = None, checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        checkpointer: aiosqlite.Connection, checkpoint_interval: float = CHECKPOINT_INTERVAL,
     ):
         self.path = path
         self._writer_conn = writer
         self._reader = reader
         self._poll_interval = poll_interval
-        #: The background checkpoints' own connection (see CHECKPOINT_INTERVAL); None: SQLite's.
+        #: The background checkpoints' own connection (see CHECKPOINT_INTERVAL).
         self._checkpointer = checkpointer
         self._checkpoint_interval = checkpoint_interval
         #: ``batches_total`` at the last background checkpoint: none is run while it is unchanged.
@@ -299,8 +299,7 @@ class SQLiteEventLog:
         #: A commit whose followers have not been woken yet (see _write_loop).
         self._unannounced = False
         self._writer_task = asyncio.create_task(self._write_loop(), name="burstbus-log-writer")
-        self._checkpoint_task = (asyncio.create_task(self._checkpoint_loop(), name="burstbus-log-checkpoints")
-                                 if checkpointer is not None else None)
+        self._checkpoint_task = asyncio.create_task(self._checkpoint_loop(), name="burstbus-log-checkpoints")
 
         self.appended_total = 0
         self.batches_total = 0
@@ -358,7 +357,6 @@ class SQLiteEventLog:
         """Copy what is committed in the WAL into the database now, on the checkpoints' own
         connection (PASSIVE: what a reader still uses stays for the next one). Returns
         (frames in the WAL, frames copied)."""
-        assert self._checkpointer is not None
         started = time.perf_counter()
         row = await run_on_connection(self._checkpointer, lambda c: c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
         self.checkpoint_seconds.observe(time.perf_counter() - started)
@@ -675,10 +673,8 @@ class SQLiteEventLog:
         await self._writer_task
         self._closed = True
         self._wake_subscribers()
-        if self._checkpoint_task is not None:
-            await cancel_and_wait([self._checkpoint_task])
-        if self._checkpointer is not None:
-            await self._checkpointer.close()
+        await cancel_and_wait([self._checkpoint_task])
+        await self._checkpointer.close()
         await self._writer_conn.close()
         await self._reader.close()
 
