@@ -19,7 +19,7 @@ from typing import TypeVar
 import aiosqlite
 
 from burstbus.store.checkpoints import CHECKPOINTS, ConsumerCheckpoint
-from burstbus.store.sqlite_thread import DatabaseUnusable, connect, run_on_connection
+from burstbus.store.sqlite_thread import open_database, run_on_connection
 
 T = TypeVar("T")
 
@@ -33,18 +33,12 @@ class StateStore:
     async def open(cls, path: Path | str) -> StateStore:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        db: aiosqlite.Connection | None = None
-        try:
-            db = await connect(path, synchronous="FULL")
-            await db.executescript(CHECKPOINTS)
-        except sqlite3.Error as exc:
-            if db is not None:
-                await db.close()  # else its thread keeps the interpreter alive
-            raise DatabaseUnusable(
-                "state database", path, exc,
-                "it holds the followers' and Kafka positions and the approval codes: restore it from a backup "
-                "(docs/deploy.md) rather than deleting it, which makes every follower start as on a first run",
-            ) from exc
+        db, _ = await open_database(
+            path, "state database",
+            "it holds the followers' and Kafka positions and the approval codes: restore it from a backup "
+            "(docs/deploy.md) rather than deleting it, which makes every follower start as on a first run",
+            lambda c: c.executescript(CHECKPOINTS), synchronous="FULL",
+        )
         return cls(db, path)
 
     def checkpoint(self, name: str) -> ConsumerCheckpoint:

@@ -30,6 +30,23 @@ class DatabaseUnusable(Exception):
         self.path = path
 
 
+async def open_database(
+    path: Path, what: str, remedy: str, set_up: Callable[[sqlite3.Connection], T], *, synchronous: str,
+) -> tuple[aiosqlite.Connection, T]:
+    """:func:`connect`, then ``set_up`` (schema, pragmas) on the connection's thread. A file
+    that is not a usable database closes the connection (else its thread keeps the interpreter
+    alive) and raises :class:`DatabaseUnusable` naming ``what`` and the ``remedy``."""
+    db: aiosqlite.Connection | None = None
+    try:
+        db = await connect(path, synchronous=synchronous)
+        result = await run_on_connection(db, set_up)
+    except sqlite3.Error as exc:
+        if db is not None:
+            await db.close()
+        raise DatabaseUnusable(what, path, exc, remedy) from exc
+    return db, result
+
+
 async def run_on_connection(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     """Call ``fn(sqlite3_connection)`` on the connection's thread and await its result."""
 

@@ -32,7 +32,7 @@ from burstbus.store.checkpoints import (
 )
 from burstbus.store.consumer import BACKGROUND_INTERVAL, Batch, Follower
 from burstbus.store.projections.base import Projection
-from burstbus.store.sqlite_thread import DatabaseUnusable, connect, run_on_connection
+from burstbus.store.sqlite_thread import open_database, run_on_connection
 
 log = logging.getLogger(__name__)
 
@@ -145,19 +145,18 @@ class ProjectionRunner:
         """Open the projection database. ``NORMAL`` is enough: it can always be rebuilt from the log."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        db: aiosqlite.Connection | None = None
-        try:
-            db = await connect(path, synchronous=synchronous)
+        projections = list(projections)
+
+        def set_up(conn: sqlite3.Connection) -> list[str]:
             # Derived data, rebuilt at will: no need to zero freed pages, and a larger cache helps bulk replays.
-            await db.execute("PRAGMA secure_delete = OFF")
-            await db.execute("PRAGMA cache_size = -65536")
-            runner = cls(db, path, projections, synchronous)
-            reset = await run_on_connection(db, lambda c: _prepare(c, runner.projections))
-        except sqlite3.Error as exc:
-            if db is not None:
-                await db.close()  # else its thread keeps the interpreter alive
-            raise DatabaseUnusable("projections database", path, exc,
-                                   "it holds only what the log rebuilds: move it away and start again") from exc
+            conn.execute("PRAGMA secure_delete = OFF")
+            conn.execute("PRAGMA cache_size = -65536")
+            return _prepare(conn, projections)
+
+        db, reset = await open_database(path, "projections database",
+                                        "it holds only what the log rebuilds: move it away and start again",
+                                        set_up, synchronous=synchronous)
+        runner = cls(db, path, projections, synchronous)
         for name in reset:
             log.warning("projection %s changed version: rebuilding it from the log", name)
         return runner
