@@ -165,8 +165,10 @@ class BurstIndex(Protocol):
     def alias_of(self, burst_id: str) -> str | None:
         """The burst an id was merged into by coincidence, if it was."""
 
-    def near(self, time: float, window: float) -> Iterable[Sighting]:
-        """Sightings with an event time within ``window`` seconds of ``time``."""
+    def near(self, time: float, window: float, other_than: str) -> Iterable[Sighting]:
+        """Sightings of missions other than ``other_than`` with an event time within ``window``
+        seconds of ``time`` (a mission's own notices never coincide with it, and a flood of one
+        mission's notices must not make each later one read all the earlier ones)."""
 
     def sightings_of(self, burst_id: str) -> Iterable[Sighting]:
         """Every sighting of a burst."""
@@ -185,7 +187,7 @@ class MemoryIndex:
     ids: set[str] = field(default_factory=set)
     aliases: dict[str, str] = field(default_factory=dict)
     _sightings: dict[str, Sighting] = field(default_factory=dict)
-    _by_time: dict[int, list[Sighting]] = field(default_factory=dict)
+    _by_time: dict[int, dict[str, list[Sighting]]] = field(default_factory=dict)  # bucket → mission → sightings
     _by_burst: dict[str, list[Sighting]] = field(default_factory=dict)
 
     def burst_of(self, ivorn: str) -> str | None:
@@ -200,9 +202,10 @@ class MemoryIndex:
     def alias_of(self, burst_id: str) -> str | None:
         return self.aliases.get(burst_id)
 
-    def near(self, time: float, window: float) -> Iterable[Sighting]:
+    def near(self, time: float, window: float, other_than: str) -> Iterable[Sighting]:
         first, last = int((time - window) // _BUCKET), int((time + window) // _BUCKET)
-        return [s for b in range(first, last + 1) for s in self._by_time.get(b, ()) if abs(s.time - time) <= window]
+        return [s for b in range(first, last + 1) for mission, seen in self._by_time.get(b, {}).items() if mission != other_than
+                for s in seen if abs(s.time - time) <= window]
 
     def sightings_of(self, burst_id: str) -> Iterable[Sighting]:
         return list(self._by_burst.get(burst_id, ()))
@@ -217,7 +220,7 @@ class MemoryIndex:
         if seen.ivorn in self._sightings:
             return
         self._sightings[seen.ivorn] = seen
-        self._by_time.setdefault(int(seen.time // _BUCKET), []).append(seen)
+        self._by_time.setdefault(int(seen.time // _BUCKET), {}).setdefault(seen.mission, []).append(seen)
         self._by_burst.setdefault(seen.burst_id, []).append(seen)
 
     def record(self, data: Mapping[str, Any], burst_id: str, alias: str | None = None) -> None:
@@ -308,7 +311,7 @@ def coincidence(data: Mapping[str, Any], index: BurstIndex, policy: CoincidenceP
     new = sighting_of(data, notice_key(data), "")
     if new is None or new.kind not in policy.kinds:
         return None
-    near = list(index.near(new.time, policy.window))
+    near = [s for s in index.near(new.time, policy.window, new.mission) if s.kind in policy.kinds]
     members = {b: list(index.sightings_of(b)) for b in sorted({s.burst_id for s in near})}
     return best_match(new, near, members, policy)
 

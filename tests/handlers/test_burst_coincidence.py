@@ -203,3 +203,26 @@ def test_a_flood_in_one_second_reads_a_bounded_number_of_candidates() -> None:
     found = index.ids
     assert len(found) == identifier.MAX_CANDIDATES and all(b.startswith("fermi-") for b in found)
     assert identifier._load_index(db, [], [], [(1000.0, "svom")], policy).ids == found  # the same ones, always
+
+
+def test_a_flood_of_one_mission_in_one_batch_is_never_searched_by_its_own_notices() -> None:
+    """A catch-up batch of thousands of one mission's notices at one time (a replayed stream, a
+    back-fill) records each decision in the batch's index; a later notice of that mission must
+    not read the earlier ones (two triggers of one mission are two bursts), or the batch is
+    quadratic. Counted, not timed: no sighting of the flood's own mission is ever returned."""
+    read: list[str] = []
+
+    class Counting(MemoryIndex):
+        def near(self, time: float, window: float, other_than: str):
+            found = list(super().near(time, window, other_than))
+            read.extend(s.mission for s in found)
+            return found
+
+    index = Counting()
+    flood = 500
+    for i in range(flood):
+        assert decide(index, svom(f"sb2604{i:04d}")).burst_id == f"sb2604{i:04d}"
+    assert read == []  # 500 notices, no candidate read: linear
+    found = decide(index, fermi(time=at(0.1)))  # another mission still finds them all
+    assert found is not None and found.rule == "coincidence"
+    assert read.count("svom") == flood
