@@ -10,7 +10,9 @@ must stay byte-stable across versions: sorted keys, no whitespace, UTF-8, no NaN
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -25,6 +27,7 @@ import orjson
 #: Namespace for deterministic event ids (uuid5), e.g. one id per VOEvent IVORN so that the
 #: log's ``UNIQUE(id)`` is also the IVORN dedupe.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d0c3e-4b1a-5c8e-9a57-0b5b2b3e5a11")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -38,7 +41,11 @@ def format_time(moment: datetime) -> str:
     """Fixed-width ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` so that string order is time order."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+    m = moment.astimezone(UTC)
+    if m.year < 1000:  # strftime's %Y does not pad those years here; keep its text
+        return m.strftime(_TIME_FORMAT)
+    # What strftime writes, twice as fast (every event is stamped: this is on the hot path).
+    return f"{m.year}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -82,10 +89,31 @@ def canonical_json(value: Any) -> str:
         return _canonical_encode(value)
     # Texts orjson may have written differently: small floats (``1e-7``, ``0.00001``: Python
     # writes ``1e-07``, ``1e-05``) and ``null``, which is also how it writes NaN. Plain
-    # substring tests first: they are memchr-fast, a regex alternation here is not.
-    if b"null" in fast or b"0.0000" in fast or (b"e-" in fast and _SMALL_EXPONENT.search(fast)):
+    # substring tests first: they are memchr-fast, a regex alternation here is not. They also
+    # match text inside strings (a VOEvent's XML, a None), so a hit looks at the floats
+    # themselves before paying for the definition (5x slower on an accepted VOEvent).
+    if (b"null" in fast or b"0.0000" in fast or (b"e-" in fast and _SMALL_EXPONENT.search(fast))) and not _floats_written_alike(value):
         return _canonical_encode(value)
     return fast.decode()
+
+
+def _floats_written_alike(value: Any) -> bool:
+    """Does orjson write every float in ``value`` as the definition does? Not NaN or infinity
+    (it writes ``null``; the definition refuses) nor a magnitude below 1e-4 (it writes
+    ``0.00001``; Python ``1e-05``). Only the types orjson just wrote are here (dict, list,
+    tuple, scalars: subclasses were sent back to the definition)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item) or (item != 0.0 and abs(item) < 1e-4):
+                return False
+        elif kind is dict:
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+    return True
 
 
 def decode_json(text: str | bytes) -> Any:
@@ -112,7 +140,13 @@ def new_event_id() -> str:
 
 def derived_event_id(*parts: str) -> str:
     """A deterministic event id: the same parts always give the same id (idempotent appends)."""
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))
+    # uuid.uuid5 (RFC 4122 §4.3: SHA-1 of namespace + name, version and variant bits set)
+    # without building a UUID object, which costs half the time of every accepted packet's id.
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:16])  # noqa: S324 (an id, not security)
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

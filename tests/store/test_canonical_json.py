@@ -92,3 +92,17 @@ def test_values_orjson_would_write_its_own_way_take_the_definitions_path() -> No
     for value in ({1: "int key"}, {"big": 2**70}, {"e": Level.HIGH}, {"t": Text("x")}, collections.OrderedDict(b=1, a=2),
                   {"tuple": (1, 2)}, {"s": "1e-7 0.00001 null"}):
         assert canonical_json(value) == definition(value)
+
+
+@pytest.mark.parametrize("value", [
+    {"xml": "<Param value='0.00001'/>", "kind": None, "ra": 120.5},  # the markers in text only: orjson's text stands
+    {"kind": None, "deep": [{"t": (1, [2.5e-05])}]},  # a tiny float far down
+    {"kind": None, "x": -9.99e-05}, {"kind": None, "x": 0.0001}, {"kind": None, "x": -0.0},
+])
+def test_a_marker_in_the_text_is_settled_by_the_floats_themselves(value: Any) -> None:
+    assert canonical_json(value) == definition(value)
+
+
+def test_nan_beside_a_null_is_still_refused() -> None:
+    with pytest.raises(ValueError):
+        canonical_json({"a": None, "b": [{"c": float("nan")}]})
