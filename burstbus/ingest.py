@@ -176,7 +176,7 @@ class Ingest:
 
     async def _examine_all(self, raws: list[bytes]) -> list[_Examination]:
         """Examine packets on the pool, one call per thread with a share of them: a call per
-        packet costs the loop a future and a wake-up each, a tenth of what examining costs."""
+        packet costs the loop a future and a wake-up each: a third of a bulk ingest's time here."""
         loop = asyncio.get_running_loop()
         share = -(-len(raws) // self._threads) if raws else 1
         parts = await asyncio.gather(*[loop.run_in_executor(self._pool, self._examine_each, raws[i : i + share])
