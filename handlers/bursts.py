@@ -311,9 +311,7 @@ def coincidence(data: Mapping[str, Any], index: BurstIndex, policy: CoincidenceP
     new = sighting_of(data, notice_key(data), "")
     if new is None or new.kind not in policy.kinds:
         return None
-    near = [s for s in index.near(new.time, policy.window, new.mission) if s.kind in policy.kinds]
-    members = {b: list(index.sightings_of(b)) for b in sorted({s.burst_id for s in near})}
-    return best_match(new, near, members, policy)
+    return best_match(new, index.near(new.time, policy.window, new.mission), index.sightings_of, policy)
 
 
 def _coincidence_text(match: Match) -> str:

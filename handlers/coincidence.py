@@ -20,7 +20,7 @@ match (burst, matched notice, time difference, separation, allowed separation) i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -156,13 +156,13 @@ def _sky_test(new: Sighting, positions: list[Sighting], policy: CoincidencePolic
     return best[0] <= 1.0, best[1], best[2], best[3]
 
 
-def best_match(new: Sighting, near: Iterable[Sighting], burst_sightings: Mapping[str, Iterable[Sighting]],
+def best_match(new: Sighting, near: Iterable[Sighting], sightings_of: Callable[[str], Iterable[Sighting]],
                policy: CoincidencePolicy) -> Match | None:
     """The burst ``new`` coincides with, or None.
 
     ``near``: sightings whose time is within the window (more is fine: filtered here);
-    ``burst_sightings``: every sighting of each burst in ``near`` (for the mission and sky
-    tests). A burst qualifies when one of its notices of another mission and a coincidence
+    ``sightings_of``: every sighting of a burst (for the mission and sky tests), asked only of
+    the bursts a qualifying sighting in ``near`` belongs to. A burst qualifies when one of its notices of another mission and a coincidence
     kind is within the window, it has no notice of ``new``'s own mission (two triggers of one
     mission are two bursts: that mission's identifiers tell), and the sky does not veto. The
     nearest in time wins; ties by burst id, so the answer never depends on an order of rows."""
@@ -177,7 +177,7 @@ def best_match(new: Sighting, near: Iterable[Sighting], burst_sightings: Mapping
             nearest[seen.burst_id] = seen
     found: list[tuple[float, str, Match]] = []
     for burst_id, seen in nearest.items():
-        members = list(burst_sightings.get(burst_id, ()))
+        members = list(sightings_of(burst_id))
         if any(m.mission == new.mission for m in members):
             continue
         positions = sorted((m for m in members if m.localised), key=lambda m: m.ivorn)
