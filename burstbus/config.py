@@ -33,6 +33,7 @@ from burstbus.authority import (
     check_authority,
 )
 from burstbus.catalogue import VOEVENT_ROLES
+from burstbus.fieldcomments import meaning
 from burstbus.signing.policy import SignaturesConfigError, SignaturesSection, check_signatures
 from burstbus.voevent.kinds import KINDS as NOTICE_KINDS
 
@@ -47,6 +48,13 @@ class ConfigError(ValueError):
         super().__init__(f"configuration error at {key}: {problem}")
         self.key = key
         self.problem = problem
+
+    def explained(self, what_the_key_is: str | None) -> ConfigError:
+        """The same error, saying also what the key is (its field comment's first sentence):
+        ``must be a number, not '30s'`` alone does not say the number is in seconds."""
+        if not what_the_key_is:
+            return self
+        return ConfigError(self.key, f"{self.problem} ({self.key.rpartition('.')[2]}: {what_the_key_is})")
 
 
 def _choices(*values: str) -> dict[str, Any]:
@@ -350,7 +358,12 @@ def _build(cls: type, values: Mapping[str, Any], where: str) -> Any:
     for name, spec in known.items():
         key = f"{where}{name}"
         if name in values:
-            kwargs[name] = _convert(hints[name], values[name], key, spec.metadata)
+            try:
+                kwargs[name] = _convert(hints[name], values[name], key, spec.metadata)
+            except ConfigError as exc:
+                if exc.key != key:
+                    raise
+                raise exc.explained(meaning(cls, name)) from None
         elif spec.default is MISSING and spec.default_factory is MISSING:
             raise ConfigError(key, "is required")
     return cls(**kwargs)

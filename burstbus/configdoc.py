@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import re
 import sys
 import types
 import typing
@@ -26,43 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from burstbus.config import _CORE_SECTIONS, ENV_PREFIX, Config, registered_packages
-
-_FIELD = re.compile(r"^(\s+)([a-z_][a-z0-9_]*)\s*:")
-
-
-def field_comments(cls: type) -> dict[str, str]:
-    """Field name → the ``#:`` comment lines above it in the class body (joined).
-
-    A comment above a run of fields with no blank line between them (``tls_ca``, ``tls_cert``,
-    ``tls_key`` under one "TLS: …" comment) describes each field of the run."""
-    try:
-        lines = inspect.getsource(cls).splitlines()
-    except (OSError, TypeError):
-        return {}
-    found: dict[str, str] = {}
-    pending: list[str] = []
-    comment = ""
-    body_indent: str | None = None
-    for line in lines[1:]:
-        stripped = line.strip()
-        if stripped.startswith("#:"):
-            if not pending:
-                comment = ""
-            pending.append(stripped[2:].strip())
-            continue
-        match = _FIELD.match(line)
-        if match and (body_indent is None or match.group(1) == body_indent):
-            body_indent = match.group(1)
-            if pending:
-                comment, pending = " ".join(pending), []
-            if comment:
-                found[match.group(2)] = comment
-            continue
-        if not stripped or not stripped.startswith("#"):
-            if not stripped or (body_indent is not None and line.startswith(body_indent) and not line.startswith(body_indent + " ")):
-                comment = ""
-            pending = []
-    return found
+from burstbus.fieldcomments import field_comments
 
 
 def _doc_of(cls: type) -> str:

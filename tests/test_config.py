@@ -70,6 +70,22 @@ def test_bad_configuration_is_refused_naming_the_key(tmp_path: Path, text: str, 
     assert key in str(caught.value)
 
 
+def test_a_wrong_value_is_refused_saying_what_the_key_is(tmp_path: Path) -> None:
+    """"must be a number, not '30s'" alone leaves the operator guessing the unit: the error
+    also gives the key's own description (its ``#:`` comment), from the file or the environment."""
+    path = write(tmp_path, '[log]\npoll_interval = "1s"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert "must be a number, not '1s'" in str(caught.value)
+    assert "poll_interval: How soon a reader notices appends made by another process or node (seconds)" in str(caught.value)
+    with pytest.raises(ConfigError) as from_env:
+        load_config(write(tmp_path, ""), environ={"BURSTBUS_LOG_POLL_INTERVAL": "soon"})
+    assert "(seconds)" in str(from_env.value)
+    with pytest.raises(ConfigError) as nested:  # an unknown key is not a wrong value: no description
+        load_config(write(tmp_path, "[log]\npoll_intervall = 1\n"), environ={})
+    assert "unknown key" in str(nested.value) and "How soon" not in str(nested.value)
+
+
 def test_the_documented_example_configuration_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     """docs/burstbus.example.toml shows every section; it must stay a valid configuration."""
     for name in ("NATS_PASSWORD", "BURSTBUS_HTTP_TOKEN", "XMPP_PASSWORD", "BURSTBUS_CODE_SECRET", "SLACK_TOKEN"):
