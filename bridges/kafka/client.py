@@ -33,6 +33,10 @@ T = TypeVar("T")
 Partition = tuple[str, int]
 
 
+#: What :meth:`KafkaReader.partitions` answers for a topic the broker does not have.
+UNKNOWN_TOPIC = "unknown topic"
+
+
 @dataclass(frozen=True)
 class PartitionError:
     """A per-partition answer that is not a message: ``code`` is librdkafka's error name."""
@@ -137,7 +141,7 @@ class KafkaReader:
         for topic in topics:
             found = metadata.topics.get(topic)
             if found is None:
-                out[topic] = "unknown topic"
+                out[topic] = UNKNOWN_TOPIC
             elif found.error is not None:
                 out[topic] = found.error.str()
             elif not found.partitions:

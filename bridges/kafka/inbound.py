@@ -30,7 +30,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from burstbus.bridges.kafka.client import Fetched, KafkaReader, KafkaUnavailable, PartitionError
+from burstbus.bridges.kafka.client import (
+    UNKNOWN_TOPIC,
+    Fetched,
+    KafkaReader,
+    KafkaUnavailable,
+    PartitionError,
+)
 from burstbus.bridges.kafka.config import KafkaSection, parse_start, topics_of
 from burstbus.bridges.kafka.connection import KafkaUpstream, consumer_config
 from burstbus.bridges.kafka.intake import Intake
@@ -200,13 +206,14 @@ class KafkaInbound:
         found = await self.reader.partitions(wanted, QUERY_TIMEOUT)
         self._contact()
         partitions: list[Partition] = []
-        self.missing = {}
+        before, self.missing = self.missing, {}
         for topic in wanted:
             answer = found[topic]
             if isinstance(answer, str):
                 self.missing[topic] = answer
             else:
                 partitions.extend((topic, p) for p in answer)
+        self._say_missing(before)
         new = [p for p in partitions if p not in self.offsets]
         if not new and not self.offsets.keys() - set(partitions):
             fresh = self._first_look(wanted)
@@ -251,6 +258,27 @@ class KafkaInbound:
         self.assigned.set()
         log.info("kafka %s: reading %s", self.upstream.where(),
                  ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(self.offsets.items())) or "nothing yet")
+
+    def blind_to(self, topic: str, reason: str) -> bool:
+        """Whether ``topic`` not being read leaves the feed incomplete: a topic listed under
+        ``topics`` (a misspelt name reads nothing, forever), the heartbeat, or a topic the
+        credentials may not read. Not a preset's topic the broker does not have (yet): GCN
+        announces some, like SVOM's ``.vt``, before publishing them."""
+        return reason != UNKNOWN_TOPIC or topic in self.upstream.topics or topic == self.heartbeat
+
+    def _say_missing(self, before: Mapping[str, str]) -> None:
+        """Log each change in what is not read (once, not every refresh): a warning for a topic
+        the feed is blind to, a note for a preset's topic not published yet, and when it appears."""
+        for topic, reason in self.missing.items():
+            if before.get(topic) == reason:
+                continue
+            if self.blind_to(topic, reason):
+                log.warning("kafka %s: %s is not read: %s (listed in topics: check the name, or the credentials' "
+                            "access); /healthz shows this upstream degraded until it is", self.name, topic, reason)
+            else:
+                log.info("kafka %s: %s (a preset topic) is not on the broker yet: read as soon as it appears", self.name, topic)
+        for topic in before.keys() - self.missing.keys():
+            log.info("kafka %s: %s is on the broker now: reading it", self.name, topic)
 
     def _first_look(self, wanted: list[str]) -> list[str]:
         """Topics wanted for the first time (remembered from now on)."""
@@ -438,7 +466,7 @@ class KafkaInbound:
         known = [v for p, v in lags.items() if v is not None and p[0] != self.heartbeat]
         return {
             "up": self.assigned.is_set() and not self.retrying and not (reader is not None and reader.broker_down)
-                  and self.clock.silence is None,
+                  and self.clock.silence is None and not any(self.blind_to(t, r) for t, r in self.missing.items()),
             "upstream": self.upstream.where(),
             "broker_down": bool(reader and reader.broker_down),
             "assigned": self.assigned.is_set(),

@@ -6,6 +6,7 @@ Waits are for conditions with generous deadlines (tests/waiting.py), never on ti
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections import Counter
 from pathlib import Path
@@ -149,7 +150,9 @@ async def test_positions_survive_restarts_and_a_crash_before_the_position_write_
         assert outcomes[(SVOM, "duplicate")] == 30 and outcomes[(LVK, "duplicate")] == 7
 
 
-async def test_first_start_now_reads_only_what_comes_after_and_a_topic_created_later_is_read_from_its_start(tansu: TansuBroker, tmp_path: Path) -> None:
+async def test_first_start_now_reads_only_what_comes_after_and_a_topic_created_later_is_read_from_its_start(
+        tansu: TansuBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "burstbus.bridges.kafka.inbound")
     tansu.create_topics([SVOM])
     for i in range(5):  # one message per produce call: Tansu's "latest" offset is right for single-message batches
         tansu.produce(SVOM, [svom(i, "sb26110101")])
@@ -157,12 +160,32 @@ async def test_first_start_now_reads_only_what_comes_after_and_a_topic_created_l
         consumer = n.consume(upstream(tansu, SVOM, FERMI, start="now"))
         await wait_for(lambda: consumer.assigned.is_set() and (SVOM, 0) in consumer.offsets, "assigned")
         assert consumer.offsets[(SVOM, 0)] == 5 and FERMI in consumer.missing
+        # a topic listed by name and not read: this upstream is degraded, said once in the log
+        assert consumer.health()["topics"][FERMI]["missing"] == "unknown topic" and not consumer.health()["up"]
+        assert [r.getMessage() for r in caplog.records if FERMI in r.getMessage() and r.levelname == "WARNING"] == [
+            f"kafka test: {FERMI} is not read: unknown topic (listed in topics: check the name, or the credentials' access);"
+            " /healthz shows this upstream degraded until it is"]
         tansu.produce(SVOM, [svom(10)])
         tansu.create_topics([FERMI])
         tansu.produce(FERMI, [voevent("ivo://nasa.gsfc.gcn/Fermi#GBM_Flt_Pos_1", params={"TrigID": "1"})])
         await wait_for(lambda: consumer.taken >= 2, "the new message and the late topic's")
+        assert consumer.health()["up"] and any(f"{FERMI} is on the broker now" in r.getMessage() for r in caplog.records)
         accepted = await n.events("voevent.accepted")
         assert sorted(kafka_offsets(accepted)) == [(FERMI, 0, 0), (SVOM, 0, 5)]
+
+
+async def test_a_preset_topic_not_published_yet_is_noted_without_degrading_the_upstream(tansu: TansuBroker, tmp_path: Path) -> None:
+    """GCN announces topics (SVOM's .vt) before publishing them: the svom preset lists it, and
+    its absence is a note in the health, not a degraded feed."""
+    svom_topics = ["gcn.notices.svom.voevent.eclairs", "gcn.notices.svom.voevent.grm", "gcn.notices.svom.voevent.mxt"]
+    tansu.create_topics(svom_topics)
+    async with node(tmp_path / "data") as n:
+        consumer = n.consume(upstream(tansu, presets=("svom",)))
+        await wait_for(lambda: consumer.assigned.is_set(), "assigned")
+        health = consumer.health()
+        assert health["topics"]["gcn.notices.svom.voevent.vt"]["missing"] == "unknown topic"
+        assert all("missing" not in health["topics"][t] for t in svom_topics)
+        await wait_for(lambda: consumer.health()["up"], "up without the announced topic")
 
 
 async def test_a_first_start_now_is_stored_at_once_so_a_crash_before_any_message_skips_nothing(tansu: TansuBroker, tmp_path: Path) -> None:
