@@ -683,13 +683,19 @@ async def _kafka_backfill(config: Config, section: object, args: argparse.Namesp
             await core.catch_up()
     finally:
         await core.close()
+    not_read = result.not_read()
     for topic, reason in sorted(result.missing.items()):
-        print(f"{topic}: not read ({reason})")
+        print(f"{topic}: not read ({reason}{'' if topic in not_read else '; a preset topic, not published yet'})")
     for (topic, partition), (first, after) in sorted(result.read.items()):
         outcomes = ", ".join(f"{n} {o}" for (t, o), n in sorted(result.counts.items()) if t == topic) or "nothing new"
-        print(f"{topic}[{partition}]: offsets {first}..{after - 1 if after > first else first}: {outcomes}")
+        span = f"offsets {first}..{after - 1}" if after > first else f"nothing since the time (next offset {first})"
+        print(f"{topic}[{partition}]: {span}: {outcomes}")
     if result.timed_out:
         print("burstbus kafka backfill: the broker stopped answering before the end; run it again", file=sys.stderr)
+        return EXIT_NO
+    if not_read:
+        print(f"burstbus kafka backfill: {', '.join(sorted(not_read))} not read: check the name, or the credentials' access",
+              file=sys.stderr)
         return EXIT_NO
     return EXIT_OK
 

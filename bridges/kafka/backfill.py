@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from burstbus.bridges.kafka.client import KafkaReader, Partition
+from burstbus.bridges.kafka.client import KafkaReader, Partition, not_reading_matters
 from burstbus.bridges.kafka.config import KafkaSection, topics_of
 from burstbus.bridges.kafka.connection import KafkaUpstream, consumer_config
 from burstbus.bridges.kafka.intake import Intake
@@ -28,10 +28,20 @@ from burstbus.store.base import EventLog
 
 @dataclass
 class Backfilled:
+    """What a back-fill read: per partition the offsets from and after, the outcomes per topic,
+    the topics not read (and why), and whether the broker stopped answering before the end."""
+
     missing: dict[str, str] = field(default_factory=dict)
     read: dict[Partition, tuple[int, int]] = field(default_factory=dict)
     counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
     timed_out: bool = False
+    #: The topics the operator named (``--topic``, else the upstream's ``topics``): one of them
+    #: not read is a back-fill that did not do what was asked.
+    named: tuple[str, ...] = ()
+
+    def not_read(self) -> dict[str, str]:
+        """The missing topics that matter (:func:`not_reading_matters`)."""
+        return {t: r for t, r in self.missing.items() if not_reading_matters(t, r, self.named)}
 
 
 async def backfill(
@@ -53,7 +63,7 @@ async def backfill(
     config["group.id"] = f"{upstream.consumer_id}.backfill"
     reader = reader_factory(upstream.name, config)
     intake = Intake(event_log, ingest, max_bytes=section.max_message_bytes)
-    result = Backfilled(counts=intake.counts.by_topic)
+    result = Backfilled(counts=intake.counts.by_topic, named=tuple(topics) or upstream.topics)
     await reader.open()
     try:
         found = await reader.partitions(wanted, query_timeout)

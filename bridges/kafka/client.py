@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +35,14 @@ Partition = tuple[str, int]
 
 #: What :meth:`KafkaReader.partitions` answers for a topic the broker does not have.
 UNKNOWN_TOPIC = "unknown topic"
+
+
+def not_reading_matters(topic: str, reason: str, named: Collection[str]) -> bool:
+    """Whether not reading ``topic`` (for ``reason``, :meth:`KafkaReader.partitions`'s answer)
+    leaves a feed incomplete: a topic the operator ``named`` (a misspelt name reads nothing,
+    forever) or one the credentials may not read. Not a preset's topic the broker does not have
+    (yet): GCN announces some, like SVOM's ``.vt``, before publishing them."""
+    return reason != UNKNOWN_TOPIC or topic in named
 
 
 @dataclass(frozen=True)

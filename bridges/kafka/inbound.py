@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from burstbus.bridges.kafka.client import (
-    UNKNOWN_TOPIC,
     Fetched,
     KafkaReader,
     KafkaUnavailable,
     PartitionError,
+    not_reading_matters,
 )
 from burstbus.bridges.kafka.config import KafkaSection, parse_start, topics_of
 from burstbus.bridges.kafka.connection import KafkaUpstream, consumer_config
@@ -260,11 +260,9 @@ class KafkaInbound:
                  ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(self.offsets.items())) or "nothing yet")
 
     def blind_to(self, topic: str, reason: str) -> bool:
-        """Whether ``topic`` not being read leaves the feed incomplete: a topic listed under
-        ``topics`` (a misspelt name reads nothing, forever), the heartbeat, or a topic the
-        credentials may not read. Not a preset's topic the broker does not have (yet): GCN
-        announces some, like SVOM's ``.vt``, before publishing them."""
-        return reason != UNKNOWN_TOPIC or topic in self.upstream.topics or topic == self.heartbeat
+        """Whether ``topic`` not being read leaves this feed incomplete (:func:`not_reading_matters`;
+        named here: the upstream's ``topics`` and its heartbeat)."""
+        return not_reading_matters(topic, reason, (*self.upstream.topics, self.heartbeat))
 
     def _say_missing(self, before: Mapping[str, str]) -> None:
         """Log each change in what is not read (once, not every refresh): a warning for a topic

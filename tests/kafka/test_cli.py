@@ -81,3 +81,24 @@ async def test_backfill_reads_what_the_broker_holds_once_and_a_second_run_adds_n
         assert sorted(kafka_offsets(records))[:2] == [("gcn.classic.voevent.X", 0, 0), ("gcn.classic.voevent.X", 0, 1)]
     bad = burstbus(tmp_path, config, "kafka", "backfill", "--since", "last tuesday")
     assert bad.returncode == 2 and "bad time" in bad.stderr
+
+
+def test_backfill_of_a_topic_it_could_not_read_fails_naming_it_but_not_for_an_announced_preset_topic(tansu: TansuBroker, tmp_path: Path) -> None:
+    """A back-fill that skipped a named topic did not do what was asked (exit 1); a preset's
+    topic the broker does not have yet (SVOM's .vt) is said, and is no failure."""
+    tansu.create_topics(["gcn.classic.voevent.Y"])
+    tansu.produce("gcn.classic.voevent.Y", [voevent("ivo://t.example/bf#y1")])
+    config = upstream_toml(tansu.bootstrap, ["gcn.classic.voevent.Y", "gcn.classic.voevent.MISSPELT"])
+    named = burstbus(tmp_path, config, "kafka", "backfill", "--since", "2026-11-30T00:00:00Z")
+    assert named.returncode == 1
+    assert "gcn.classic.voevent.MISSPELT: not read (unknown topic)" in named.stdout
+    assert "gcn.classic.voevent.Y[0]: offsets 0..0: 1 accepted" in named.stdout
+    assert "gcn.classic.voevent.MISSPELT not read: check the name" in named.stderr
+    asked = burstbus(tmp_path, config, "kafka", "backfill", "--since", "2026-11-30T00:00:00Z", "--topic", "nope")
+    assert asked.returncode == 1 and "nope: not read (unknown topic)" in asked.stdout
+    tansu.create_topics(["gcn.notices.svom.voevent.eclairs", "gcn.notices.svom.voevent.grm", "gcn.notices.svom.voevent.mxt"])
+    preset = burstbus(tmp_path, f'[[kafka.upstreams]]\nname = "local"\nbootstrap_servers = "{tansu.bootstrap}"\npresets = ["svom"]\n',
+                      "kafka", "backfill", "--since", "2026-11-30T00:00:00Z")
+    assert preset.returncode == 0, preset.stderr
+    assert "gcn.notices.svom.voevent.vt: not read (unknown topic; a preset topic, not published yet)" in preset.stdout
+    assert "gcn.notices.svom.voevent.eclairs[0]: nothing since the time (next offset 0): nothing new" in preset.stdout
