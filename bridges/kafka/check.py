@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from burstbus.bridges.kafka.client import RdkafkaLog
+from burstbus.bridges.kafka.client import RdkafkaLog, kafka_error_text
 from burstbus.bridges.kafka.config import KafkaSection, topics_of
 from burstbus.bridges.kafka.connection import KafkaUpstream, consumer_config, redacted
 from burstbus.bridges.kafka.offsets import lag, resume
@@ -59,15 +59,6 @@ def stored_positions(state_path: Path) -> dict[tuple[str, str, int], int]:
     return {(str(u), str(t), int(p)): int(o) for u, t, p, o in rows}
 
 
-def _error_text(exc: BaseException) -> str:
-    arg = exc.args[0] if exc.args else exc
-    name = getattr(arg, "name", None)
-    text = getattr(arg, "str", None)
-    if callable(name) and callable(text):
-        return f"{text()} ({name()})"
-    return str(arg)
-
-
 def check_upstream(upstream: KafkaUpstream, index: int, positions: Mapping[tuple[str, str, int], int], report: Report,
                    *, timeout: float, factory: Callable[[dict[str, Any]], Any] | None = None) -> None:
     """One upstream's lines into ``report``."""
@@ -88,7 +79,7 @@ def check_upstream(upstream: KafkaUpstream, index: int, positions: Mapping[tuple
     try:
         consumer = make(config)
     except Exception as exc:  # librdkafka refuses a setting: its own words
-        report.fail(f"  the settings are refused: {_error_text(exc)}  (settings: {redacted(config)})", EXIT_USAGE)
+        report.fail(f"  the settings are refused: {kafka_error_text(exc)} (settings: {redacted(upstream.settings)})", EXIT_USAGE)
         return
     try:
         _check_with(consumer, upstream, positions, report, timeout=timeout, errors=errors)
@@ -106,7 +97,7 @@ def _check_with(consumer: Any, upstream: KafkaUpstream, positions: Mapping[tuple
     try:
         metadata = consumer.list_topics(timeout=timeout)
     except KafkaException as exc:
-        detail = errors[-1] if errors else _error_text(exc)
+        detail = errors[-1] if errors else kafka_error_text(exc)
         hint = ""
         if any(w in detail.lower() for w in ("sasl", "auth", "oauth", "token")):
             hint = " — check client_id/client_secret (https://gcn.nasa.gov/quickstart) and domain"
@@ -136,7 +127,7 @@ def _check_with(consumer: Any, upstream: KafkaUpstream, positions: Mapping[tuple
             try:
                 low, high = consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=timeout, cached=False)
             except KafkaException as exc:
-                report.fail(f"  {topic}[{number}]: offsets not answered: {_error_text(exc)}")
+                report.fail(f"  {topic}[{number}]: offsets not answered: {kafka_error_text(exc)}")
                 continue
             stored = positions.get((upstream.name, topic, number))
             if topic == upstream.heartbeat_topic:

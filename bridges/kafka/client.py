@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from burstbus.bridges.kafka.messages import KafkaMessage
+from burstbus.component import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,20 @@ T = TypeVar("T")
 
 #: (topic, partition)
 Partition = tuple[str, int]
+
+
+class ConsumerSettingsRefused(StartupError):
+    """librdkafka refuses the consumer's settings (a key it does not know, a value it does not
+    take): ``burstbus run`` stops at start with this line instead of restarting for ever."""
+
+
+def kafka_error_text(exc: BaseException) -> str:
+    """librdkafka's own words for a KafkaException: ``Invalid value … (_INVALID_ARG)``."""
+    arg = exc.args[0] if exc.args else exc
+    name, text = getattr(arg, "name", None), getattr(arg, "str", None)
+    if callable(name) and callable(text):
+        return f"{text()} ({name()})"
+    return str(arg)
 
 
 #: What :meth:`KafkaReader.partitions` answers for a topic the broker does not have.
@@ -93,10 +108,14 @@ class KafkaReader:
         await self._call(self._open)
 
     def _open(self) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, KafkaException
 
         config = {**self.config, "error_cb": self._on_error, "logger": RdkafkaLog(self.upstream)}
-        self._consumer = (self._factory or Consumer)(config)
+        try:
+            self._consumer = (self._factory or Consumer)(config)
+        except KafkaException as exc:  # a key or value librdkafka does not take: never better on a retry
+            raise ConsumerSettingsRefused(f'kafka.upstreams "{self.upstream}" settings',
+                                          f"refused by librdkafka for the consumer: {kafka_error_text(exc)}") from None
 
     def _on_error(self, error: Any) -> None:
         """librdkafka's error callback (on its own thread, inside a poll)."""

@@ -26,6 +26,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from burstbus.bridges.kafka.client import kafka_error_text
+
 log = logging.getLogger(__name__)
 librdkafka_log = logging.getLogger("burstbus.bridges.kafka.librdkafka")
 
@@ -97,15 +99,10 @@ def check_producer_settings(config: Mapping[str, Any]) -> None:
     try:
         producer = Producer({**config, "logger": librdkafka_log})
     except KafkaException as exc:
-        raise ProducerConfigError(_kafka_text(exc)) from None
+        raise ProducerConfigError(kafka_error_text(exc)) from None
     close = getattr(producer, "close", None)
     if close is not None:
         close()
-
-
-def _kafka_text(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +134,7 @@ class AsyncProducer:
         try:
             self._producer = Producer({**config, "error_cb": self._on_error, "logger": librdkafka_log})
         except KafkaException as exc:
-            raise ProducerConfigError(_kafka_text(exc)) from None
+            raise ProducerConfigError(kafka_error_text(exc)) from None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, name=f"burstbus-kafka-{name}", daemon=True)
         self._thread.start()

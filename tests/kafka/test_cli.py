@@ -102,3 +102,31 @@ def test_backfill_of_a_topic_it_could_not_read_fails_naming_it_but_not_for_an_an
     assert preset.returncode == 0, preset.stderr
     assert "gcn.notices.svom.voevent.vt: not read (unknown topic; a preset topic, not published yet)" in preset.stdout
     assert "gcn.notices.svom.voevent.eclairs[0]: nothing since the time (next offset 0): nothing new" in preset.stdout
+
+
+def test_burstbus_run_ends_with_one_line_when_librdkafka_refuses_the_consumer_settings(tmp_path: Path) -> None:
+    """A setting librdkafka does not take is never better on a retry: the service stops at
+    start naming it (exit 1), instead of restarting the consumer for ever with a traceback."""
+    config = tmp_path / "burstbus.toml"
+    config.write_text(f"""
+[data]
+dir = "{tmp_path / 'data'}"
+[vtp]
+enabled = false
+[nats]
+enabled = false
+[http]
+enabled = false
+[[kafka.upstreams]]
+name = "local"
+bootstrap_servers = "127.0.0.1:9"
+topics = ["gcn.notices.svom.voevent.eclairs"]
+settings = {{ "security.protocol" = "bogus" }}
+""")
+    done = subprocess.run([sys.executable, "-m", "burstbus.cli", "--config", str(config), "run"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=os.environ)
+    assert done.returncode == 1, done.stderr
+    last = [line for line in done.stderr.splitlines() if line.startswith("burstbus:")]
+    assert last == ['burstbus: cannot start: [kafka] upstreams "local" settings: refused by librdkafka for the consumer: '
+                    'Invalid value "bogus" for configuration property "security.protocol" (_INVALID_ARG)'], done.stderr
+    assert "Traceback" not in done.stderr

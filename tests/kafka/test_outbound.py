@@ -390,7 +390,7 @@ upstream = "local"
     assert done.returncode == 1, done.stderr
     last = [line for line in done.stderr.splitlines() if line.startswith("burstbus:")]
     assert last == [f'burstbus: cannot start: [kafka] upstreams "local" settings: refused for the producer of {ECLAIRS}: '
-                    'Invalid value "brotli" for configuration property "compression.codec"'], done.stderr
+                    'Invalid value "brotli" for configuration property "compression.codec" (_INVALID_ARG)'], done.stderr
     assert "Traceback" not in done.stderr
 
 
