@@ -112,6 +112,9 @@ def check_kafka(section: KafkaSection, trigger_streams: tuple[str, ...] = ()) ->
             if preset.lower() not in PRESETS:
                 raise ConfigError(f"{key}.presets[{j}]", f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
         for j, topic in enumerate(upstream.topics):
+            preset = topic.lower().removeprefix("preset:")
+            if preset in PRESETS and (topic.lower() != preset or not _TOPIC.match(topic)):
+                raise ConfigError(f"{key}.topics[{j}]", f'{topic!r} is a preset: write presets = ["{preset}"] (topics are Kafka topic names)')
             if not _TOPIC.match(topic):
                 raise ConfigError(f"{key}.topics[{j}]", f"not a Kafka topic name (letters, digits, . _ -): {topic!r}")
         if upstream.heartbeat not in ("auto", "") and not _TOPIC.match(upstream.heartbeat):

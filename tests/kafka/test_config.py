@@ -106,6 +106,14 @@ def test_bad_entries_are_refused_with_their_key(tmp_path: Path, text: str, key: 
     assert caught.value.key == key, caught.value
 
 
+@pytest.mark.parametrize("topic", ["preset:svom", "PRESET:Fermi"])
+def test_a_preset_written_as_a_topic_is_refused_saying_how_to_write_it(tmp_path: Path, topic: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, f'[[kafka.upstreams]]\nname = "x"\nbootstrap_servers = "h:1"\ntopics = ["{topic}"]\n')
+    assert caught.value.key == "kafka.upstreams[0].topics[0]"
+    assert f'write presets = ["{topic.partition(":")[2].lower()}"]' in caught.value.problem
+
+
 def test_no_kafka_section_means_nothing_to_read(tmp_path: Path) -> None:
     section = load(tmp_path, "")
     assert section.upstreams == () and section.consumed() == ()
