@@ -12,7 +12,7 @@ from burstbus.metrics import Family, counter, gauge
 
 def inbound_families(consumers: Sequence[KafkaInbound], alarms: Alarms | None = None) -> list[Family]:
     """Every consumer's series, labelled with its ``upstream`` (and ``topic``/``partition``)."""
-    messages, lags, last, heard, silent, down, gaps = [], [], [], [], [], [], []
+    messages, lags, last, heard, silent, down, gaps, unread = [], [], [], [], [], [], [], []
     for c in consumers:
         up = {"upstream": c.name}
         messages += [({**up, "topic": t, "outcome": o}, n) for (t, o), n in sorted(c.intake.counts.by_topic.items())]
@@ -24,6 +24,7 @@ def inbound_families(consumers: Sequence[KafkaInbound], alarms: Alarms | None = 
         silent.append((up, int(c.clock.silence is not None)))
         down.append((up, int(bool(c.reader and c.reader.broker_down))))
         gaps.append((up, c.gap_total))
+        unread += [({**up, "topic": t}, int(c.blind_to(t, why))) for t, why in sorted(c.missing.items())]
     families = [
         counter("burstbus_kafka_in_messages_total", "Kafka messages taken into the log, by topic and outcome "
                 "(accepted, duplicate, rejected).", messages),
@@ -33,6 +34,8 @@ def inbound_families(consumers: Sequence[KafkaInbound], alarms: Alarms | None = 
         gauge("burstbus_kafka_in_silent", "1 while the feed is declared silent (kafka.silent without kafka.recovered).", silent),
         gauge("burstbus_kafka_in_broker_down", "1 while librdkafka reports every broker of the upstream down.", down),
         counter("burstbus_kafka_in_gaps_total", "Gaps recorded (kafka.gap): messages that will never be read.", gaps),
+        gauge("burstbus_kafka_in_topic_not_read", "Per wanted topic the broker does not give us: 1 when that leaves the feed "
+              "incomplete (a topic named in topics, the heartbeat, not authorised), 0 for a preset's topic not published yet.", unread),
     ]
     if alarms is not None:
         families.append(counter("burstbus_kafka_alarms_paged_total", "Feed alarms sent to on-duty Burst Advocates.",

@@ -15,6 +15,8 @@ import pytest
 
 from burstbus.bridges.kafka.config import KafkaSection
 from burstbus.bridges.kafka.connection import KafkaUpstream
+from burstbus.bridges.kafka.inbound import KafkaInbound
+from burstbus.bridges.kafka.inbound_metrics import inbound_families
 from burstbus.bridges.kafka.positions import Positions
 from burstbus.handlers.bursts import BurstIdentifier
 from burstbus.ingest import Ingest
@@ -32,6 +34,11 @@ LVK_VOEVENT = "gcn.classic.voevent.LVC_PRELIMINARY"
 LVK = "igwn.gwalert"
 EP = "gcn.notices.einstein_probe.wxt.alert"
 ICECUBE = "gcn.notices.icecube.lvk_nu_track_search"
+
+
+def not_read_gauge(consumer: KafkaInbound) -> list[tuple[dict[str, str], float]]:
+    [family] = [f for f in inbound_families([consumer]) if f.name == "burstbus_kafka_in_topic_not_read"]
+    return [(dict(labels), value) for _, labels, value in family.samples]
 
 
 def svom(n: int, burst: str = "sb26120201") -> bytes:
@@ -162,6 +169,7 @@ async def test_first_start_now_reads_only_what_comes_after_and_a_topic_created_l
         assert consumer.offsets[(SVOM, 0)] == 5 and FERMI in consumer.missing
         # a topic listed by name and not read: this upstream is degraded, said once in the log
         assert consumer.health()["topics"][FERMI]["missing"] == "unknown topic" and not consumer.health()["up"]
+        assert not_read_gauge(consumer) == [({"upstream": "test", "topic": FERMI}, 1)]
         assert [r.getMessage() for r in caplog.records if FERMI in r.getMessage() and r.levelname == "WARNING"] == [
             f"kafka test: {FERMI} is not read: unknown topic (listed in topics: check the name, or the credentials' access);"
             " /healthz shows this upstream degraded until it is"]
@@ -170,6 +178,7 @@ async def test_first_start_now_reads_only_what_comes_after_and_a_topic_created_l
         tansu.produce(FERMI, [voevent("ivo://nasa.gsfc.gcn/Fermi#GBM_Flt_Pos_1", params={"TrigID": "1"})])
         await wait_for(lambda: consumer.taken >= 2, "the new message and the late topic's")
         assert consumer.health()["up"] and any(f"{FERMI} is on the broker now" in r.getMessage() for r in caplog.records)
+        assert not_read_gauge(consumer) == []
         accepted = await n.events("voevent.accepted")
         assert sorted(kafka_offsets(accepted)) == [(FERMI, 0, 0), (SVOM, 0, 5)]
 
@@ -186,6 +195,7 @@ async def test_a_preset_topic_not_published_yet_is_noted_without_degrading_the_u
         assert health["topics"]["gcn.notices.svom.voevent.vt"]["missing"] == "unknown topic"
         assert all("missing" not in health["topics"][t] for t in svom_topics)
         await wait_for(lambda: consumer.health()["up"], "up without the announced topic")
+        assert not_read_gauge(consumer) == [({"upstream": "test", "topic": "gcn.notices.svom.voevent.vt"}, 0)]
 
 
 async def test_a_first_start_now_is_stored_at_once_so_a_crash_before_any_message_skips_nothing(tansu: TansuBroker, tmp_path: Path) -> None:
