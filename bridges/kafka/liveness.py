@@ -150,8 +150,10 @@ def alarm_text(event_type: str, data: dict[str, object], link_base: str = "") ->
     if event_type == KAFKA_SILENT:
         watched = data.get("watched")
         what = "no heartbeat on " + str(watched) if watched and watched != "broker" else "no answer from the broker"
+        heard = data.get("last_heard")
+        since = f"last heard {time_text(heard)}" if heard else "not heard since burstbus started"
         return (f"⚠ Kafka feed '{upstream}' is SILENT: {what} for {duration_text(float(str(data.get('silent_for') or 0)))} "
-                f"(last heard {time_text(data.get('last_heard'))}). Alerts may not be arriving.{health}")
+                f"({since}). Alerts may not be arriving.{health}")
     if event_type == KAFKA_RECOVERED:
         return (f"✔ Kafka feed '{upstream}' is back: heard at {time_text(data.get('heard_at'))} after "
                 f"{duration_text(float(str(data.get('silent_for') or 0)))} of silence.")

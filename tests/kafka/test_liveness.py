@@ -88,7 +88,9 @@ def test_texts() -> None:
     silent = alarm_text(KAFKA_SILENT, {"upstream": "gcn", "watched": "gcn.heartbeat", "silent_for": 125.0,
                                        "last_heard": "2026-12-02T06:00:00.000000Z"}, "https://fsc.example")
     assert silent is not None and "SILENT" in silent and "gcn.heartbeat" in silent and "2 min 05 s" in silent
-    assert "https://fsc.example/healthz" in silent
+    assert "https://fsc.example/healthz" in silent and "last heard 2026-12-02 06:00:00 UTC" in silent
+    never = alarm_text(KAFKA_SILENT, {"upstream": "gcn", "watched": "gcn.heartbeat", "silent_for": 60.0, "last_heard": None})
+    assert never is not None and "(not heard since burstbus started)" in never and "?" not in never
     back = alarm_text(KAFKA_RECOVERED, {"upstream": "gcn", "heard_at": "2026-12-02T06:10:00.000000Z", "silent_for": 600})
     assert back is not None and "is back" in back and "10 min 00 s" in back
     gap = alarm_text("kafka.gap", {"upstream": "gcn", "topic": "t", "partition": 0, "lost": 7, "reason_text": "retention"})
