@@ -635,7 +635,7 @@ async def cmd_kafka(config: Config, args: argparse.Namespace) -> int:
         from burstbus.bridges.kafka.check import check
 
         report = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: check(section, config.state_path, only=args.upstream, timeout=args.timeout))
+            None, lambda: check(section, config.state_path, only=args.upstream, timeout=args.timeout, log_path=config.log_path))
         for line in report.lines:
             print(line)
         if report.status == EXIT_NO:

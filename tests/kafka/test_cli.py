@@ -130,3 +130,22 @@ settings = {{ "security.protocol" = "bogus" }}
     assert last == ['burstbus: cannot start: [kafka] upstreams "local" settings: refused by librdkafka for the consumer: '
                     'Invalid value "bogus" for configuration property "security.protocol" (_INVALID_ARG)'], done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_check_reports_each_output_its_topic_and_how_far_its_outbox_has_published(tansu: TansuBroker, tmp_path: Path) -> None:
+    tansu.create_topics(["out.exists"])
+    async with node(tmp_path / "data") as n:
+        for i in range(3):
+            await n.ingest.submit(voevent(f"ivo://org.svom/fsc#out_{i}"), via="local", peer="test")
+        await n.state.checkpoint("bridge.kafka.out.local.out.exists").save(2)
+    config = (f'[[kafka.upstreams]]\nname = "local"\nbootstrap_servers = "{tansu.bootstrap}"\nconsume = false\n'
+              '[[kafka.outputs]]\ntopic = "out.exists"\nupstream = "local"\n'
+              '[[kafka.outputs]]\ntopic = "out.misspelt"\nupstream = "local"\nstart = "beginning"\n')
+    result = burstbus(tmp_path, config, "kafka", "check")
+    assert result.returncode == 1, result
+    lines = result.stdout.splitlines()
+    exists = lines.index("  output → out.exists:")
+    assert lines[exists + 1:exists + 3] == ["    on the broker (1 partition(s))", "    published through log seq 2; the log's head: seq 3"]
+    misspelt = lines.index("  output → out.misspelt:")
+    assert lines[misspelt + 1].startswith("    not on the broker: the outbox waits, publishing nothing, until it exists")
+    assert lines[misspelt + 2] == "    not started yet (first start: beginning; the log's head: seq 3)"
