@@ -162,7 +162,7 @@ class KafkaReader:
             # has not polled yet (seen: "broker_down": false beside a transport failure).
             with self._lock:
                 self.broker_down = True
-            raise KafkaUnavailable(str(exc.args[0] if exc.args else exc)) from None
+            raise KafkaUnavailable(kafka_error_text(exc)) from None
         self.broker_down = False
         out: dict[str, list[int] | str] = {}
         for topic in topics:
@@ -189,7 +189,7 @@ class KafkaReader:
             try:
                 low, high = self._consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=timeout, cached=False)
             except KafkaException as exc:
-                raise KafkaUnavailable(f"watermarks of {topic}[{number}]: {exc.args[0] if exc.args else exc}") from None
+                raise KafkaUnavailable(f"watermarks of {topic}[{number}]: {kafka_error_text(exc)}") from None
             out[(topic, number)] = (int(low), int(high))
         return out
 
@@ -218,7 +218,7 @@ class KafkaReader:
         try:
             answer = self._consumer.offsets_for_times([TopicPartition(t, p, stamp) for t, p in partitions], timeout=timeout)
         except KafkaException as exc:
-            raise KafkaUnavailable(f"offsets for {when.isoformat()}: {exc.args[0] if exc.args else exc}") from None
+            raise KafkaUnavailable(f"offsets for {when.isoformat()}: {kafka_error_text(exc)}") from None
         return {(tp.topic, tp.partition): int(tp.offset) for tp in answer}
 
     # -- reading ------------------------------------------------------------------------------

@@ -51,6 +51,10 @@ def test_check_of_a_wrong_port_says_it_cannot_reach_the_broker(tmp_path: Path) -
     assert result.returncode == 1
     assert "cannot reach the broker within 2 s" in result.stdout and "check bootstrap_servers" in result.stdout
     assert "problems found" in result.stderr and "FAIL" not in result.stderr  # no librdkafka noise
+    backfill = burstbus(tmp_path, upstream_toml(f"127.0.0.1:{port}", ["a.topic"]), "kafka", "backfill", "--since", "2026-12-01T00:00:00Z")
+    assert backfill.returncode == 1
+    assert f"the broker of local (127.0.0.1:{port}) did not answer: Failed to get metadata" in backfill.stderr
+    assert "KafkaError{" not in backfill.stderr  # librdkafka's words, not the object's repr
 
 
 def test_check_with_nothing_configured_or_a_missing_secret(tmp_path: Path) -> None:
