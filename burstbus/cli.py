@@ -183,6 +183,19 @@ def _global_options_after_the_command(parser: argparse.ArgumentParser) -> None:
 READS_A_LOG = ("log", "verify", "replay", "rebuild", "export", "checkpoint", "evidence")
 
 
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why ``data_dir`` cannot be the data folder (it, or a folder above it, is a file), else None.
+
+    Checked before any command so a mistyped ``--data-dir`` pointing at a file (a log file, a
+    config) is one sentence, not a traceback from the first ``mkdir``."""
+    for place in (data_dir, *data_dir.parents):
+        if place.exists():
+            if place.is_dir():
+                return None
+            return "is a file, not a folder" if place == data_dir else f"cannot be made: {place} is a file"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -193,6 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config, overrides={"data": {"dir": str(args.data_dir) if args.data_dir else None}})
     except ConfigError as exc:
         print(f"burstbus: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    problem = data_dir_problem(config.data_dir)
+    if problem:
+        print(f"burstbus: the data folder {config.data_dir} {problem} (--data-dir DIR, BURSTBUS_DATA_DIR or [data] dir picks another)",
+              file=sys.stderr)
         return EXIT_USAGE
     if args.command in READS_A_LOG and config.log.backend == "sqlite" and not config.log_path.is_file():
         print(f"burstbus: no log in {config.data_dir} (nothing was imported or run there; --data-dir DIR picks another)",

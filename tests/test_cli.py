@@ -341,6 +341,18 @@ def test_a_directory_without_a_log_is_said_and_nothing_is_created(tmp_path: Path
     assert not (tmp_path / "burstbus-data").exists()
 
 
+def test_a_data_dir_that_is_a_file_is_one_sentence_for_every_command(tmp_path: Path) -> None:
+    a_file = tmp_path / "log.toml"
+    a_file.write_text("not a folder")
+    for data_dir, said in ((a_file, "is a file, not a folder"), (a_file / "sub", f"cannot be made: {a_file} is a file")):
+        for command in (["run"], ["demo"], ["import", str(tmp_path)], ["provenance", "x"], ["log"]):
+            result = subprocess.run([sys.executable, "-m", "burstbus.cli", "--data-dir", str(data_dir), *command], cwd=tmp_path,
+                                    capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+            assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+            assert f"the data folder {data_dir} {said}" in result.stderr
+    assert a_file.read_text() == "not a folder"
+
+
 def test_global_options_work_after_the_command_and_an_unknown_type_is_named(tmp_path: Path, packets: Path) -> None:
     data = tmp_path / "data"
     burstbus(data, "import", str(packets))
