@@ -100,5 +100,11 @@ def _from_tarball(path: Path, max_bytes: int) -> Iterator[Packet]:
                 if handle is None:
                     continue
                 yield Packet(f"{path}::{member.name}", handle.read(max_bytes + 1))
+    except tarfile.ReadError as exc:
+        # tarfile's "r:*" lists each compression it tried, one line each: the operator needs the gist.
+        first = str(exc).splitlines()[0].rstrip(":")
+        if first == "file could not be opened successfully":
+            first = "not a tar archive (plain, gzip, bzip2 or xz)"
+        raise SourceError(f"{path}: cannot read archive: {first}") from None
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise SourceError(f"{path}: cannot read archive: {exc}") from None
