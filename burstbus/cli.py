@@ -23,7 +23,7 @@ from burstbus import __version__
 from burstbus.acl import Acl
 from burstbus.catalogue import EVENT_TYPES
 from burstbus.component import StartupError
-from burstbus.config import Config, ConfigError, load_config
+from burstbus.config import Config, ConfigError, DataSection, load_config, with_data_dir
 from burstbus.events import RecordedEvent, normalise_time
 from burstbus.handlers.orchestrator import provenance
 from burstbus.ingest import Submission
@@ -207,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"burstbus: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "demo" and args.data_dir is None and config.data_dir == DataSection().dir:
+        config = with_data_dir(config, DEMO_DATA_DIR)  # the demo's night never mixes with a real log
     problem = data_dir_problem(config.data_dir)
     if problem:
         print(f"burstbus: the data folder {config.data_dir} {problem} (--data-dir DIR, BURSTBUS_DATA_DIR or [data] dir picks another)",
@@ -277,11 +279,8 @@ async def _demo_worker(service: Service) -> None:
 
 
 async def cmd_demo(config: Config, args: argparse.Namespace) -> int:
-    from burstbus.config import DataSection, with_data_dir
     from burstbus.demo import feed
 
-    if args.data_dir is None and config.data_dir == DataSection().dir:
-        config = with_data_dir(config, DEMO_DATA_DIR)
     if args.rounds < 0 or args.interval < 0:
         print("burstbus demo: --rounds and --interval must not be negative", file=sys.stderr)
         return EXIT_USAGE

@@ -351,6 +351,10 @@ def test_a_data_dir_that_is_a_file_is_one_sentence_for_every_command(tmp_path: P
             assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
             assert f"the data folder {data_dir} {said}" in result.stderr
     assert a_file.read_text() == "not a folder"
+    (tmp_path / "burstbus-demo").write_text("not a folder")  # the folder demo picks without --data-dir
+    demo = subprocess.run([sys.executable, "-m", "burstbus.cli", "demo"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert demo.returncode == 2 and "the data folder burstbus-demo is a file, not a folder" in demo.stderr, demo.stderr
 
 
 def test_global_options_work_after_the_command_and_an_unknown_type_is_named(tmp_path: Path, packets: Path) -> None:
@@ -376,8 +380,12 @@ def test_import_goes_on_past_a_broken_archive_and_fails_when_everything_is_refus
 
         archive.addfile(member, io.BytesIO(raw))
     (folder / "broken.tar.gz").write_bytes(whole.read_bytes()[:40])  # truncated
+    (folder / "garbage.tar.gz").write_bytes(b"not an archive at all")
     result = burstbus(tmp_path / "data", "import", str(folder))
     assert result.returncode == 1 and "broken.tar.gz: cannot read archive" in result.stderr
+    assert "broken.tar.gz: cannot read archive: Compressed file ended" in result.stderr
+    assert "garbage.tar.gz: cannot read archive: not a tar archive (plain, gzip, bzip2 or xz)" in result.stderr
+    assert "method gz" not in result.stderr  # one line, not each compression tarfile tried
     assert "1 accepted" in result.stdout  # the good file was imported all the same
     bad = tmp_path / "bad"
     bad.mkdir()
